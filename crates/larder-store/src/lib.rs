@@ -1,0 +1,213 @@
+//! The storage layer of larder: one [`Store`] trait over a local directory
+//! ([`LocalStore`]), memory ([`MemoryStore`]) and S3-compatible object storage ([`S3Store`]),
+//! plus the [`integrity`] primitives every transfer is checked with.
+//!
+//! ```
+//! use futures::TryStreamExt;
+//! use larder_store::{Body, GetOptions, Key, MemoryStore, PutOptions, Store};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let key = Key::new("photos/a.jpg").unwrap();
+//! let put = store.put(&key, Body::from_bytes("jpeg"), PutOptions::default()).await.unwrap();
+//! assert_eq!(put.etag, Some(larder_store::integrity::md5_hex(b"jpeg")));
+//! let listed: Vec<_> = store.list("photos/").try_collect().await.unwrap();
+//! assert_eq!(listed[0].key, key);
+//! let got = store.get(&key, GetOptions::default()).await.unwrap().bytes().await.unwrap();
+//! assert_eq!(&got[..], b"jpeg");
+//! # });
+//! ```
+//!
+//! # Design
+//!
+//! * Listings are streams in S3's order (by key bytes), never whole listings in memory.
+//! * No SDK type appears in this API: the S3 backend maps its errors and values at the
+//!   boundary.
+//! * Every write checks what it wrote: the S3 backend compares the ETag the server returns
+//!   with the MD5 (or multipart ETag) it computed while sending, and the additional checksum
+//!   when one was asked for; the local backend writes a temp file, fsyncs and renames.
+//! * Errors are one [`Error`] type with an [`ErrorKind`] to match on.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod integrity;
+pub mod key;
+pub mod local;
+pub mod memory;
+pub mod s3;
+mod types;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+pub use error::{Error, ErrorKind, Op, Result};
+pub use key::{Key, KeyError};
+pub use local::{LocalStore, SymlinkPolicy};
+pub use memory::MemoryStore;
+pub use s3::{S3Options, S3Store, S3Url};
+pub use types::{
+    Body, ByteStream, Capabilities, CopyOptions, DeleteReport, Entry, GetOptions, GetRange,
+    GetResult, ObjectMeta, PutOptions, PutResult,
+};
+
+/// The user-metadata name under which larder records a source's modification time.
+pub const MTIME_METADATA: &str = "larder-mtime";
+
+/// A place that holds objects by key.
+///
+/// Keys are relative to the store's root (a directory, a bucket and prefix). Object-safe:
+/// used as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static {
+    /// Streams every object whose key starts with `prefix` (a plain string prefix, as in S3:
+    /// `a` matches `a`, `ab` and `a/b`), sorted by key bytes. Memory stays bounded whatever
+    /// the number of objects.
+    ///
+    /// An item may be an error (an unreadable directory, an unrepresentable file name); the
+    /// stream goes on after it where the backend can.
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<Entry>>;
+
+    /// The object's metadata, or `None` when there is no such object.
+    ///
+    /// # Errors
+    ///
+    /// Anything but not-found.
+    async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>>;
+
+    /// Reads an object, or a range of it, as a stream.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when there is no such object, [`ErrorKind::InvalidRange`] for a
+    /// range past its end; read errors later come from the stream.
+    async fn get(&self, key: &Key, opts: GetOptions) -> Result<GetResult>;
+
+    /// Writes an object from a stream, replacing any object at `key`. Nothing is visible at
+    /// `key` until the whole body has been written and checked.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Integrity`] when the backend stored something other than what was sent,
+    /// [`ErrorKind::InvalidKey`] / [`ErrorKind::Conflict`] for keys a backend cannot hold.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the previous object (or none) at `key`; an S3 multipart
+    /// upload in flight is aborted in the background.
+    async fn put(&self, key: &Key, body: Body, opts: PutOptions) -> Result<PutResult>;
+
+    /// Deletes objects. Deleting a missing key succeeds.
+    ///
+    /// # Errors
+    ///
+    /// When the whole batch failed (credentials, network); per-key failures are in the report.
+    async fn delete(&self, keys: &[Key]) -> Result<DeleteReport>;
+
+    /// Copies an object within the store without moving its bytes through larder where the
+    /// backend can. Metadata is kept.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when `from` does not exist.
+    async fn copy(&self, from: &Key, to: &Key, opts: CopyOptions) -> Result<PutResult>;
+
+    /// What this backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The location of `key` for messages: a path or an `s3://` URL.
+    fn location(&self, key: &str) -> String;
+}
+
+#[async_trait]
+impl<T: Store + ?Sized> Store for Arc<T>
+where
+    Arc<T>: std::fmt::Debug + std::fmt::Display,
+{
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<Entry>> {
+        (**self).list(prefix)
+    }
+    async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
+        (**self).head(key).await
+    }
+    async fn get(&self, key: &Key, opts: GetOptions) -> Result<GetResult> {
+        (**self).get(key, opts).await
+    }
+    async fn put(&self, key: &Key, body: Body, opts: PutOptions) -> Result<PutResult> {
+        (**self).put(key, body, opts).await
+    }
+    async fn delete(&self, keys: &[Key]) -> Result<DeleteReport> {
+        (**self).delete(keys).await
+    }
+    async fn copy(&self, from: &Key, to: &Key, opts: CopyOptions) -> Result<PutResult> {
+        (**self).copy(from, to, opts).await
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    fn location(&self, key: &str) -> String {
+        (**self).location(key)
+    }
+}
+
+/// Formats a time as larder's mtime metadata value: Unix seconds with nanoseconds
+/// (`1700000000.123456789`).
+pub fn format_mtime(t: std::time::SystemTime) -> String {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => format!("{}.{:09}", d.as_secs(), d.subsec_nanos()),
+        Err(e) => {
+            let d = e.duration();
+            format!("-{}.{:09}", d.as_secs(), d.subsec_nanos())
+        }
+    }
+}
+
+/// Parses [`format_mtime`]'s output (and plain or fractional Unix seconds, as rclone writes).
+pub fn parse_mtime(s: &str) -> Option<std::time::SystemTime> {
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: u64 = secs.parse().ok()?;
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
+    let d = std::time::Duration::new(secs, nanos);
+    if neg {
+        std::time::UNIX_EPOCH.checked_sub(d)
+    } else {
+        std::time::UNIX_EPOCH.checked_add(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn mtime_round_trip() {
+        for t in [
+            UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789),
+            UNIX_EPOCH,
+            UNIX_EPOCH - Duration::new(5, 1),
+        ] {
+            assert_eq!(parse_mtime(&format_mtime(t)), Some(t));
+        }
+        assert_eq!(
+            parse_mtime("1700000000.5"),
+            Some(UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000))
+        );
+        assert_eq!(parse_mtime("x"), None);
+    }
+}

@@ -1,0 +1,658 @@
+//! A local directory as a [`Store`].
+//!
+//! # Keys and paths
+//!
+//! Keys map to paths below the root through [`key_to_relative_path`], which refuses every key
+//! that could escape the root (`..`, absolute keys, backslashes, NUL) with
+//! [`ErrorKind::InvalidKey`]. A key that clashes with what is on disk (key `a/b` where `a` is a
+//! file, or key `a` where `a` is a directory) is [`ErrorKind::Conflict`]: a directory cannot be
+//! both, unlike a bucket.
+//!
+//! # The walk
+//!
+//! [`Store::list`] yields keys in S3's order (by key bytes) while reading one directory at a
+//! time: the children of a directory are sorted by name, a subdirectory `d` sorting as `d/`,
+//! so `a-b` (`-` is 0x2d) comes before the keys under `a/` (`/` is 0x2f), which come before
+//! `a0`. Memory holds the sorted children of the directories on the current path only. The
+//! walk runs on a blocking thread and hands entries over a bounded channel; dropping the
+//! stream stops it.
+//!
+//! Larder's own temp files (names starting with [`TEMP_PREFIX`]) are never listed. Sockets,
+//! FIFOs and devices are skipped. A file name that is not UTF-8 is an error item; the walk
+//! goes on.
+//!
+//! # Symlinks
+//!
+//! [`SymlinkPolicy::Follow`] (the default, as `aws s3 sync`) lists a link as what it points
+//! to; a link to a directory that is already on the current path (a loop) is an error item
+//! and is not entered, and a dangling link is an error item. [`SymlinkPolicy::Skip`] ignores
+//! links altogether (rclone's default).
+//!
+//! # Writes
+//!
+//! A put streams into a temp file beside the target (`.larder-tmp.<random>`), fsyncs it,
+//! sets its mtime, and renames it over the target, so a reader sees the old file or the
+//! whole new one. A failed or cancelled put removes its temp file.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::error::{Error, ErrorKind, Op, Result};
+use crate::integrity::Hasher;
+use crate::key::{key_to_relative_path, name_to_segment, split_prefix, KeyError, TEMP_PREFIX};
+use crate::types::*;
+use crate::{Key, Store};
+
+/// What the walk does with symbolic links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SymlinkPolicy {
+    /// List a link as its target; loops and dangling links are error items.
+    #[default]
+    Follow,
+    /// Ignore links.
+    Skip,
+}
+
+/// A directory as a [`Store`]. See the module docs.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: Arc<PathBuf>,
+    symlinks: SymlinkPolicy,
+}
+
+impl fmt::Display for LocalStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.root.display())
+    }
+}
+
+impl LocalStore {
+    /// A store rooted at `root`. The directory need not exist: listing a missing root yields
+    /// nothing, and the first put creates it.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStore {
+            root: Arc::new(root.into()),
+            symlinks: SymlinkPolicy::default(),
+        }
+    }
+
+    /// Sets the symlink policy.
+    pub fn with_symlinks(mut self, policy: SymlinkPolicy) -> Self {
+        self.symlinks = policy;
+        self
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path of `key`, or an [`ErrorKind::InvalidKey`] error for `op`.
+    pub fn path_of(&self, key: &str, op: Op) -> Result<PathBuf> {
+        key_to_relative_path(key)
+            .map(|rel| self.root.join(rel))
+            .map_err(|e| self.key_error(op, key, e))
+    }
+
+    fn key_error(&self, op: Op, key: &str, e: KeyError) -> Error {
+        Error::new(ErrorKind::InvalidKey, op, self.location(key))
+            .with_detail(e.to_string())
+            .with_source(e)
+    }
+
+    /// Finds why `key` cannot be written: a file standing where a directory is needed.
+    fn find_clash(&self, key: &str) -> Option<Error> {
+        let mut path = self.root.to_path_buf();
+        let segs: Vec<&str> = key.split('/').collect();
+        for (i, seg) in segs.iter().enumerate() {
+            path.push(seg);
+            let last = i + 1 == segs.len();
+            match std::fs::metadata(&path) {
+                Ok(m) if !last && !m.is_dir() => {
+                    return Some(
+                        Error::new(ErrorKind::Conflict, Op::Put, self.location(key)).with_detail(
+                            format!(
+                                "the key clashes with the file `{}`",
+                                path.strip_prefix(&*self.root).unwrap_or(&path).display()
+                            ),
+                        ),
+                    )
+                }
+                Ok(m) if last && m.is_dir() => {
+                    return Some(
+                        Error::new(ErrorKind::Conflict, Op::Put, self.location(key))
+                            .with_detail("a directory of the same name is there"),
+                    )
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    async fn meta_of(&self, key: &Key, op: Op) -> Result<Option<(PathBuf, std::fs::Metadata)>> {
+        let path = self.path_of(key.as_str(), op)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some((path, m))),
+            // A directory (or a device) is not an object.
+            Ok(_) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::io(op, path.display(), e)),
+        }
+    }
+
+    fn object_meta(key: &Key, m: &std::fs::Metadata) -> ObjectMeta {
+        let mtime = m.modified().ok();
+        ObjectMeta {
+            key: key.clone(),
+            size: m.len(),
+            last_modified: mtime,
+            etag: None,
+            content_type: None,
+            cache_control: None,
+            metadata: Default::default(),
+            mtime,
+            checksum: None,
+            storage_class: None,
+        }
+    }
+
+    async fn put_inner(&self, key: &Key, body: Body, opts: &PutOptions) -> Result<PutResult> {
+        let target = self.path_of(key.as_str(), Op::Put)?;
+        let parent = target
+            .parent()
+            .expect("a key path has a parent")
+            .to_path_buf();
+        if let Err(e) = tokio::fs::create_dir_all(&parent).await {
+            return Err(self
+                .find_clash(key.as_str())
+                .unwrap_or_else(|| Error::io(Op::Put, parent.display(), e)));
+        }
+        if let Some(clash) = self.find_clash(key.as_str()) {
+            return Err(clash);
+        }
+        let tmp = parent.join(format!("{TEMP_PREFIX}{:016x}", rand_u64()));
+        let guard = TempGuard(Some(tmp.clone()));
+        let loc = |p: &Path| p.display().to_string();
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await
+            .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?;
+        let mut hasher = Hasher::new();
+        if let Some(a) = opts.checksum {
+            hasher = hasher.with_checksum(a);
+        }
+        let declared = body.size();
+        let mut stream = body.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?;
+        }
+        let digests = hasher.finish();
+        if let Some(want) = declared {
+            if want != digests.size {
+                return Err(
+                    Error::new(ErrorKind::Integrity, Op::Put, self.location(key.as_str()))
+                        .with_detail(format!(
+                            "the body was {want} bytes long when opened but {} bytes were read",
+                            digests.size
+                        )),
+                );
+            }
+        }
+        file.flush()
+            .await
+            .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?;
+        let file = file.into_std().await;
+        let mtime = opts.mtime;
+        let (tmp2, target2) = (tmp.clone(), target.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            if let Some(t) = mtime {
+                let ft = filetime::FileTime::from_system_time(t);
+                filetime::set_file_handle_times(&file, None, Some(ft))
+                    .map_err(|e| Error::io(Op::Put, tmp2.display(), e))?;
+            }
+            file.sync_all()
+                .map_err(|e| Error::io(Op::Put, tmp2.display(), e))?;
+            drop(file);
+            std::fs::rename(&tmp2, &target2)
+                .map_err(|e| Error::io(Op::Put, target2.display(), e))?;
+            // Make the rename itself durable.
+            if let Some(dir) = target2.parent() {
+                if let Ok(d) = std::fs::File::open(dir) {
+                    let _ = d.sync_all();
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| {
+            Error::new(ErrorKind::Other, Op::Put, self.location(key.as_str())).with_source(e)
+        })??;
+        guard.disarm();
+        let checksum = opts.checksum.and_then(|a| digests.checksum(a).cloned());
+        Ok(PutResult {
+            size: digests.size,
+            etag: None,
+            checksum,
+            digests: Some(digests),
+            version_id: None,
+        })
+    }
+
+    /// Removes the directories left empty between `path` and the root, as S3 has no empty
+    /// prefixes; otherwise a later put of key `a` would clash with an empty directory `a`.
+    fn prune_empty_parents(&self, path: &Path) {
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d == self.root.as_path() || !d.starts_with(&*self.root) {
+                break;
+            }
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+}
+
+/// Removes a temp file when a put fails or is cancelled.
+struct TempGuard(Option<PathBuf>);
+
+impl TempGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher as _};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<Entry>> {
+        let (start_rel, _) = match split_prefix(prefix) {
+            Ok(v) => v,
+            Err(e) => {
+                let err = self.key_error(Op::List, prefix, e);
+                return futures::stream::once(async move { Err(err) }).boxed();
+            }
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(512);
+        let walker = Walker {
+            root: self.root.clone(),
+            policy: self.symlinks,
+            prefix: prefix.to_owned(),
+            tx,
+        };
+        let key_base = match prefix.rfind('/') {
+            Some(i) => prefix[..=i].to_owned(),
+            None => String::new(),
+        };
+        tokio::task::spawn_blocking(move || walker.run(&start_rel, key_base));
+        tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+    }
+
+    async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
+        Ok(self
+            .meta_of(key, Op::Head)
+            .await?
+            .map(|(_, m)| Self::object_meta(key, &m)))
+    }
+
+    async fn get(&self, key: &Key, opts: GetOptions) -> Result<GetResult> {
+        let (path, m) = self.meta_of(key, Op::Get).await?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, Op::Get, self.location(key.as_str()))
+                .with_detail("no such file")
+        })?;
+        let meta = Self::object_meta(key, &m);
+        let range = match &opts.range {
+            None => 0..meta.size,
+            Some(r) => r.resolve(meta.size, Op::Get, &path.display().to_string())?,
+        };
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Error::io(Op::Get, path.display(), e))?;
+        if range.start > 0 {
+            file.seek(SeekFrom::Start(range.start))
+                .await
+                .map_err(|e| Error::io(Op::Get, path.display(), e))?;
+        }
+        let shown = path.display().to_string();
+        let body = tokio_util::io::ReaderStream::with_capacity(
+            file.take(range.end - range.start),
+            1 << 20,
+        )
+        .map_err(move |e| Error::io(Op::Get, &shown, e))
+        .boxed();
+        Ok(GetResult { meta, range, body })
+    }
+
+    async fn put(&self, key: &Key, body: Body, opts: PutOptions) -> Result<PutResult> {
+        self.put_inner(key, body, &opts).await
+    }
+
+    async fn delete(&self, keys: &[Key]) -> Result<DeleteReport> {
+        let mut report = DeleteReport::default();
+        for key in keys {
+            let path = match self.path_of(key.as_str(), Op::Delete) {
+                Ok(p) => p,
+                Err(e) => {
+                    report.failed.push((key.clone(), e));
+                    continue;
+                }
+            };
+            match tokio::fs::symlink_metadata(&path).await {
+                Ok(m) if m.is_dir() => continue, // not an object
+                Ok(_) => {}
+                Err(_) => continue, // already gone
+            }
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => self.prune_empty_parents(&path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => report
+                    .failed
+                    .push((key.clone(), Error::io(Op::Delete, path.display(), e))),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn copy(&self, from: &Key, to: &Key, _opts: CopyOptions) -> Result<PutResult> {
+        let (path, m) = self.meta_of(from, Op::Copy).await?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, Op::Copy, self.location(from.as_str()))
+                .with_detail("no such file")
+        })?;
+        let body = Body::from_file(&path).await?;
+        let opts = PutOptions {
+            mtime: m.modified().ok(),
+            ..PutOptions::default()
+        };
+        self.put_inner(to, body, &opts).await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            native_mtime: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+}
+
+/// The blocking walk behind [`LocalStore::list`].
+struct Walker {
+    root: Arc<PathBuf>,
+    policy: SymlinkPolicy,
+    prefix: String,
+    tx: tokio::sync::mpsc::Sender<Result<Entry>>,
+}
+
+enum ChildKind {
+    File(std::fs::Metadata),
+    Dir { id: (u64, u64) },
+}
+
+struct Child {
+    /// The name, with a `/` appended for a directory: the sort key.
+    sort: String,
+    path: PathBuf,
+    kind: ChildKind,
+}
+
+struct Frame {
+    /// Children in ascending order, consumed from the front.
+    children: VecDeque<Child>,
+    /// The key prefix of this directory (`""` or ending with `/`).
+    key_base: String,
+    id: (u64, u64),
+}
+
+fn dir_id(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+impl Walker {
+    /// Sends an item; false when the receiver is gone and the walk should stop.
+    fn send(&self, item: Result<Entry>) -> bool {
+        self.tx.blocking_send(item).is_ok()
+    }
+
+    fn run(self, start_rel: &Path, key_base: String) {
+        let start = self.root.join(start_rel);
+        let m = match std::fs::metadata(&start) {
+            Ok(m) if m.is_dir() => m,
+            // A missing root or prefix directory holds no keys.
+            Ok(_) => return,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return
+            }
+            Err(e) => {
+                self.send(Err(Error::io(Op::List, start.display(), e)));
+                return;
+            }
+        };
+        let mut stack = Vec::new();
+        match self.read_dir(&start, &key_base) {
+            Some(children) => stack.push(Frame {
+                children,
+                key_base,
+                id: dir_id(&m),
+            }),
+            None => return,
+        }
+        while let Some(frame) = stack.last_mut() {
+            let Some(child) = frame.children.pop_front() else {
+                stack.pop();
+                continue;
+            };
+            match child.kind {
+                ChildKind::File(m) => {
+                    let key = format!("{}{}", frame.key_base, child.sort);
+                    if !key.starts_with(&self.prefix) {
+                        continue;
+                    }
+                    let key = match Key::new(key) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            let err = Error::new(
+                                ErrorKind::InvalidKey,
+                                Op::List,
+                                child.path.display().to_string(),
+                            )
+                            .with_detail(e.to_string());
+                            if !self.send(Err(err)) {
+                                return;
+                            }
+                            continue;
+                        }
+                    };
+                    let entry = Entry {
+                        key,
+                        size: m.len(),
+                        last_modified: m.modified().ok(),
+                        etag: None,
+                        storage_class: None,
+                    };
+                    if !self.send(Ok(entry)) {
+                        return;
+                    }
+                }
+                ChildKind::Dir { id } => {
+                    let base = format!("{}{}", frame.key_base, child.sort);
+                    // Enter only directories that can hold keys with the prefix.
+                    if !(base.starts_with(&self.prefix) || self.prefix.starts_with(&base)) {
+                        continue;
+                    }
+                    if stack.iter().any(|f| f.id == id) {
+                        let err = Error::new(
+                            ErrorKind::Conflict,
+                            Op::List,
+                            child.path.display().to_string(),
+                        )
+                        .with_detail(
+                            "symlink loop: the link points to a directory that contains it",
+                        );
+                        if !self.send(Err(err)) {
+                            return;
+                        }
+                        continue;
+                    }
+                    match self.read_dir(&child.path, &base) {
+                        Some(children) => stack.push(Frame {
+                            children,
+                            key_base: base,
+                            id,
+                        }),
+                        None => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads and sorts one directory. `None` when the receiver is gone.
+    fn read_dir(&self, dir: &Path, key_base: &str) -> Option<VecDeque<Child>> {
+        let mut children = Vec::new();
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) => {
+                return self
+                    .send(Err(Error::io(Op::List, dir.display(), e)))
+                    .then(VecDeque::new);
+            }
+        };
+        for de in rd {
+            let de = match de {
+                Ok(de) => de,
+                Err(e) => {
+                    if !self.send(Err(Error::io(Op::List, dir.display(), e))) {
+                        return None;
+                    }
+                    continue;
+                }
+            };
+            let path = de.path();
+            let name = match name_to_segment(&path, &de.file_name()) {
+                Ok(n) => n,
+                Err(e) => {
+                    let err =
+                        Error::new(ErrorKind::InvalidKey, Op::List, path.display().to_string())
+                            .with_detail(e.to_string());
+                    if !self.send(Err(err)) {
+                        return None;
+                    }
+                    continue;
+                }
+            };
+            if name.starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            // Quick reject of whole subtrees outside the prefix, before any stat.
+            let key_start = format!("{key_base}{name}");
+            if !(key_start.starts_with(&self.prefix) || self.prefix.starts_with(&key_start)) {
+                continue;
+            }
+            let ft = match de.file_type() {
+                Ok(ft) => ft,
+                Err(e) => {
+                    if !self.send(Err(Error::io(Op::List, path.display(), e))) {
+                        return None;
+                    }
+                    continue;
+                }
+            };
+            let meta = if ft.is_symlink() {
+                if self.policy == SymlinkPolicy::Skip {
+                    continue;
+                }
+                match std::fs::metadata(&path) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let err = Error::io(Op::List, path.display(), e)
+                            .with_detail("dangling or unreadable symlink");
+                        if !self.send(Err(err)) {
+                            return None;
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                match de.metadata() {
+                    Ok(m) => m,
+                    Err(e) => {
+                        if !self.send(Err(Error::io(Op::List, path.display(), e))) {
+                            return None;
+                        }
+                        continue;
+                    }
+                }
+            };
+            if meta.is_dir() {
+                children.push(Child {
+                    sort: format!("{name}/"),
+                    path,
+                    kind: ChildKind::Dir { id: dir_id(&meta) },
+                });
+            } else if meta.is_file() {
+                children.push(Child {
+                    sort: name,
+                    path,
+                    kind: ChildKind::File(meta),
+                });
+            } else {
+                tracing::debug!(path = %path.display(), "skipping a special file");
+            }
+        }
+        children.sort_unstable_by(|a, b| a.sort.as_bytes().cmp(b.sort.as_bytes()));
+        Some(children.into())
+    }
+}

@@ -1,0 +1,1477 @@
+//! S3-compatible object storage as a [`Store`], through `aws-sdk-s3`.
+//!
+//! # Non-AWS servers
+//!
+//! The SDK by default signs uploads with a streaming checksum trailer that Garage and Ceph
+//! reject. This backend sets `request_checksum_calculation = WhenRequired` and sends what it
+//! computes itself instead: `Content-MD5` on every PUT and part, and the
+//! `x-amz-checksum-<algo>` header when an additional checksum is asked for. With an endpoint
+//! URL, path-style addressing is the default (`http://host/bucket/key`).
+//!
+//! # Writes
+//!
+//! A body of at most [`S3Options::multipart_threshold`] bytes is one `PutObject`; a larger one
+//! is a multipart upload of [`S3Options::part_size`] parts, [`S3Options::parts_in_flight`] at a
+//! time, read from the body while earlier parts are in flight. Every part's ETag is checked
+//! against its MD5, and the final ETag against the multipart ETag recomputed from the part
+//! MD5s. A failed or cancelled upload is aborted, so no parts are left behind to be billed.
+//!
+//! # Reads
+//!
+//! A whole-object read whose size is known from a listing ([`GetOptions::size_hint`]) and at
+//! least [`S3Options::get_parallel_threshold`] is split into ranged GETs of
+//! [`S3Options::get_part_size`], [`S3Options::get_parts_in_flight`] at a time, each after the
+//! first conditional on the first one's ETag (`If-Match`), so a concurrent overwrite is an
+//! error, never a mix of two versions.
+//!
+//! # Listing
+//!
+//! `ListObjectsV2`, one page (at most 1,000 keys) in memory at a time, continued by token.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm as SdkChecksumAlgorithm, ChecksumMode, ChecksumType,
+    CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier,
+};
+use aws_sdk_s3::Client;
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, BoxStream, StreamExt};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::error::{Error, ErrorKind, Op, Result};
+use crate::integrity::{
+    self, checksum_raw, composite_checksum, normalize_etag, Checksum, ChecksumAlgorithm, Hasher,
+};
+use crate::types::*;
+use crate::{format_mtime, parse_mtime, Key, Store, MTIME_METADATA};
+
+const MIB: u64 = 1 << 20;
+/// S3's limit on the number of parts of one upload.
+const MAX_PARTS: u64 = 10_000;
+/// S3's smallest part (but the last).
+pub const MIN_PART_SIZE: u64 = 5 * MIB;
+/// S3's largest single PUT or CopyObject.
+const MAX_SINGLE: u64 = 5 * 1024 * MIB;
+
+/// An `s3://bucket/prefix` location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Url {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix the store is rooted at: empty, or ending with `/`.
+    pub prefix: String,
+}
+
+impl S3Url {
+    /// Parses `s3://bucket[/prefix]`. A prefix that does not end with `/` gets one: the store
+    /// is rooted at a "directory", as `aws s3 sync` treats it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] naming the URL and what is wrong with it.
+    pub fn parse(url: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::new(ErrorKind::InvalidConfig, Op::Open, url).with_detail(why.to_owned())
+        };
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| bad("an S3 URL starts with `s3://`"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(bad("the URL names no bucket"));
+        }
+        let valid = bucket.len() >= 3
+            && bucket.len() <= 63
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && !bucket.starts_with(['.', '-'])
+            && !bucket.ends_with(['.', '-']);
+        if !valid {
+            return Err(bad(
+                "a bucket name is 3 to 63 lowercase letters, digits, dots and hyphens",
+            ));
+        }
+        let mut prefix = prefix.to_owned();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(S3Url {
+            bucket: bucket.to_owned(),
+            prefix,
+        })
+    }
+}
+
+impl fmt::Display for S3Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// Explicit credentials, instead of the standard AWS chain.
+#[derive(Clone)]
+pub struct StaticCredentials {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// A session token, for temporary credentials.
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to reach and use an S3-compatible server.
+#[derive(Debug, Clone)]
+pub struct S3Options {
+    /// The endpoint, for a non-AWS server (`http://127.0.0.1:3900`).
+    pub endpoint_url: Option<String>,
+    /// The region; else the chain's (`AWS_REGION`, profile), else `us-east-1`.
+    pub region: Option<String>,
+    /// The profile in `~/.aws/config` to take credentials and region from.
+    pub profile: Option<String>,
+    /// Path-style addressing; default: on when an endpoint URL is given.
+    pub force_path_style: Option<bool>,
+    /// Credentials; default: the standard AWS chain (env, profile, SSO, IMDS, …).
+    pub credentials: Option<StaticCredentials>,
+    /// Bodies larger than this are multipart uploads (default 8 MiB).
+    pub multipart_threshold: u64,
+    /// The part size of multipart uploads (default 8 MiB; at least 5 MiB; raised when a body
+    /// of known size would need more than 10,000 parts).
+    pub part_size: u64,
+    /// Parts uploaded at once, per object (default 4).
+    pub parts_in_flight: usize,
+    /// Whole-object reads of known size at least this large use parallel ranged GETs
+    /// (default 16 MiB).
+    pub get_parallel_threshold: u64,
+    /// The range size of parallel GETs (default 8 MiB).
+    pub get_part_size: u64,
+    /// Ranged GETs at once, per object (default 4).
+    pub get_parts_in_flight: usize,
+    /// Keys per LIST page, at most 1,000 (default 1,000).
+    pub list_page_size: i32,
+    /// Copies of larger objects use UploadPartCopy (default and S3 maximum 5 GiB).
+    pub copy_multipart_threshold: u64,
+    /// Attempts per request, with the SDK's exponential backoff and jitter (default 5).
+    pub max_attempts: u32,
+}
+
+impl Default for S3Options {
+    fn default() -> Self {
+        S3Options {
+            endpoint_url: None,
+            region: None,
+            profile: None,
+            force_path_style: None,
+            credentials: None,
+            multipart_threshold: 8 * MIB,
+            part_size: 8 * MIB,
+            parts_in_flight: 4,
+            get_parallel_threshold: 16 * MIB,
+            get_part_size: 8 * MIB,
+            get_parts_in_flight: 4,
+            list_page_size: 1000,
+            copy_multipart_threshold: MAX_SINGLE,
+            max_attempts: 5,
+        }
+    }
+}
+
+/// An S3 bucket (and prefix) as a [`Store`]. See the module docs.
+#[derive(Clone)]
+pub struct S3Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    url: S3Url,
+    opts: S3Options,
+}
+
+impl fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Store")
+            .field("url", &self.inner.url)
+            .field("endpoint_url", &self.inner.opts.endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for S3Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner.url, f)
+    }
+}
+
+/// Characters to escape in `x-amz-copy-source` (everything but unreserved characters and `/`).
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+impl S3Store {
+    /// Connects to the bucket of `url` (no request is made until the first operation).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for a bad option.
+    pub async fn new(url: S3Url, mut opts: S3Options) -> Result<Self> {
+        let bad = |why: String| {
+            Error::new(ErrorKind::InvalidConfig, Op::Open, url.to_string()).with_detail(why)
+        };
+        if opts.part_size < MIN_PART_SIZE {
+            return Err(bad(format!(
+                "part size {} is below S3's minimum of 5 MiB",
+                opts.part_size
+            )));
+        }
+        if opts.multipart_threshold > MAX_SINGLE {
+            return Err(bad(
+                "multipart threshold above S3's 5 GiB single-PUT limit".into()
+            ));
+        }
+        if !(1..=1000).contains(&opts.list_page_size) {
+            return Err(bad("the list page size is 1 to 1000".into()));
+        }
+        opts.parts_in_flight = opts.parts_in_flight.max(1);
+        opts.get_parts_in_flight = opts.get_parts_in_flight.max(1);
+        opts.get_part_size = opts.get_part_size.max(MIB);
+
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(p) = &opts.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = &opts.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(e) = &opts.endpoint_url {
+            url::Url::parse(e).map_err(|err| bad(format!("endpoint URL `{e}`: {err}")))?;
+            loader = loader.endpoint_url(e);
+        }
+        if let Some(c) = &opts.credentials {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                c.access_key_id.clone(),
+                c.secret_access_key.clone(),
+                c.session_token.clone(),
+                None,
+                "larder",
+            ));
+        }
+        let sdk = loader.load().await;
+        let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            )
+            .force_path_style(opts.force_path_style.unwrap_or(opts.endpoint_url.is_some()))
+            .retry_config(
+                aws_sdk_s3::config::retry::RetryConfig::standard()
+                    .with_max_attempts(opts.max_attempts.max(1)),
+            );
+        if sdk.region().is_none() {
+            conf = conf.region(aws_config::Region::new("us-east-1"));
+        }
+        Ok(S3Store {
+            inner: Arc::new(Inner {
+                client: Client::from_conf(conf.build()),
+                url,
+                opts,
+            }),
+        })
+    }
+
+    /// The bucket and prefix.
+    pub fn url(&self) -> &S3Url {
+        &self.inner.url
+    }
+
+    /// Checks that the bucket exists and the credentials may use it (one `HeadBucket`), for a
+    /// clear error before any work starts.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for a missing bucket, [`ErrorKind::PermissionDenied`] for
+    /// rejected credentials, [`ErrorKind::Transient`] for an unreachable server.
+    pub async fn check(&self) -> Result<()> {
+        let i = &self.inner;
+        i.client
+            .head_bucket()
+            .bucket(&i.url.bucket)
+            .send()
+            .await
+            .map_err(|e| {
+                let mut err = map_sdk_error(e, Op::Open, format!("s3://{}", i.url.bucket));
+                if err.kind() == ErrorKind::NotFound {
+                    err = err.with_detail(format!("bucket `{}` does not exist", i.url.bucket));
+                }
+                err
+            })?;
+        Ok(())
+    }
+
+    /// The multipart uploads in progress under `prefix` (key, upload id): what an
+    /// interrupted upload by another tool left behind, billed until aborted.
+    ///
+    /// # Errors
+    ///
+    /// As for a listing.
+    pub async fn multipart_uploads(&self, prefix: &str) -> Result<Vec<(Key, String)>> {
+        let i = &self.inner;
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = i
+                .client
+                .list_multipart_uploads()
+                .bucket(&i.url.bucket)
+                .prefix(self.full_key(prefix))
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(e, Op::List, self.location(prefix)))?;
+            for u in page.uploads() {
+                if let (Some(k), Some(id)) = (u.key().and_then(|k| self.strip(k)), u.upload_id()) {
+                    out.push((k, id.to_owned()));
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(out);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() && id_marker.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        format!("{}{}", self.inner.url.prefix, key)
+    }
+
+    fn strip(&self, full: &str) -> Option<Key> {
+        full.strip_prefix(&self.inner.url.prefix)
+            .and_then(|k| Key::new(k).ok())
+    }
+
+    async fn put_single(&self, key: &Key, data: Bytes, opts: &PutOptions) -> Result<PutResult> {
+        let i = &self.inner;
+        let loc = self.location(key.as_str());
+        let mut hasher = Hasher::new();
+        if let Some(a) = opts.checksum {
+            hasher = hasher.with_checksum(a);
+        }
+        hasher.update(&data);
+        let digests = hasher.finish();
+        let mut req = i
+            .client
+            .put_object()
+            .bucket(&i.url.bucket)
+            .key(self.full_key(key.as_str()))
+            .content_length(data.len() as i64)
+            .content_md5(digests.md5_base64())
+            .set_content_type(opts.content_type.clone())
+            .set_cache_control(opts.cache_control.clone())
+            .set_metadata(Some(sdk_metadata(opts)));
+        if let Some(a) = opts.checksum {
+            let c = digests.checksum(a).expect("computed above").value.clone();
+            req = match a {
+                ChecksumAlgorithm::Crc32 => req.checksum_crc32(c),
+                ChecksumAlgorithm::Crc32c => req.checksum_crc32_c(c),
+                ChecksumAlgorithm::Crc64Nvme => req.checksum_crc64_nvme(c),
+                ChecksumAlgorithm::Sha1 => req.checksum_sha1(c),
+                ChecksumAlgorithm::Sha256 => req.checksum_sha256(c),
+            };
+        }
+        let out = req
+            .body(SdkByteStream::from(data))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, Op::Put, loc.clone()))?;
+        let etag = out.e_tag().map(normalize_etag);
+        check_etag(&loc, Op::Put, etag.as_deref(), &digests.md5_hex())?;
+        let checksum = opts.checksum.and_then(|a| {
+            checksum_of(
+                a,
+                out.checksum_crc32(),
+                out.checksum_crc32_c(),
+                out.checksum_crc64_nvme(),
+                out.checksum_sha1(),
+                out.checksum_sha256(),
+            )
+        });
+        if let (Some(a), Some(got)) = (opts.checksum, &checksum) {
+            check_checksum(&loc, Op::Put, got, digests.checksum(a).expect("computed"))?;
+        }
+        Ok(PutResult {
+            size: digests.size,
+            etag,
+            checksum,
+            digests: Some(digests),
+            version_id: out.version_id().map(str::to_owned),
+        })
+    }
+
+    /// A multipart upload of `first` followed by the rest of `stream`.
+    async fn put_multipart(
+        &self,
+        key: &Key,
+        first: BytesMut,
+        mut stream: ByteStream,
+        size_hint: Option<u64>,
+        opts: &PutOptions,
+    ) -> Result<PutResult> {
+        let i = &self.inner;
+        let loc = self.location(key.as_str());
+        let full_key = self.full_key(key.as_str());
+        // Raise the part size when a known size would need more than 10,000 parts.
+        let mut part_size = i.opts.part_size;
+        if let Some(n) = size_hint {
+            while n.div_ceil(part_size) > MAX_PARTS {
+                part_size *= 2;
+            }
+        }
+        let composite = opts.checksum.filter(|a| a.supports_composite());
+        let full_object = opts.checksum.filter(|a| !a.supports_composite());
+        let mut create = i
+            .client
+            .create_multipart_upload()
+            .bucket(&i.url.bucket)
+            .key(&full_key)
+            .set_content_type(opts.content_type.clone())
+            .set_cache_control(opts.cache_control.clone())
+            .set_metadata(Some(sdk_metadata(opts)));
+        if let Some(a) = opts.checksum {
+            create =
+                create
+                    .checksum_algorithm(sdk_algorithm(a))
+                    .checksum_type(if composite.is_some() {
+                        ChecksumType::Composite
+                    } else {
+                        ChecksumType::FullObject
+                    });
+        }
+        let created = create
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, Op::Put, loc.clone()))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let guard = AbortGuard {
+            client: i.client.clone(),
+            bucket: i.url.bucket.clone(),
+            key: full_key.clone(),
+            upload_id: Some(upload_id.clone()),
+        };
+
+        let mut hasher = Hasher::new().with_part_size(part_size);
+        if let Some(a) = opts.checksum {
+            hasher = hasher.with_checksum(a);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut done: Vec<PartDone> = Vec::new();
+        let mut buf = first;
+        let mut part_number: i32 = 0;
+        let mut eof = false;
+        loop {
+            // Fill one part.
+            while !eof && (buf.len() as u64) < part_size {
+                match stream.next().await {
+                    Some(chunk) => buf.extend_from_slice(&chunk?),
+                    None => eof = true,
+                }
+            }
+            if buf.is_empty() && (eof && part_number > 0) {
+                break;
+            }
+            let take = (buf.len() as u64).min(part_size) as usize;
+            let part = buf.split_to(take).freeze();
+            hasher.update(&part);
+            part_number += 1;
+            if part_number as u64 > MAX_PARTS {
+                return Err(
+                    Error::new(ErrorKind::InvalidConfig, Op::Put, loc).with_detail(format!(
+                        "the body needs more than 10,000 parts of {part_size} bytes"
+                    )),
+                );
+            }
+            // Wait for a free slot, failing fast on the first error.
+            while tasks.len() >= i.opts.parts_in_flight {
+                done.push(join_part(&mut tasks, &loc).await?);
+            }
+            let client = i.client.clone();
+            let (bucket, fk, uid, l) = (
+                i.url.bucket.clone(),
+                full_key.clone(),
+                upload_id.clone(),
+                loc.clone(),
+            );
+            tasks.spawn(upload_part(
+                client,
+                bucket,
+                fk,
+                uid,
+                part_number,
+                part,
+                composite,
+                l,
+            ));
+            if eof && buf.is_empty() {
+                break;
+            }
+        }
+        while !tasks.is_empty() {
+            done.push(join_part(&mut tasks, &loc).await?);
+        }
+        // Before completing: a source that changed size while read is not committed.
+        check_declared_size(&loc, size_hint, hasher.size())?;
+        done.sort_by_key(|p| p.number);
+        let digests = hasher.finish();
+
+        let parts: Vec<CompletedPart> = done
+            .iter()
+            .map(|p| {
+                let mut b = CompletedPart::builder()
+                    .part_number(p.number)
+                    .e_tag(p.etag.clone());
+                if let (Some(a), Some(raw)) = (composite, &p.checksum) {
+                    let v = Checksum::from_raw(a, raw).value;
+                    b = match a {
+                        ChecksumAlgorithm::Crc32 => b.checksum_crc32(v),
+                        ChecksumAlgorithm::Crc32c => b.checksum_crc32_c(v),
+                        ChecksumAlgorithm::Sha1 => b.checksum_sha1(v),
+                        ChecksumAlgorithm::Sha256 => b.checksum_sha256(v),
+                        ChecksumAlgorithm::Crc64Nvme => b,
+                    };
+                }
+                b.build()
+            })
+            .collect();
+        let mut complete = i
+            .client
+            .complete_multipart_upload()
+            .bucket(&i.url.bucket)
+            .key(&full_key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
+        if let Some(a) = full_object {
+            let v = digests.checksum(a).expect("computed").value.clone();
+            complete = complete
+                .checksum_crc64_nvme(v)
+                .checksum_type(ChecksumType::FullObject);
+        }
+        let out = complete
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, Op::Put, loc.clone()))?;
+        guard.disarm();
+
+        let etag = out.e_tag().map(normalize_etag);
+        let expected = integrity::multipart_etag(&done.iter().map(|p| p.md5).collect::<Vec<_>>());
+        check_etag(&loc, Op::Put, etag.as_deref(), &expected)?;
+        let checksum = opts.checksum.and_then(|a| {
+            checksum_of(
+                a,
+                out.checksum_crc32(),
+                out.checksum_crc32_c(),
+                out.checksum_crc64_nvme(),
+                out.checksum_sha1(),
+                out.checksum_sha256(),
+            )
+        });
+        if let Some(got) = &checksum {
+            let want = match composite {
+                Some(a) => composite_checksum(
+                    a,
+                    &done
+                        .iter()
+                        .map(|p| p.checksum.clone().unwrap_or_default())
+                        .collect::<Vec<_>>(),
+                ),
+                None => digests.checksum(got.algorithm).expect("computed").clone(),
+            };
+            check_checksum(&loc, Op::Put, got, &want)?;
+        }
+        Ok(PutResult {
+            size: digests.size,
+            etag,
+            checksum,
+            digests: Some(digests),
+            version_id: out.version_id().map(str::to_owned),
+        })
+    }
+
+    async fn get_range(
+        &self,
+        key: &Key,
+        range: Option<String>,
+        opts: &GetOptions,
+        if_match: Option<String>,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
+        let i = &self.inner;
+        let mut req = i
+            .client
+            .get_object()
+            .bucket(&i.url.bucket)
+            .key(self.full_key(key.as_str()))
+            .set_range(range)
+            .set_if_match(if_match.or_else(|| opts.if_match.clone()));
+        if opts.checksum {
+            req = req.checksum_mode(ChecksumMode::Enabled);
+        }
+        req.send()
+            .await
+            .map_err(|e| map_sdk_error(e, Op::Get, self.location(key.as_str())))
+    }
+}
+
+struct PartDone {
+    number: i32,
+    etag: String,
+    md5: [u8; 16],
+    checksum: Option<Vec<u8>>,
+}
+
+async fn join_part(
+    tasks: &mut tokio::task::JoinSet<Result<PartDone>>,
+    loc: &str,
+) -> Result<PartDone> {
+    match tasks.join_next().await.expect("a task is in flight") {
+        Ok(r) => r,
+        Err(e) => Err(Error::new(ErrorKind::Other, Op::Put, loc).with_source(e)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upload_part(
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    number: i32,
+    data: Bytes,
+    checksum: Option<ChecksumAlgorithm>,
+    loc: String,
+) -> Result<PartDone> {
+    let md5: [u8; 16] = {
+        use md5::Digest as _;
+        md5::Md5::digest(&data).into()
+    };
+    let raw = checksum.map(|a| checksum_raw(a, &data));
+    let mut req = client
+        .upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(number)
+        .content_length(data.len() as i64)
+        .content_md5(base64_of(&md5));
+    if let (Some(a), Some(r)) = (checksum, &raw) {
+        let v = Checksum::from_raw(a, r).value;
+        req = match a {
+            ChecksumAlgorithm::Crc32 => req.checksum_crc32(v),
+            ChecksumAlgorithm::Crc32c => req.checksum_crc32_c(v),
+            ChecksumAlgorithm::Crc64Nvme => req.checksum_crc64_nvme(v),
+            ChecksumAlgorithm::Sha1 => req.checksum_sha1(v),
+            ChecksumAlgorithm::Sha256 => req.checksum_sha256(v),
+        };
+    }
+    let out = req
+        .body(SdkByteStream::from(data))
+        .send()
+        .await
+        .map_err(|e| map_sdk_error(e, Op::Put, format!("{loc} (part {number})")))?;
+    let etag = out.e_tag().map(normalize_etag).unwrap_or_default();
+    check_etag(
+        &format!("{loc} (part {number})"),
+        Op::Put,
+        Some(&etag),
+        &hex::encode(md5),
+    )?;
+    Ok(PartDone {
+        number,
+        etag,
+        md5,
+        checksum: raw,
+    })
+}
+
+/// A body that was declared `declared` bytes long (a file's size when opened) must be that
+/// long; else the source changed while being read and must not be committed.
+fn check_declared_size(loc: &str, declared: Option<u64>, read: u64) -> Result<()> {
+    match declared {
+        Some(want) if want != read => Err(Error::new(ErrorKind::Integrity, Op::Put, loc)
+            .with_detail(format!(
+                "the body was {want} bytes long when opened but {read} bytes were read; nothing was written"
+            ))),
+        _ => Ok(()),
+    }
+}
+
+fn base64_of(raw: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+/// Aborts a multipart upload unless disarmed: on error, and when the put is cancelled.
+struct AbortGuard {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: Option<String>,
+}
+
+impl AbortGuard {
+    fn disarm(mut self) {
+        self.upload_id = None;
+    }
+}
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = client
+                    .abort_multipart_upload()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await
+                {
+                    tracing::warn!(bucket, key, upload_id, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "could not abort a multipart upload");
+                }
+            });
+        }
+    }
+}
+
+fn sdk_algorithm(a: ChecksumAlgorithm) -> SdkChecksumAlgorithm {
+    match a {
+        ChecksumAlgorithm::Crc32 => SdkChecksumAlgorithm::Crc32,
+        ChecksumAlgorithm::Crc32c => SdkChecksumAlgorithm::Crc32C,
+        ChecksumAlgorithm::Crc64Nvme => SdkChecksumAlgorithm::Crc64Nvme,
+        ChecksumAlgorithm::Sha1 => SdkChecksumAlgorithm::Sha1,
+        ChecksumAlgorithm::Sha256 => SdkChecksumAlgorithm::Sha256,
+    }
+}
+
+fn sdk_metadata(opts: &PutOptions) -> HashMap<String, String> {
+    let mut m: HashMap<String, String> = opts
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    if let Some(t) = opts.mtime {
+        m.insert(MTIME_METADATA.to_owned(), format_mtime(t));
+    }
+    m
+}
+
+/// The checksum of `wanted` among those a response carries.
+fn checksum_of(
+    wanted: ChecksumAlgorithm,
+    crc32: Option<&str>,
+    crc32c: Option<&str>,
+    crc64: Option<&str>,
+    sha1: Option<&str>,
+    sha256: Option<&str>,
+) -> Option<Checksum> {
+    let v = match wanted {
+        ChecksumAlgorithm::Crc32 => crc32,
+        ChecksumAlgorithm::Crc32c => crc32c,
+        ChecksumAlgorithm::Crc64Nvme => crc64,
+        ChecksumAlgorithm::Sha1 => sha1,
+        ChecksumAlgorithm::Sha256 => sha256,
+    }?;
+    Some(Checksum {
+        algorithm: wanted,
+        value: v.to_owned(),
+    })
+}
+
+/// The one checksum a response carries, whichever it is.
+fn any_checksum(
+    crc32: Option<&str>,
+    crc32c: Option<&str>,
+    crc64: Option<&str>,
+    sha1: Option<&str>,
+    sha256: Option<&str>,
+) -> Option<Checksum> {
+    ChecksumAlgorithm::ALL
+        .into_iter()
+        .find_map(|a| checksum_of(a, crc32, crc32c, crc64, sha1, sha256))
+}
+
+fn check_etag(loc: &str, op: Op, got: Option<&str>, want: &str) -> Result<()> {
+    match got {
+        Some(g) if g == want => Ok(()),
+        // A server whose ETags are not MD5-based (SSE-KMS, some gateways) answers with a
+        // value of another shape; only a well-formed MD5 ETag that differs is a mismatch.
+        Some(g) if !looks_like_md5_etag(g) => Ok(()),
+        None => Ok(()),
+        Some(g) => Err(
+            Error::new(ErrorKind::Integrity, op, loc).with_detail(format!(
+                "the server's ETag `{g}` does not match the MD5 of the bytes sent `{want}`"
+            )),
+        ),
+    }
+}
+
+fn looks_like_md5_etag(e: &str) -> bool {
+    let (hex, parts) = e.split_once('-').unwrap_or((e, "1"));
+    hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && parts.parse::<u32>().is_ok()
+}
+
+fn check_checksum(loc: &str, op: Op, got: &Checksum, want: &Checksum) -> Result<()> {
+    if got.value == want.value {
+        Ok(())
+    } else {
+        Err(
+            Error::new(ErrorKind::Integrity, op, loc).with_detail(format!(
+                "the server's {} checksum `{}` does not match the bytes sent `{}`",
+                got.algorithm, got.value, want.value
+            )),
+        )
+    }
+}
+
+fn to_system_time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
+    t.and_then(|d| SystemTime::try_from(*d).ok())
+}
+
+/// Splits user metadata into larder's mtime and the rest.
+fn split_metadata(
+    m: Option<&HashMap<String, String>>,
+) -> (BTreeMap<String, String>, Option<SystemTime>) {
+    let mut out = BTreeMap::new();
+    let mut mtime = None;
+    for (k, v) in m.into_iter().flatten() {
+        if k.eq_ignore_ascii_case(MTIME_METADATA) {
+            mtime = parse_mtime(v);
+        } else {
+            out.insert(k.to_ascii_lowercase(), v.clone());
+        }
+    }
+    (out, mtime)
+}
+
+/// Builds [`ObjectMeta`] from a HeadObject or GetObject output (they share these getters).
+macro_rules! object_meta {
+    ($out:expr, $key:expr, $size:expr) => {{
+        let out = $out;
+        let (metadata, mtime) = split_metadata(out.metadata());
+        ObjectMeta {
+            key: $key,
+            size: $size,
+            last_modified: to_system_time(out.last_modified()),
+            etag: out.e_tag().map(normalize_etag),
+            content_type: out.content_type().map(str::to_owned),
+            cache_control: out.cache_control().map(str::to_owned),
+            metadata,
+            mtime,
+            checksum: any_checksum(
+                out.checksum_crc32(),
+                out.checksum_crc32_c(),
+                out.checksum_crc64_nvme(),
+                out.checksum_sha1(),
+                out.checksum_sha256(),
+            ),
+            storage_class: out.storage_class().map(|s| s.as_str().to_owned()),
+        }
+    }};
+}
+
+/// Parses `bytes START-END/TOTAL`.
+fn parse_content_range(s: &str) -> Option<(u64, u64, u64)> {
+    let s = s.trim().strip_prefix("bytes ")?;
+    let (range, total) = s.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?, total.parse().ok()?))
+}
+
+fn body_stream(body: SdkByteStream, loc: String) -> ByteStream {
+    stream::unfold(Some(body), move |body| {
+        let loc = loc.clone();
+        async move {
+            let mut body = body?;
+            match body.try_next().await {
+                Ok(Some(b)) => Some((Ok(b), Some(body))),
+                Ok(None) => None,
+                Err(e) => Some((
+                    Err(Error::new(ErrorKind::Transient, Op::Get, loc)
+                        .with_detail("the connection failed while reading the body")
+                        .with_source(e)),
+                    None,
+                )),
+            }
+        }
+    })
+    .boxed()
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<Entry>> {
+        let this = self.clone();
+        let full_prefix = self.full_key(prefix);
+        // State: None = finished; Some(token) = fetch the page after `token` (None: first).
+        stream::unfold(Some(None::<String>), move |state| {
+            let this = this.clone();
+            let full_prefix = full_prefix.clone();
+            async move {
+                let token = state?;
+                let i = &this.inner;
+                let out = i
+                    .client
+                    .list_objects_v2()
+                    .bucket(&i.url.bucket)
+                    .prefix(&full_prefix)
+                    .max_keys(i.opts.list_page_size)
+                    .set_continuation_token(token)
+                    .send()
+                    .await;
+                let out = match out {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let mut err = map_sdk_error(e, Op::List, this.location(""));
+                        if err.kind() == ErrorKind::NotFound {
+                            err = err
+                                .with_detail(format!("bucket `{}` does not exist", i.url.bucket));
+                        }
+                        return Some((stream::iter(vec![Err(err)]), None));
+                    }
+                };
+                let entries: Vec<Result<Entry>> = out
+                    .contents()
+                    .iter()
+                    .filter_map(|o| {
+                        let key = this.strip(o.key()?)?;
+                        Some(Ok(Entry {
+                            key,
+                            size: o.size().unwrap_or(0).max(0) as u64,
+                            last_modified: to_system_time(o.last_modified()),
+                            etag: o.e_tag().map(normalize_etag),
+                            storage_class: o.storage_class().map(|s| s.as_str().to_owned()),
+                        }))
+                    })
+                    .collect();
+                let next = match (out.is_truncated(), out.next_continuation_token()) {
+                    (Some(true), Some(t)) => Some(Some(t.to_owned())),
+                    _ => None,
+                };
+                Some((stream::iter(entries), next))
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+
+    async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
+        let i = &self.inner;
+        let out = i
+            .client
+            .head_object()
+            .bucket(&i.url.bucket)
+            .key(self.full_key(key.as_str()))
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await;
+        match out {
+            Ok(o) => {
+                let size = o.content_length().unwrap_or(0).max(0) as u64;
+                Ok(Some(object_meta!(&o, key.clone(), size)))
+            }
+            Err(e) => {
+                let err = map_sdk_error(e, Op::Head, self.location(key.as_str()));
+                if err.kind() == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn get(&self, key: &Key, opts: GetOptions) -> Result<GetResult> {
+        let i = &self.inner;
+        let loc = self.location(key.as_str());
+        let parallel = opts.range.is_none()
+            && opts
+                .size_hint
+                .is_some_and(|s| s >= i.opts.get_parallel_threshold);
+        let header = match &opts.range {
+            Some(GetRange::Bounded(r)) if r.start >= r.end => {
+                return Err(Error::new(ErrorKind::InvalidRange, Op::Get, loc)
+                    .with_detail(format!("range {} is empty", GetRange::Bounded(r.clone()))))
+            }
+            Some(GetRange::Bounded(r)) => Some(format!("bytes={}-{}", r.start, r.end - 1)),
+            Some(GetRange::From(s)) => Some(format!("bytes={s}-")),
+            None if parallel => Some(format!("bytes=0-{}", i.opts.get_part_size - 1)),
+            None => None,
+        };
+        let out = self.get_range(key, header, &opts, None).await?;
+        let (range, total) = match out.content_range().and_then(parse_content_range) {
+            Some((a, b, total)) => (a..b + 1, total),
+            None => {
+                let n = out.content_length().unwrap_or(0).max(0) as u64;
+                (0..n, n)
+            }
+        };
+        let mut meta = object_meta!(&out, key.clone(), total);
+        if !opts.checksum || range.end - range.start != total {
+            // A checksum describes the whole object; never pair one with a partial body.
+            meta.checksum = meta.checksum.filter(|_| opts.checksum);
+        }
+        let first = body_stream(out.body, loc.clone());
+        if !parallel || range.end >= total {
+            let range = if parallel { 0..total } else { range };
+            return Ok(GetResult {
+                meta,
+                range,
+                body: first,
+            });
+        }
+        // Parallel ranged GETs for the rest, pinned to the first response's ETag.
+        let etag = meta.etag.clone();
+        let step = i.opts.get_part_size;
+        let ranges: Vec<(u64, u64)> = (range.end..total)
+            .step_by(step as usize)
+            .map(|s| (s, (s + step).min(total)))
+            .collect();
+        let this = self.clone();
+        let key2 = key.clone();
+        let rest = stream::iter(ranges)
+            .map(move |(s, e)| {
+                let this = this.clone();
+                let key = key2.clone();
+                let etag = etag.clone();
+                tokio::spawn(async move {
+                    let loc = this.location(key.as_str());
+                    let out = this
+                        .get_range(
+                            &key,
+                            Some(format!("bytes={}-{}", s, e - 1)),
+                            &GetOptions::default(),
+                            etag.map(|e| format!("\"{e}\"")),
+                        )
+                        .await?;
+                    let mut body = body_stream(out.body, loc.clone());
+                    let mut buf = BytesMut::with_capacity((e - s) as usize);
+                    while let Some(chunk) = body.next().await {
+                        buf.extend_from_slice(&chunk?);
+                    }
+                    if buf.len() as u64 != e - s {
+                        return Err(Error::new(ErrorKind::Integrity, Op::Get, loc)
+                            .with_detail(format!("range {s}..{e} returned {} bytes", buf.len())));
+                    }
+                    Ok(buf.freeze())
+                })
+            })
+            .buffered(i.opts.get_parts_in_flight)
+            .map(move |joined| match joined {
+                Ok(r) => r,
+                Err(e) => Err(Error::new(ErrorKind::Other, Op::Get, "parallel get").with_source(e)),
+            });
+        Ok(GetResult {
+            meta,
+            range: 0..total,
+            body: first.chain(rest).boxed(),
+        })
+    }
+
+    async fn put(&self, key: &Key, body: Body, opts: PutOptions) -> Result<PutResult> {
+        let threshold = self.inner.opts.multipart_threshold;
+        let size_hint = body.size();
+        let mut stream = body.into_stream();
+        let mut buf = BytesMut::new();
+        let mut eof = false;
+        // Read up to one byte past the threshold to learn which kind of upload this is.
+        while (buf.len() as u64) <= threshold {
+            match stream.next().await {
+                Some(chunk) => buf.extend_from_slice(&chunk?),
+                None => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        if eof {
+            check_declared_size(&self.location(key.as_str()), size_hint, buf.len() as u64)?;
+            self.put_single(key, buf.freeze(), &opts).await
+        } else {
+            self.put_multipart(key, buf, stream, size_hint, &opts).await
+        }
+    }
+
+    async fn delete(&self, keys: &[Key]) -> Result<DeleteReport> {
+        let i = &self.inner;
+        let mut report = DeleteReport::default();
+        for batch in keys.chunks(1000) {
+            let objects = batch
+                .iter()
+                .map(|k| {
+                    ObjectIdentifier::builder()
+                        .key(self.full_key(k.as_str()))
+                        .build()
+                        .expect("key is set")
+                })
+                .collect();
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .expect("objects are set");
+            let out = i
+                .client
+                .delete_objects()
+                .bucket(&i.url.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(e, Op::Delete, self.location("")))?;
+            for e in out.errors() {
+                let Some(key) = e.key().and_then(|k| self.strip(k)) else {
+                    continue;
+                };
+                let code = e.code().unwrap_or("");
+                let err = Error::new(
+                    kind_of_code(code, 0),
+                    Op::Delete,
+                    self.location(key.as_str()),
+                )
+                .with_detail(format!("{code}: {}", e.message().unwrap_or("")));
+                report.failed.push((key, err));
+            }
+        }
+        Ok(report)
+    }
+
+    async fn copy(&self, from: &Key, to: &Key, opts: CopyOptions) -> Result<PutResult> {
+        let i = &self.inner;
+        let loc = self.location(to.as_str());
+        let source = format!(
+            "{}/{}",
+            i.url.bucket,
+            utf8_percent_encode(&self.full_key(from.as_str()), COPY_SOURCE)
+        );
+        let size = match opts.size_hint {
+            Some(s) => s,
+            None if i.opts.copy_multipart_threshold < MAX_SINGLE => {
+                self.head(from)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::new(ErrorKind::NotFound, Op::Copy, self.location(from.as_str()))
+                            .with_detail("no such object")
+                    })?
+                    .size
+            }
+            // Without a size, try the single copy; S3 refuses it past 5 GiB.
+            None => 0,
+        };
+        if size <= i.opts.copy_multipart_threshold {
+            let out = i
+                .client
+                .copy_object()
+                .bucket(&i.url.bucket)
+                .key(self.full_key(to.as_str()))
+                .copy_source(&source)
+                .metadata_directive(MetadataDirective::Copy)
+                .send()
+                .await
+                .map_err(|e| {
+                    map_sdk_error(
+                        e,
+                        Op::Copy,
+                        format!("{} to {loc}", self.location(from.as_str())),
+                    )
+                })?;
+            let r = out.copy_object_result();
+            return Ok(PutResult {
+                size,
+                etag: r.and_then(|r| r.e_tag()).map(normalize_etag),
+                checksum: None,
+                digests: None,
+                version_id: out.version_id().map(str::to_owned),
+            });
+        }
+        // Multipart copy: metadata must be carried explicitly.
+        let meta = self.head(from).await?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, Op::Copy, self.location(from.as_str()))
+        })?;
+        let mut md = meta.metadata.clone();
+        if let Some(t) = meta.mtime {
+            md.insert(MTIME_METADATA.to_owned(), format_mtime(t));
+        }
+        let created = i
+            .client
+            .create_multipart_upload()
+            .bucket(&i.url.bucket)
+            .key(self.full_key(to.as_str()))
+            .set_content_type(meta.content_type.clone())
+            .set_cache_control(meta.cache_control.clone())
+            .set_metadata(Some(md.into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, Op::Copy, loc.clone()))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let guard = AbortGuard {
+            client: i.client.clone(),
+            bucket: i.url.bucket.clone(),
+            key: self.full_key(to.as_str()),
+            upload_id: Some(upload_id.clone()),
+        };
+        let mut part_size = i.opts.part_size;
+        while meta.size.div_ceil(part_size) > MAX_PARTS {
+            part_size *= 2;
+        }
+        let ranges: Vec<(i32, u64, u64)> = (0..meta.size)
+            .step_by(part_size as usize)
+            .enumerate()
+            .map(|(n, s)| (n as i32 + 1, s, (s + part_size).min(meta.size)))
+            .collect();
+        let parts: Vec<Result<CompletedPart>> = stream::iter(ranges)
+            .map(|(n, s, e)| {
+                let req = i
+                    .client
+                    .upload_part_copy()
+                    .bucket(&i.url.bucket)
+                    .key(self.full_key(to.as_str()))
+                    .upload_id(&upload_id)
+                    .part_number(n)
+                    .copy_source(&source)
+                    .copy_source_range(format!("bytes={}-{}", s, e - 1))
+                    .set_copy_source_if_match(meta.etag.as_ref().map(|e| format!("\"{e}\"")));
+                let loc = loc.clone();
+                async move {
+                    let out = req
+                        .send()
+                        .await
+                        .map_err(|e| map_sdk_error(e, Op::Copy, format!("{loc} (part {n})")))?;
+                    Ok(CompletedPart::builder()
+                        .part_number(n)
+                        .set_e_tag(
+                            out.copy_part_result()
+                                .and_then(|r| r.e_tag())
+                                .map(str::to_owned),
+                        )
+                        .build())
+                }
+            })
+            .buffered(i.opts.parts_in_flight)
+            .collect()
+            .await;
+        let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+        let out = i
+            .client
+            .complete_multipart_upload()
+            .bucket(&i.url.bucket)
+            .key(self.full_key(to.as_str()))
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, Op::Copy, loc.clone()))?;
+        guard.disarm();
+        Ok(PutResult {
+            size: meta.size,
+            etag: out.e_tag().map(normalize_etag),
+            checksum: None,
+            digests: None,
+            version_id: out.version_id().map(str::to_owned),
+        })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            metadata: true,
+            checksums: true,
+            etag_md5: true,
+            multipart: true,
+            file_and_prefix: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn location(&self, key: &str) -> String {
+        format!(
+            "s3://{}/{}{}",
+            self.inner.url.bucket, self.inner.url.prefix, key
+        )
+    }
+}
+
+fn kind_of_code(code: &str, status: u16) -> ErrorKind {
+    match code {
+        "NoSuchKey" | "NoSuchBucket" | "NoSuchUpload" | "NotFound" => ErrorKind::NotFound,
+        "AccessDenied"
+        | "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "InvalidToken"
+        | "Forbidden" => ErrorKind::PermissionDenied,
+        "BadDigest" | "InvalidDigest" | "XAmzContentChecksumMismatch" | "InvalidChecksum" => {
+            ErrorKind::Integrity
+        }
+        "InvalidRange" => ErrorKind::InvalidRange,
+        "PreconditionFailed" => ErrorKind::Conflict,
+        "SlowDown"
+        | "InternalError"
+        | "ServiceUnavailable"
+        | "RequestTimeout"
+        | "RequestTimeTooSkewed" => ErrorKind::Transient,
+        _ => match status {
+            404 => ErrorKind::NotFound,
+            401 | 403 => ErrorKind::PermissionDenied,
+            412 => ErrorKind::Conflict,
+            416 => ErrorKind::InvalidRange,
+            408 | 429 | 500..=599 => ErrorKind::Transient,
+            _ => ErrorKind::Other,
+        },
+    }
+}
+
+/// The innermost message of an error chain: the actual cause (`Connection refused`).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Maps an SDK error to a store error at the trait boundary.
+fn map_sdk_error<E>(
+    err: SdkError<E, aws_smithy_runtime_api::http::Response>,
+    op: Op,
+    location: String,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (kind, detail) = match &err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            let code = ctx.err().code().unwrap_or("");
+            let kind = kind_of_code(code, status);
+            let msg = ctx.err().message().unwrap_or("");
+            let detail = match (code.is_empty(), msg.is_empty()) {
+                (true, _) => format!("HTTP {status} ({kind})"),
+                (false, true) => format!("{code} (HTTP {status})"),
+                (false, false) => format!("{code}: {msg}"),
+            };
+            (kind, detail)
+        }
+        SdkError::TimeoutError(_) => (ErrorKind::Transient, "the request timed out".to_owned()),
+        SdkError::DispatchFailure(d) => {
+            let cause = root_cause(&err);
+            if d.is_user() || cause.contains("credentials") {
+                (
+                    ErrorKind::PermissionDenied,
+                    format!("no usable credentials: {cause}"),
+                )
+            } else {
+                (
+                    ErrorKind::Transient,
+                    format!("could not reach the server: {cause}"),
+                )
+            }
+        }
+        SdkError::ResponseError(_) => (
+            ErrorKind::Transient,
+            format!(
+                "the server's response could not be read: {}",
+                root_cause(&err)
+            ),
+        ),
+        _ => (ErrorKind::Other, root_cause(&err)),
+    };
+    Error::new(kind, op, location)
+        .with_detail(detail)
+        .with_source(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::md5_hex;
+
+    #[test]
+    fn parse_urls() {
+        let u = S3Url::parse("s3://my-bucket/photos/2024").unwrap();
+        assert_eq!(u.bucket, "my-bucket");
+        assert_eq!(u.prefix, "photos/2024/");
+        assert_eq!(S3Url::parse("s3://b.c.d").unwrap().prefix, "");
+        assert_eq!(S3Url::parse("s3://bkt/").unwrap().prefix, "");
+        for bad in [
+            "http://b/x",
+            "s3://",
+            "s3:///x",
+            "s3://B_ad/x",
+            "s3://ab/x",
+            "b/x",
+        ] {
+            let e = S3Url::parse(bad).expect_err(bad);
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{bad}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn content_range() {
+        assert_eq!(parse_content_range("bytes 0-9/100"), Some((0, 9, 100)));
+        assert_eq!(parse_content_range("bytes */100"), None);
+    }
+
+    #[test]
+    fn etag_shapes() {
+        assert!(looks_like_md5_etag("5eb63bbbe01eeed093cb22bb8f5acdc3"));
+        assert!(looks_like_md5_etag("5eb63bbbe01eeed093cb22bb8f5acdc3-12"));
+        assert!(!looks_like_md5_etag("garage-etag"));
+        assert!(check_etag("x", Op::Put, Some(&md5_hex(b"a")), &md5_hex(b"a")).is_ok());
+        let e = check_etag("x", Op::Put, Some(&md5_hex(b"a")), &md5_hex(b"b")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Integrity);
+    }
+
+    #[test]
+    fn error_codes() {
+        assert_eq!(kind_of_code("NoSuchBucket", 404), ErrorKind::NotFound);
+        assert_eq!(
+            kind_of_code("SignatureDoesNotMatch", 403),
+            ErrorKind::PermissionDenied
+        );
+        assert_eq!(kind_of_code("", 503), ErrorKind::Transient);
+        assert_eq!(kind_of_code("SlowDown", 503), ErrorKind::Transient);
+    }
+}

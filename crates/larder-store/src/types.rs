@@ -1,0 +1,305 @@
+//! The values that cross the [`Store`](crate::Store) trait.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+
+use crate::error::{Error, Op, Result};
+use crate::integrity::{Checksum, ChecksumAlgorithm, Digests};
+use crate::key::Key;
+
+/// A stream of body chunks.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// One object as a listing reports it: what is known without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The key, relative to the store's root.
+    pub key: Key,
+    /// The size in bytes.
+    pub size: u64,
+    /// When the object was last written: a local file's mtime, an S3 object's upload time.
+    pub last_modified: Option<SystemTime>,
+    /// The ETag without quotes (S3, memory); `None` for local files.
+    pub etag: Option<String>,
+    /// The storage class, where the backend has them.
+    pub storage_class: Option<String>,
+}
+
+/// Everything known about one object after a `head` or `get`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The key, relative to the store's root.
+    pub key: Key,
+    /// The size of the whole object in bytes.
+    pub size: u64,
+    /// When the object was last written (see [`Entry::last_modified`]).
+    pub last_modified: Option<SystemTime>,
+    /// The ETag without quotes.
+    pub etag: Option<String>,
+    /// The Content-Type.
+    pub content_type: Option<String>,
+    /// The Cache-Control.
+    pub cache_control: Option<String>,
+    /// User metadata (S3 `x-amz-meta-*`), keys lowercase; larder's own entries removed.
+    pub metadata: BTreeMap<String, String>,
+    /// The modification time of the source the object was copied from, as recorded by
+    /// larder ([`PutOptions::mtime`]); for a local file, its mtime.
+    pub mtime: Option<SystemTime>,
+    /// The additional checksum the backend stored, when asked for ([`GetOptions::checksum`]).
+    pub checksum: Option<Checksum>,
+    /// The storage class.
+    pub storage_class: Option<String>,
+}
+
+impl ObjectMeta {
+    /// The listing entry of this object.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            size: self.size,
+            last_modified: self.last_modified,
+            etag: self.etag.clone(),
+            storage_class: self.storage_class.clone(),
+        }
+    }
+}
+
+/// A byte range of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetRange {
+    /// `start..end`; an end past the object's size is clamped to it, as in HTTP.
+    Bounded(Range<u64>),
+    /// From an offset to the end.
+    From(u64),
+}
+
+impl GetRange {
+    /// The concrete range within an object of `size` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidRange`](crate::ErrorKind::InvalidRange) when the range starts at or
+    /// past the end of a non-empty object or is empty.
+    pub fn resolve(&self, size: u64, op: Op, location: &str) -> Result<Range<u64>> {
+        let (start, end) = match self {
+            GetRange::Bounded(r) => (r.start, r.end.min(size)),
+            GetRange::From(s) => (*s, size),
+        };
+        if start >= end {
+            return Err(
+                Error::new(crate::ErrorKind::InvalidRange, op, location).with_detail(format!(
+                    "range {self} is not satisfiable for an object of {size} bytes"
+                )),
+            );
+        }
+        Ok(start..end)
+    }
+}
+
+impl fmt::Display for GetRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetRange::Bounded(r) => write!(f, "{}..{}", r.start, r.end),
+            GetRange::From(s) => write!(f, "{s}.."),
+        }
+    }
+}
+
+/// Options of [`Store::get`](crate::Store::get).
+#[derive(Debug, Clone, Default)]
+pub struct GetOptions {
+    /// Read only this range.
+    pub range: Option<GetRange>,
+    /// Ask for the stored additional checksum ([`ObjectMeta::checksum`]).
+    pub checksum: bool,
+    /// The object's size when the caller already knows it (from a listing): lets the S3
+    /// backend split a large read into parallel ranged GETs without a HEAD first.
+    pub size_hint: Option<u64>,
+    /// Fail unless the object's ETag is this one (S3 `If-Match`).
+    pub if_match: Option<String>,
+}
+
+/// Options of [`Store::put`](crate::Store::put).
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// The Content-Type.
+    pub content_type: Option<String>,
+    /// The Cache-Control.
+    pub cache_control: Option<String>,
+    /// User metadata; keys are lowercased by S3.
+    pub metadata: BTreeMap<String, String>,
+    /// The modification time to record: a local file gets it as its mtime, an object carries
+    /// it as metadata (`x-amz-meta-larder-mtime`).
+    pub mtime: Option<SystemTime>,
+    /// Compute this checksum, send it, and check what the backend stored.
+    pub checksum: Option<ChecksumAlgorithm>,
+}
+
+/// Options of [`Store::copy`](crate::Store::copy).
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// The source's size when known (saves a HEAD when deciding on a multipart copy).
+    pub size_hint: Option<u64>,
+}
+
+/// What a put wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    /// The bytes written.
+    pub size: u64,
+    /// The ETag the backend reported, without quotes; it has been checked against
+    /// [`PutResult::digests`] where the backend's ETags are MD5-based.
+    pub etag: Option<String>,
+    /// The additional checksum the backend reported; it has been checked.
+    pub checksum: Option<Checksum>,
+    /// What larder computed over the bytes it sent (MD5, part MD5s, checksums); `None` for a
+    /// server-side copy, whose bytes never passed through larder.
+    pub digests: Option<Digests>,
+    /// The version id, where the backend versions objects.
+    pub version_id: Option<String>,
+}
+
+/// What a batch delete did not delete. Deleting a missing key is a success.
+#[derive(Debug, Default)]
+pub struct DeleteReport {
+    /// The keys that were asked to be deleted and were not, with why.
+    pub failed: Vec<(Key, Error)>,
+}
+
+/// What a backend can do; the conformance suite and the sync engine check these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Content-Type, Cache-Control and user metadata round-trip.
+    pub metadata: bool,
+    /// Additional checksums are stored and returned.
+    pub checksums: bool,
+    /// ETags are MD5-based (single part: the MD5; multipart: MD5 of part MD5s).
+    pub etag_md5: bool,
+    /// Large objects are written in parts (ETag `…-N`).
+    pub multipart: bool,
+    /// `a` and `a/b` can both exist.
+    pub file_and_prefix: bool,
+    /// The backend keeps a native mtime (a local file system).
+    pub native_mtime: bool,
+    /// Object versions.
+    pub versioning: bool,
+    /// Object tags.
+    pub tagging: bool,
+    /// If-None-Match / If-Match on writes.
+    pub conditional_writes: bool,
+}
+
+/// A body to write: a stream of chunks and, when known, its total size.
+pub struct Body {
+    stream: ByteStream,
+    size: Option<u64>,
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Body")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Body {
+    /// A body from bytes in memory.
+    pub fn from_bytes(data: impl Into<Bytes>) -> Self {
+        let data = data.into();
+        let size = data.len() as u64;
+        Body {
+            stream: futures::stream::once(async move { Ok(data) }).boxed(),
+            size: Some(size),
+        }
+    }
+
+    /// A body from a stream of chunks, of unknown or known size.
+    pub fn from_stream(stream: ByteStream, size: Option<u64>) -> Self {
+        Body { stream, size }
+    }
+
+    /// A body that streams a local file in 1 MiB reads.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be opened; read errors come from the stream, naming the path.
+    pub async fn from_file(path: &Path) -> Result<Self> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| Error::io(Op::Get, path.display(), e))?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io(Op::Get, path.display(), e))?
+            .len();
+        let shown = path.display().to_string();
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
+            .map_err(move |e| Error::io(Op::Get, &shown, e))
+            .boxed();
+        Ok(Body {
+            stream,
+            size: Some(size),
+        })
+    }
+
+    /// The total size, when known.
+    pub fn size(&self) -> Option<u64> {
+        self.size
+    }
+
+    /// The chunks.
+    pub fn into_stream(self) -> ByteStream {
+        self.stream
+    }
+}
+
+/// What a get returns: the object's metadata, the range being read, and the bytes.
+pub struct GetResult {
+    /// The object's metadata.
+    pub meta: ObjectMeta,
+    /// The byte range the body holds.
+    pub range: Range<u64>,
+    /// The bytes.
+    pub body: ByteStream,
+}
+
+impl fmt::Debug for GetResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GetResult")
+            .field("meta", &self.meta)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GetResult {
+    /// Reads the whole body into memory, checking that its length matches the range.
+    ///
+    /// # Errors
+    ///
+    /// A read error, or [`ErrorKind::Integrity`](crate::ErrorKind::Integrity) when fewer or
+    /// more bytes arrive than the range holds.
+    pub async fn bytes(self) -> Result<Bytes> {
+        let want = self.range.end - self.range.start;
+        let mut buf = BytesMut::with_capacity(want.min(64 << 20) as usize);
+        let mut body = self.body;
+        while let Some(chunk) = body.next().await {
+            buf.extend_from_slice(&chunk?);
+        }
+        if buf.len() as u64 != want {
+            return Err(
+                Error::new(crate::ErrorKind::Integrity, Op::Get, self.meta.key.as_str())
+                    .with_detail(format!("expected {want} bytes, read {}", buf.len())),
+            );
+        }
+        Ok(buf.freeze())
+    }
+}

@@ -1,0 +1,67 @@
+//! Test support for larder: how tests find the S3 test server.
+//!
+//! `scripts/test` starts Garage on 127.0.0.1 and exports `LARDER_TEST_S3_*`; tests that need
+//! S3 call [`s3_env`], which panics with instructions when the server is not configured, so a
+//! run without it fails loudly instead of skipping. To run only the offline tests, filter the
+//! S3 ones out: `cargo nextest run -E 'not test(/s3/)'`.
+
+use std::env;
+
+/// Where the S3 test server is and how to sign in.
+#[derive(Debug, Clone)]
+pub struct S3Env {
+    /// The endpoint URL, on loopback (`http://127.0.0.1:3900`).
+    pub endpoint: String,
+    /// The bucket the tests may use.
+    pub bucket: String,
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// The region the server expects.
+    pub region: String,
+}
+
+/// The S3 test server from the environment.
+///
+/// # Panics
+///
+/// When `LARDER_TEST_S3_ENDPOINT` and its companions are not set, or the endpoint is not a
+/// loopback address (tests never talk to anything else).
+pub fn s3_env() -> S3Env {
+    let get = |name: &str| {
+        env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: the S3 tests need the Garage test server. Run the suite \
+                 with `./scripts/test` (it installs and starts Garage on 127.0.0.1), or export \
+                 LARDER_TEST_S3_ENDPOINT, _BUCKET, _ACCESS_KEY_ID, _SECRET_ACCESS_KEY and \
+                 _REGION; `cargo nextest run -E 'not test(/s3/)'` runs the rest"
+            )
+        })
+    };
+    let e = S3Env {
+        endpoint: get("LARDER_TEST_S3_ENDPOINT"),
+        bucket: get("LARDER_TEST_S3_BUCKET"),
+        access_key_id: get("LARDER_TEST_S3_ACCESS_KEY_ID"),
+        secret_access_key: get("LARDER_TEST_S3_SECRET_ACCESS_KEY"),
+        region: env::var("LARDER_TEST_S3_REGION").unwrap_or_else(|_| "garage".to_owned()),
+    };
+    let host_ok = ["http://127.", "http://localhost:", "http://[::1]:"]
+        .iter()
+        .any(|p| e.endpoint.starts_with(p));
+    assert!(
+        host_ok,
+        "LARDER_TEST_S3_ENDPOINT `{}` is not a loopback address; tests only talk to 127.0.0.0/8",
+        e.endpoint
+    );
+    e
+}
+
+/// A random lowercase name for a test's own prefix.
+pub fn unique(prefix: &str) -> String {
+    use rand::Rng;
+    format!(
+        "{prefix}-{:012x}",
+        rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff
+    )
+}
