@@ -525,6 +525,8 @@ impl S3Store {
                 upload_id.clone(),
                 loc.clone(),
             );
+            // Every part carries its own checksum: servers refuse parts without one once the
+            // upload declared an algorithm, composite or full-object.
             tasks.spawn(upload_part(
                 client,
                 bucket,
@@ -532,7 +534,7 @@ impl S3Store {
                 uid,
                 part_number,
                 part,
-                composite,
+                opts.checksum,
                 l,
             ));
             if eof && buf.is_empty() {
@@ -553,14 +555,14 @@ impl S3Store {
                 let mut b = CompletedPart::builder()
                     .part_number(p.number)
                     .e_tag(p.etag.clone());
-                if let (Some(a), Some(raw)) = (composite, &p.checksum) {
+                if let (Some(a), Some(raw)) = (opts.checksum, &p.checksum) {
                     let v = Checksum::from_raw(a, raw).value;
                     b = match a {
                         ChecksumAlgorithm::Crc32 => b.checksum_crc32(v),
                         ChecksumAlgorithm::Crc32c => b.checksum_crc32_c(v),
+                        ChecksumAlgorithm::Crc64Nvme => b.checksum_crc64_nvme(v),
                         ChecksumAlgorithm::Sha1 => b.checksum_sha1(v),
                         ChecksumAlgorithm::Sha256 => b.checksum_sha256(v),
-                        ChecksumAlgorithm::Crc64Nvme => b,
                     };
                 }
                 b.build()
