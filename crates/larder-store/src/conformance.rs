@@ -343,6 +343,12 @@ pub async fn multipart_object(f: &Fixture) {
         assert_eq!(put.etag.as_deref(), Some(want.as_str()));
         let meta = f.store.head(&key).await.unwrap().unwrap();
         assert_eq!(meta.etag.as_deref(), Some(want.as_str()));
+        let part = f.store.first_part_size(&key).await.unwrap();
+        assert_eq!(
+            part,
+            Some(f.part_size as u64),
+            "part size of a multipart object"
+        );
     }
     let whole = f.read(&key).await;
     assert_eq!(whole.len(), len);

@@ -116,6 +116,24 @@ pub trait Store: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static {
     /// [`ErrorKind::NotFound`] when `from` does not exist.
     async fn copy(&self, from: &Key, to: &Key, opts: CopyOptions) -> Result<PutResult>;
 
+    /// The size of part 1 of an object uploaded in parts (its ETag ends in `-N`), so its
+    /// multipart ETag can be recomputed from a local copy; `None` where the backend does not
+    /// keep parts or the object is one part.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Store::head`].
+    async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// A string that names this store's data uniquely (endpoint, bucket, prefix; or path),
+    /// for caches of what was seen in it.
+    fn identity(&self) -> String {
+        self.location("")
+    }
+
     /// What this backend can do.
     fn capabilities(&self) -> Capabilities;
 
@@ -145,6 +163,12 @@ where
     }
     async fn copy(&self, from: &Key, to: &Key, opts: CopyOptions) -> Result<PutResult> {
         (**self).copy(from, to, opts).await
+    }
+    async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
+        (**self).first_part_size(key).await
+    }
+    fn identity(&self) -> String {
+        (**self).identity()
     }
     fn capabilities(&self) -> Capabilities {
         (**self).capabilities()

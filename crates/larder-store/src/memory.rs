@@ -227,6 +227,14 @@ impl Store for MemoryStore {
         Ok(result)
     }
 
+    async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
+        let map = self.objects.read().expect("memory store lock");
+        Ok(match (map.get(key.as_str()), self.part_size) {
+            (Some(o), Some(p)) if o.meta.size > p => Some(p),
+            _ => None,
+        })
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             metadata: true,

@@ -1315,6 +1315,31 @@ impl Store for S3Store {
         })
     }
 
+    async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
+        let i = &self.inner;
+        let out = i
+            .client
+            .head_object()
+            .bucket(&i.url.bucket)
+            .key(self.full_key(key.as_str()))
+            .part_number(1)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(e, Op::Head, self.location(key.as_str())))?;
+        Ok(match out.parts_count() {
+            Some(n) if n > 1 => out.content_length().map(|l| l.max(0) as u64),
+            _ => None,
+        })
+    }
+
+    fn identity(&self) -> String {
+        format!(
+            "{} at {}",
+            self.location(""),
+            self.inner.opts.endpoint_url.as_deref().unwrap_or("aws")
+        )
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             metadata: true,

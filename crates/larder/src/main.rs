@@ -1,1 +1,62 @@
-fn main() {}
+//! `larder`: keep local directories and S3-compatible object storage in sync, verified.
+//!
+//! A thin layer over the library crates: flags parse into `cli::Args`, resolve into library
+//! options, and errors map to the documented exit codes (`exit.rs`).
+
+mod cli;
+mod commands;
+mod exit;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Args::parse();
+    init_tracing(&args.global);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("larder: error: could not start the async runtime: {e}");
+            std::process::exit(exit::ERROR);
+        }
+    };
+    let code = match rt.block_on(commands::run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed pipe (`larder ls … | head`) is not an error.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                exit::OK
+            } else {
+                eprintln!("larder: error: {e:#}");
+                for hint in commands::hints(&e) {
+                    eprintln!("hint: {hint}");
+                }
+                exit::ERROR
+            }
+        }
+    };
+    // Background tasks (an abort of a multipart upload) get a moment to finish.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    std::process::exit(code);
+}
+
+fn init_tracing(g: &cli::GlobalArgs) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (g.quiet, g.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info,larder=debug",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("LARDER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,318 @@
+//! Execute: one verified transfer, with retries.
+//!
+//! # Verification
+//!
+//! The source's bytes are hashed as they stream through ([`VerifyingStream`]). When the
+//! source is an object with an MD5-shaped ETag (single part, or `-N` with a known part
+//! size), or has the additional checksum asked for, the digest is compared at the end of the
+//! stream, and a mismatch is an error *from the stream*: the destination's put fails before
+//! anything becomes visible (a local temp file is never renamed, a multipart upload is
+//! aborted, a single PUT is never sent). On the destination side the S3 backend compares the
+//! server's ETag and checksum with what it sent.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use larder_store::integrity::{
+    composite_checksum, etag_part_count, normalize_etag, Checksum, ChecksumAlgorithm, Hasher,
+};
+use larder_store::{
+    Body, ByteStream, Entry, Error, ErrorKind, GetOptions, Op, PutOptions, Result, Store,
+};
+
+/// What was verified for one transfer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Verified {
+    /// The ETag / MD5 was compared (source read or destination write).
+    pub etag: bool,
+    /// The additional checksum was compared.
+    pub checksum: bool,
+}
+
+/// The outcome of one transfer.
+#[derive(Debug, Clone)]
+pub struct Transferred {
+    /// Bytes moved.
+    pub bytes: u64,
+    /// What was checked.
+    pub verified: Verified,
+    /// The destination's ETag, for the metadata cache.
+    pub dst_etag: Option<String>,
+    /// The source mtime recorded at the destination.
+    pub mtime: Option<std::time::SystemTime>,
+}
+
+/// What the source's bytes must hash to.
+#[derive(Debug, Clone, Default)]
+struct Expect {
+    size: u64,
+    md5: Option<String>,
+    multipart: Option<(u64, String)>,
+    checksum: Option<Checksum>,
+    checksum_part_size: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    etag_checked: bool,
+    checksum_checked: bool,
+}
+
+/// Hashes a body as it passes and fails the stream at its end if the digest is wrong.
+struct VerifyingStream {
+    inner: ByteStream,
+    hasher: Option<Hasher>,
+    part_hasher: Option<(u64, Hasher, Vec<Vec<u8>>)>,
+    expect: Expect,
+    location: String,
+    outcome: Arc<Mutex<Outcome>>,
+}
+
+impl VerifyingStream {
+    fn check(&mut self) -> Result<()> {
+        let hasher = self.hasher.take().expect("checked once");
+        let d = hasher.finish();
+        let fail = |what: String| {
+            Err(Error::new(ErrorKind::Integrity, Op::Get, self.location.clone()).with_detail(what))
+        };
+        if d.size != self.expect.size {
+            return fail(format!(
+                "read {} bytes, the source said {}",
+                d.size, self.expect.size
+            ));
+        }
+        let mut out = self.outcome.lock().expect("outcome lock");
+        if let Some(want) = &self.expect.md5 {
+            if d.md5_hex() != *want {
+                return fail(format!(
+                    "the bytes read hash to MD5 {} but the source's ETag is {want}",
+                    d.md5_hex()
+                ));
+            }
+            out.etag_checked = true;
+        }
+        if let Some((_, want)) = &self.expect.multipart {
+            let got = d.multipart_etag().unwrap_or_default();
+            if got != *want {
+                return fail(format!(
+                    "the bytes read have multipart ETag {got} but the source's is {want}"
+                ));
+            }
+            out.etag_checked = true;
+        }
+        if let Some(want) = &self.expect.checksum {
+            let got = if want.is_composite() {
+                let (_, mut ph, mut parts) = self.part_hasher.take().expect("part hasher");
+                let last = std::mem::take(&mut ph).finish();
+                if last.size > 0 || parts.is_empty() {
+                    parts.push(raw_of(&last, want.algorithm));
+                }
+                composite_checksum(want.algorithm, &parts)
+            } else {
+                d.checksum(want.algorithm).cloned().expect("computed")
+            };
+            if got.value != want.value {
+                return fail(format!(
+                    "the bytes read have {} {} but the source's is {}",
+                    want.algorithm, got.value, want.value
+                ));
+            }
+            out.checksum_checked = true;
+        }
+        Ok(())
+    }
+}
+
+fn raw_of(d: &larder_store::integrity::Digests, a: ChecksumAlgorithm) -> Vec<u8> {
+    use base64::Engine as _;
+    let v = &d.checksum(a).expect("computed").value;
+    base64::engine::general_purpose::STANDARD
+        .decode(v)
+        .expect("our own base64")
+}
+
+impl Stream for VerifyingStream {
+    type Item = Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.hasher.is_none() {
+            return Poll::Ready(None);
+        }
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.hasher.as_mut().expect("live").update(&chunk);
+                if let Some((part_size, h, parts)) = &mut this.part_hasher {
+                    let mut rest = &chunk[..];
+                    while !rest.is_empty() {
+                        let room = (*part_size - h.size()) as usize;
+                        let take = room.min(rest.len());
+                        h.update(&rest[..take]);
+                        rest = &rest[take..];
+                        if h.size() == *part_size {
+                            let alg = this.expect.checksum.as_ref().expect("set").algorithm;
+                            let done =
+                                std::mem::replace(h, Hasher::new().with_checksum(alg)).finish();
+                            parts.push(raw_of(&done, alg));
+                        }
+                    }
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.hasher = None;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => match this.check() {
+                Ok(()) => Poll::Ready(None),
+                Err(e) => Poll::Ready(Some(Err(e))),
+            },
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Options of one transfer.
+#[derive(Debug, Clone)]
+pub(crate) struct TransferOptions {
+    pub checksum: Option<ChecksumAlgorithm>,
+    pub guess_content_type: bool,
+}
+
+/// Copies `entry` from `src` to `dst`, verified.
+pub(crate) async fn transfer(
+    src: &Arc<dyn Store>,
+    dst: &Arc<dyn Store>,
+    entry: &Entry,
+    opts: &TransferOptions,
+) -> Result<Transferred> {
+    let src_caps = src.capabilities();
+    let want_checksum = opts.checksum.filter(|_| src_caps.checksums);
+    let got = src
+        .get(
+            &entry.key,
+            GetOptions {
+                size_hint: Some(entry.size),
+                checksum: want_checksum.is_some(),
+                if_match: entry.etag.clone().map(|e| format!("\"{e}\"")),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let meta = got.meta;
+    let mut expect = Expect {
+        size: meta.size,
+        ..Default::default()
+    };
+    if src_caps.etag_md5 {
+        if let Some(etag) = meta.etag.as_deref().map(normalize_etag) {
+            match etag_part_count(&etag) {
+                None if etag.len() == 32 => expect.md5 = Some(etag),
+                Some(n) if n > 1 => {
+                    if let Some(p) = src.first_part_size(&entry.key).await? {
+                        expect.multipart = Some((p, etag));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut hasher = Hasher::new();
+    if let Some((p, _)) = &expect.multipart {
+        hasher = hasher.with_part_size(*p);
+    }
+    let mut part_hasher = None;
+    if let (Some(a), Some(c)) = (want_checksum, meta.checksum.clone()) {
+        if c.algorithm == a {
+            hasher = hasher.with_checksum(a);
+            if c.is_composite() {
+                let p = match &expect.multipart {
+                    Some((p, _)) => Some(*p),
+                    None => src.first_part_size(&entry.key).await?,
+                };
+                if let Some(p) = p {
+                    expect.checksum_part_size = Some(p);
+                    part_hasher = Some((p, Hasher::new().with_checksum(a), Vec::new()));
+                    expect.checksum = Some(c);
+                }
+            } else {
+                expect.checksum = Some(c);
+            }
+        }
+    }
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let body = VerifyingStream {
+        inner: got.body,
+        hasher: Some(hasher),
+        part_hasher,
+        expect,
+        location: src.location(entry.key.as_str()),
+        outcome: outcome.clone(),
+    };
+    let mtime = meta.mtime.or(meta.last_modified);
+    let dst_caps = dst.capabilities();
+    let content_type = meta.content_type.clone().or_else(|| {
+        (opts.guess_content_type && dst_caps.metadata)
+            .then(|| {
+                mime_guess::from_path(entry.key.as_str())
+                    .first()
+                    .map(|m| m.essence_str().to_owned())
+            })
+            .flatten()
+    });
+    let put = dst
+        .put(
+            &entry.key,
+            Body::from_stream(Box::pin(body), Some(meta.size)),
+            PutOptions {
+                content_type,
+                cache_control: meta.cache_control.clone(),
+                metadata: meta.metadata.clone(),
+                mtime,
+                checksum: opts.checksum,
+            },
+        )
+        .await?;
+    let o = outcome.lock().expect("outcome lock");
+    let verified = Verified {
+        // The S3 backend refuses a put whose ETag differs from the MD5 of what it sent.
+        etag: o.etag_checked || (dst_caps.etag_md5 && put.etag.is_some()),
+        checksum: o.checksum_checked || (dst_caps.checksums && put.checksum.is_some()),
+    };
+    Ok(Transferred {
+        bytes: put.size,
+        verified,
+        dst_etag: put.etag,
+        mtime,
+    })
+}
+
+/// Retries `f` on retryable and integrity errors: `retries` more attempts, exponential
+/// backoff from 100 ms with full jitter, capped at 10 s.
+pub(crate) async fn with_retries<T, F, Fut>(retries: u32, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e)
+                if attempt < retries && (e.is_retryable() || e.kind() == ErrorKind::Integrity) =>
+            {
+                let cap = Duration::from_millis(100).saturating_mul(1 << attempt.min(7));
+                let cap = cap.min(Duration::from_secs(10));
+                let wait = cap.mul_f64(rand::random::<f64>());
+                tracing::info!(attempt, "retrying after {wait:?}: {e}");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

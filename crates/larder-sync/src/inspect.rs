@@ -1,0 +1,243 @@
+//! What compare needs beyond a listing: recorded mtimes, local ETags, checksums.
+//!
+//! Asked only when sizes already match. An object's recorded mtime comes from the
+//! [`MetaCache`](crate::state::MetaCache) when its ETag and size are the ones cached (what
+//! larder saw or wrote last time), else from one HEAD, which is then cached: a re-sync of
+//! unchanged data makes no HEAD.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use larder_store::integrity::{etag_part_count, ChecksumAlgorithm, Hasher};
+use larder_store::{Entry, GetOptions, Store};
+
+use crate::compare::{Inspector, Side};
+use crate::state::MetaCache;
+
+const MIB: u64 = 1 << 20;
+
+/// Part sizes other tools use, tried when recomputing a multipart ETag of a local file.
+const COMMON_PART_SIZES: [u64; 13] = [
+    8 * MIB,
+    5 * MIB,
+    16 * MIB,
+    15 * MIB,
+    10 * MIB,
+    25 * MIB,
+    32 * MIB,
+    50 * MIB,
+    64 * MIB,
+    100 * MIB,
+    128 * MIB,
+    256 * MIB,
+    512 * MIB,
+];
+
+/// Part sizes that split `size` bytes into exactly `parts` parts, most likely first.
+pub fn candidate_part_sizes(size: u64, parts: u64, preferred: &[u64]) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::new();
+    let fits = |p: u64| p > 0 && size.div_ceil(p) == parts;
+    for &p in preferred.iter().chain(COMMON_PART_SIZES.iter()) {
+        if fits(p) && !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    // The size rounded up to whole MiB, as tools that pick the part size from the file do.
+    let even = size.div_ceil(parts).div_ceil(MIB) * MIB;
+    if fits(even) && !out.contains(&even) {
+        out.push(even);
+    }
+    out
+}
+
+/// An [`Inspector`] over the two stores of a sync.
+pub struct StoreInspector {
+    src: Arc<dyn Store>,
+    dst: Arc<dyn Store>,
+    cache: Option<Arc<MetaCache>>,
+    part_size: u64,
+    heads: AtomicU64,
+}
+
+impl std::fmt::Debug for StoreInspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreInspector")
+            .field("src", &self.src)
+            .field("dst", &self.dst)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreInspector {
+    /// An inspector; `part_size` is the one larder uploads with (tried first).
+    pub fn new(
+        src: Arc<dyn Store>,
+        dst: Arc<dyn Store>,
+        cache: Option<Arc<MetaCache>>,
+        part_size: u64,
+    ) -> Self {
+        StoreInspector {
+            src,
+            dst,
+            cache,
+            part_size,
+            heads: AtomicU64::new(0),
+        }
+    }
+
+    fn store(&self, side: Side) -> &Arc<dyn Store> {
+        match side {
+            Side::Src => &self.src,
+            Side::Dst => &self.dst,
+        }
+    }
+
+    /// How many HEAD requests the inspector made.
+    pub fn heads(&self) -> u64 {
+        self.heads.load(Ordering::Relaxed)
+    }
+
+    async fn head(&self, side: Side, entry: &Entry) -> Option<larder_store::ObjectMeta> {
+        let store = self.store(side);
+        self.heads.fetch_add(1, Ordering::Relaxed);
+        match store.head(&entry.key).await {
+            Ok(Some(meta)) => {
+                if let (Some(c), Some(etag)) = (&self.cache, &meta.etag) {
+                    if Some(etag) == entry.etag.as_ref() && meta.size == entry.size {
+                        c.record(
+                            &store.identity(),
+                            entry.key.as_str(),
+                            etag,
+                            meta.size,
+                            meta.mtime,
+                        );
+                    }
+                }
+                Some(meta)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        }
+    }
+
+    /// Hashes a local entry with several part sizes at once.
+    async fn hash_local(
+        &self,
+        side: Side,
+        entry: &Entry,
+        part_sizes: &[u64],
+        checksum: Option<ChecksumAlgorithm>,
+    ) -> Option<Vec<larder_store::integrity::Digests>> {
+        let store = self.store(side);
+        let got = store
+            .get(
+                &entry.key,
+                GetOptions {
+                    size_hint: Some(entry.size),
+                    ..Default::default()
+                },
+            )
+            .await
+            .ok()?;
+        let mut hashers: Vec<Hasher> = if part_sizes.is_empty() {
+            vec![Hasher::new()]
+        } else {
+            part_sizes
+                .iter()
+                .map(|p| Hasher::new().with_part_size(*p))
+                .collect()
+        };
+        if let Some(a) = checksum {
+            hashers[0] = std::mem::take(&mut hashers[0]).with_checksum(a);
+        }
+        let mut body = got.body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.ok()?;
+            for h in &mut hashers {
+                h.update(&chunk);
+            }
+        }
+        Some(hashers.into_iter().map(Hasher::finish).collect())
+    }
+}
+
+#[async_trait]
+impl Inspector for StoreInspector {
+    async fn mtime(&self, side: Side, entry: &Entry) -> Option<SystemTime> {
+        let store = self.store(side);
+        if store.capabilities().native_mtime {
+            return entry.last_modified;
+        }
+        if let (Some(c), Some(etag)) = (&self.cache, &entry.etag) {
+            if let Some(hit) = c.lookup(&store.identity(), entry.key.as_str(), etag, entry.size) {
+                return hit;
+            }
+        }
+        self.head(side, entry).await.and_then(|m| m.mtime)
+    }
+
+    async fn etag(&self, side: Side, entry: &Entry, like: Option<&str>) -> Option<String> {
+        if let Some(e) = &entry.etag {
+            return Some(e.clone());
+        }
+        let parts = like.and_then(etag_part_count).filter(|n| *n > 1);
+        let Some(parts) = parts else {
+            return self
+                .hash_local(side, entry, &[], None)
+                .await
+                .map(|d| d[0].md5_hex());
+        };
+        let sizes = candidate_part_sizes(entry.size, parts as u64, &[self.part_size]);
+        if sizes.is_empty() {
+            return None;
+        }
+        let digests = self.hash_local(side, entry, &sizes, None).await?;
+        let etags: Vec<String> = digests.iter().filter_map(|d| d.multipart_etag()).collect();
+        let like = like.map(larder_store::integrity::normalize_etag);
+        etags
+            .iter()
+            .find(|e| Some(*e) == like.as_ref())
+            .or(etags.first())
+            .cloned()
+    }
+
+    async fn checksum(
+        &self,
+        side: Side,
+        entry: &Entry,
+        algorithm: ChecksumAlgorithm,
+    ) -> Option<String> {
+        let store = self.store(side);
+        if store.capabilities().checksums {
+            return self
+                .head(side, entry)
+                .await
+                .and_then(|m| m.checksum)
+                .filter(|c| c.algorithm == algorithm)
+                .map(|c| c.value);
+        }
+        let d = self.hash_local(side, entry, &[], Some(algorithm)).await?;
+        d[0].checksum(algorithm).map(|c| c.value.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_size_candidates() {
+        let c = candidate_part_sizes(20 * MIB, 3, &[8 * MIB]);
+        assert_eq!(c[0], 8 * MIB);
+        assert!(c.iter().all(|p| (20 * MIB).div_ceil(*p) == 3));
+        assert!(candidate_part_sizes(100, 3, &[8 * MIB])
+            .iter()
+            .all(|p| 100u64.div_ceil(*p) == 3));
+    }
+}

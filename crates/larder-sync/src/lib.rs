@@ -1,0 +1,587 @@
+//! The sync engine of larder: make a destination store hold what a source store holds,
+//! verified.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use larder_store::{Body, Key, MemoryStore, PutOptions, Store};
+//! use larder_sync::{sync, SyncOptions};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let src = Arc::new(MemoryStore::new());
+//! let dst = Arc::new(MemoryStore::new());
+//! src.put(&Key::new("a").unwrap(), Body::from_bytes("x"), PutOptions::default()).await.unwrap();
+//! let report = sync(src.clone(), dst.clone(), SyncOptions::default()).await.unwrap();
+//! assert_eq!(report.uploaded, 1);
+//! assert_eq!(report.etag_verified, 1);
+//! // Again: nothing to do.
+//! let report = sync(src, dst, SyncOptions::default()).await.unwrap();
+//! assert_eq!((report.uploaded, report.skipped), (0, 1));
+//! # });
+//! ```
+//!
+//! # Pipeline
+//!
+//! list → [`march`] → compare ([`compare`]) → plan ([`Action`]) → execute → verify → report.
+//! Both listings stream; transfers start while listing goes on, many at a time
+//! ([`SyncOptions::concurrency`]). A failed key is recorded in the [`SyncReport`] and the run
+//! goes on (unless [`SyncOptions::stop_on_error`]). Deletions (`--delete`) wait until every
+//! transfer has succeeded, and are refused when the source listing was empty or had errors,
+//! or when there are more than [`SyncOptions::max_delete`].
+#![warn(missing_docs)]
+
+pub mod compare;
+mod execute;
+pub mod filter;
+pub mod inspect;
+pub mod march;
+pub mod state;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use larder_store::integrity::ChecksumAlgorithm;
+use larder_store::{Entry, ErrorKind, Key, Store};
+use tokio_util::sync::CancellationToken;
+
+pub use compare::{Comparator, CompareMode, Reason};
+pub use filter::Filters;
+pub use march::{march, MarchItem, Pair};
+pub use state::MetaCache;
+
+/// How to sync.
+#[derive(Clone)]
+pub struct SyncOptions {
+    /// How to tell that a key is up to date.
+    pub compare: CompareMode,
+    /// A custom comparator; overrides [`SyncOptions::compare`].
+    pub comparator: Option<Arc<dyn Comparator>>,
+    /// An additional checksum to send, store and verify (and compare, with
+    /// [`CompareMode::Checksum`]).
+    pub checksum: Option<ChecksumAlgorithm>,
+    /// Delete destination keys the source does not have.
+    pub delete: bool,
+    /// Allow `delete` when the source listing is empty.
+    pub allow_empty_source: bool,
+    /// Refuse to delete more than this many keys.
+    pub max_delete: Option<u64>,
+    /// Plan and report, write nothing.
+    pub dry_run: bool,
+    /// Which keys to consider.
+    pub filters: Filters,
+    /// Objects in flight at once.
+    pub concurrency: usize,
+    /// Stop at the first failed key (and then delete nothing).
+    pub stop_on_error: bool,
+    /// Further attempts of a failed transfer (retryable or integrity errors).
+    pub retries: u32,
+    /// Modification times this close are equal.
+    pub mtime_window: Duration,
+    /// The part size uploads use, tried first when recomputing a multipart ETag.
+    pub part_size: u64,
+    /// Guess a Content-Type from the key's extension when the source has none.
+    pub guess_content_type: bool,
+    /// The metadata cache (see [`state`]); without one, size-mtime comparisons against
+    /// objects HEAD them.
+    pub cache: Option<Arc<MetaCache>>,
+    /// Called for every planned or finished action.
+    pub on_event: Option<Arc<dyn Fn(&Event) + Send + Sync>>,
+    /// Cancels the run: in-flight transfers are dropped (which aborts multipart uploads and
+    /// removes temp files) and the report says `cancelled`.
+    pub cancel: CancellationToken,
+}
+
+impl fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("compare", &self.compare)
+            .field("checksum", &self.checksum)
+            .field("delete", &self.delete)
+            .field("dry_run", &self.dry_run)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            compare: CompareMode::default(),
+            comparator: None,
+            checksum: None,
+            delete: false,
+            allow_empty_source: false,
+            max_delete: None,
+            dry_run: false,
+            filters: Filters::default(),
+            concurrency: 32,
+            stop_on_error: false,
+            retries: 3,
+            mtime_window: Duration::ZERO,
+            part_size: 8 << 20,
+            guess_content_type: true,
+            cache: None,
+            on_event: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+/// What happened (or, in a dry run, would happen) to one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Copied from source to destination.
+    Transfer,
+    /// Left alone.
+    Skip,
+    /// Deleted from the destination.
+    Delete,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Transfer => "transfer",
+            Action::Skip => "skip",
+            Action::Delete => "delete",
+        })
+    }
+}
+
+/// One event of a sync, for progress and logs.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// An action was planned (dry run) or done.
+    Done {
+        /// What.
+        action: Action,
+        /// The key.
+        key: String,
+        /// Its size.
+        size: u64,
+        /// Why.
+        reason: Reason,
+        /// Whether this was only planned.
+        dry_run: bool,
+        /// What was verified.
+        verified: (bool, bool),
+    },
+    /// A key failed.
+    Failed {
+        /// The key (or a listing location).
+        key: String,
+        /// The error, one line.
+        error: String,
+    },
+    /// Listing progress: how many source entries were seen so far.
+    Listed {
+        /// Source entries so far.
+        src: u64,
+    },
+}
+
+/// One failed key.
+#[derive(Debug, Clone)]
+pub struct KeyFailure {
+    /// The key, or a listing location.
+    pub key: String,
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// The message, naming the key and the cause.
+    pub message: String,
+}
+
+/// The result of a sync. Partial failures are here, not in an `Err`.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// Objects transferred (or, in a dry run, to transfer).
+    pub uploaded: u64,
+    /// Objects up to date.
+    pub skipped: u64,
+    /// Objects deleted (or to delete).
+    pub deleted: u64,
+    /// Objects left out by the filters.
+    pub filtered: u64,
+    /// Bytes transferred (or to transfer).
+    pub bytes: u64,
+    /// Transfers whose ETag / MD5 was verified.
+    pub etag_verified: u64,
+    /// Transfers whose additional checksum was verified.
+    pub checksum_verified: u64,
+    /// Source entries listed.
+    pub src_listed: u64,
+    /// Destination entries listed.
+    pub dst_listed: u64,
+    /// HEAD requests made to compare.
+    pub heads: u64,
+    /// Failed keys.
+    pub errors: Vec<KeyFailure>,
+    /// Why deletions did not run, when `delete` was asked for.
+    pub delete_refused: Option<String>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Whether the run was cancelled.
+    pub cancelled: bool,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+impl SyncReport {
+    /// Failures that are verification mismatches.
+    pub fn verify_failures(&self) -> usize {
+        self.errors
+            .iter()
+            .filter(|e| e.kind == ErrorKind::Integrity)
+            .count()
+    }
+}
+
+/// An error that stops a sync before it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A store could not be used at all (missing bucket, rejected credentials).
+    #[error(transparent)]
+    Store(#[from] larder_store::Error),
+}
+
+/// The outcome of one pair.
+enum Step {
+    Done {
+        action: Action,
+        key: Key,
+        size: u64,
+        reason: Reason,
+        verified: execute::Verified,
+    },
+    Filtered,
+    Delete(Entry),
+    Failed(KeyFailure),
+    SrcListError(KeyFailure),
+}
+
+fn failure(key: &str, e: &larder_store::Error) -> KeyFailure {
+    KeyFailure {
+        key: key.to_owned(),
+        kind: e.kind(),
+        message: e.to_string(),
+    }
+}
+
+/// Makes `dst` hold what `src` holds. See the crate docs.
+///
+/// # Errors
+///
+/// Only when a listing fails at its very start with an error that no key could escape
+/// (missing bucket, rejected credentials, unreachable server); everything else is in the
+/// report.
+pub async fn sync(
+    src: Arc<dyn Store>,
+    dst: Arc<dyn Store>,
+    opts: SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let mut report = SyncReport {
+        dry_run: opts.dry_run,
+        ..SyncReport::default()
+    };
+    let inspector = Arc::new(inspect::StoreInspector::new(
+        src.clone(),
+        dst.clone(),
+        opts.cache.clone(),
+        opts.part_size,
+    ));
+    let emit = |ev: Event| {
+        if let Some(f) = &opts.on_event {
+            f(&ev);
+        }
+    };
+    let src_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let dst_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = |s: futures::stream::BoxStream<'static, larder_store::Result<Entry>>,
+                   c: Arc<std::sync::atomic::AtomicU64>| {
+        s.inspect(move |r| {
+            if r.is_ok() {
+                c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .boxed()
+    };
+    let mut items = march(
+        counted(src.list(""), src_count.clone()),
+        counted(dst.list(""), dst_count.clone()),
+    )
+    .boxed()
+    .peekable();
+
+    // A listing that fails before yielding anything, for a reason no retry fixes, is fatal.
+    if let Some(first) = std::pin::Pin::new(&mut items).peek().await {
+        if let MarchItem::SrcError(e) | MarchItem::DstError(e) = first {
+            if matches!(
+                e.kind(),
+                ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::Transient
+            ) && e.op() == larder_store::Op::List
+                && (e.location() == src.location("") || e.location() == dst.location(""))
+                && src_count.load(std::sync::atomic::Ordering::Relaxed) == 0
+                && dst_count.load(std::sync::atomic::Ordering::Relaxed) == 0
+            {
+                let (MarchItem::SrcError(e) | MarchItem::DstError(e)) =
+                    items.next().await.expect("peeked")
+                else {
+                    unreachable!()
+                };
+                return Err(SyncError::Store(e));
+            }
+        }
+    }
+
+    let topts = execute::TransferOptions {
+        checksum: opts.checksum,
+        guess_content_type: opts.guess_content_type,
+    };
+    let steps = items
+        .map(|item| {
+            let (src, dst, inspector, opts, topts) = (
+                src.clone(),
+                dst.clone(),
+                inspector.clone(),
+                opts.clone(),
+                topts.clone(),
+            );
+            async move { step(item, &src, &dst, &*inspector, &opts, &topts).await }
+        })
+        .buffer_unordered(opts.concurrency.max(1));
+    futures::pin_mut!(steps);
+
+    let mut deletes: Vec<Entry> = Vec::new();
+    let mut src_errors = 0u64;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = opts.cancel.cancelled() => {
+                report.cancelled = true;
+                break;
+            }
+            n = steps.next() => n,
+        };
+        let Some(step) = next else { break };
+        match step {
+            Step::Done {
+                action,
+                key,
+                size,
+                reason,
+                verified,
+            } => {
+                match action {
+                    Action::Transfer => {
+                        report.uploaded += 1;
+                        report.bytes += size;
+                        report.etag_verified += verified.etag as u64;
+                        report.checksum_verified += verified.checksum as u64;
+                    }
+                    Action::Skip => report.skipped += 1,
+                    Action::Delete => {}
+                }
+                emit(Event::Done {
+                    action,
+                    key: key.into_string(),
+                    size,
+                    reason,
+                    dry_run: opts.dry_run,
+                    verified: (verified.etag, verified.checksum),
+                });
+            }
+            Step::Filtered => report.filtered += 1,
+            Step::Delete(e) => deletes.push(e),
+            Step::Failed(f) | Step::SrcListError(f) if opts.stop_on_error => {
+                emit(Event::Failed {
+                    key: f.key.clone(),
+                    error: f.message.clone(),
+                });
+                report.errors.push(f);
+                break;
+            }
+            Step::Failed(f) => {
+                emit(Event::Failed {
+                    key: f.key.clone(),
+                    error: f.message.clone(),
+                });
+                report.errors.push(f);
+            }
+            Step::SrcListError(f) => {
+                src_errors += 1;
+                emit(Event::Failed {
+                    key: f.key.clone(),
+                    error: f.message.clone(),
+                });
+                report.errors.push(f);
+            }
+        }
+    }
+    drop(steps);
+    report.src_listed = src_count.load(std::sync::atomic::Ordering::Relaxed);
+    report.dst_listed = dst_count.load(std::sync::atomic::Ordering::Relaxed);
+
+    if opts.delete && !deletes.is_empty() {
+        let refused = if report.cancelled {
+            Some("the run was cancelled".to_owned())
+        } else if src_errors > 0 {
+            Some(format!(
+                "the source listing had {src_errors} error(s), so it may be incomplete"
+            ))
+        } else if !report.errors.is_empty() {
+            Some(format!(
+                "{} key(s) failed; deletions run only after every transfer succeeded",
+                report.errors.len()
+            ))
+        } else if report.src_listed == 0 && !opts.allow_empty_source {
+            Some("the source is empty (use --allow-empty-source to delete everything)".to_owned())
+        } else if opts.max_delete.is_some_and(|m| deletes.len() as u64 > m) {
+            Some(format!(
+                "{} deletions exceed --max-delete {}",
+                deletes.len(),
+                opts.max_delete.unwrap_or(0)
+            ))
+        } else {
+            None
+        };
+        match refused {
+            Some(why) => report.delete_refused = Some(why),
+            None => delete_all(&dst, deletes, &opts, &mut report, &emit).await,
+        }
+    }
+    report.heads = inspector.heads();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+async fn delete_all(
+    dst: &Arc<dyn Store>,
+    deletes: Vec<Entry>,
+    opts: &SyncOptions,
+    report: &mut SyncReport,
+    emit: &impl Fn(Event),
+) {
+    for batch in deletes.chunks(1000) {
+        let keys: Vec<Key> = batch.iter().map(|e| e.key.clone()).collect();
+        let failed: Vec<(Key, larder_store::Error)> = if opts.dry_run {
+            Vec::new()
+        } else {
+            match dst.delete(&keys).await {
+                Ok(r) => r.failed,
+                Err(e) => keys.iter().map(|k| (k.clone(), clone_err(&e))).collect(),
+            }
+        };
+        for e in batch {
+            if let Some((_, err)) = failed.iter().find(|(k, _)| *k == e.key) {
+                let f = failure(e.key.as_str(), err);
+                emit(Event::Failed {
+                    key: f.key.clone(),
+                    error: f.message.clone(),
+                });
+                report.errors.push(f);
+                continue;
+            }
+            if let Some(c) = &opts.cache {
+                c.forget(&dst.identity(), e.key.as_str());
+            }
+            report.deleted += 1;
+            emit(Event::Done {
+                action: Action::Delete,
+                key: e.key.as_str().to_owned(),
+                size: e.size,
+                reason: Reason::Extra,
+                dry_run: opts.dry_run,
+                verified: (false, false),
+            });
+        }
+    }
+}
+
+fn clone_err(e: &larder_store::Error) -> larder_store::Error {
+    larder_store::Error::new(e.kind(), e.op(), e.location()).with_detail(e.to_string())
+}
+
+async fn step(
+    item: MarchItem,
+    src: &Arc<dyn Store>,
+    dst: &Arc<dyn Store>,
+    inspector: &inspect::StoreInspector,
+    opts: &SyncOptions,
+    topts: &execute::TransferOptions,
+) -> Step {
+    let (entry, reason) = match item {
+        MarchItem::SrcError(e) => return Step::SrcListError(failure(e.location(), &e)),
+        MarchItem::DstError(e) => return Step::Failed(failure(e.location(), &e)),
+        MarchItem::Pair(Pair::DstOnly(d)) => {
+            // A key the filters leave out is not the sync's business, not even to delete.
+            return if opts.delete && opts.filters.keeps_key(d.key.as_str()) {
+                Step::Delete(d)
+            } else {
+                Step::Filtered
+            };
+        }
+        MarchItem::Pair(Pair::SrcOnly(s)) => {
+            if !opts.filters.keeps(&s) {
+                return Step::Filtered;
+            }
+            (s, Reason::Missing)
+        }
+        MarchItem::Pair(Pair::Both(s, d)) => {
+            if !opts.filters.keeps(&s) {
+                return Step::Filtered;
+            }
+            match compare::compare(
+                opts.compare,
+                opts.comparator.as_ref(),
+                opts.checksum,
+                opts.mtime_window,
+                inspector,
+                &s,
+                &d,
+            )
+            .await
+            {
+                None => {
+                    return Step::Done {
+                        action: Action::Skip,
+                        key: s.key,
+                        size: s.size,
+                        reason: Reason::UpToDate,
+                        verified: Default::default(),
+                    }
+                }
+                Some(r) => (s, r),
+            }
+        }
+    };
+    if opts.dry_run {
+        return Step::Done {
+            action: Action::Transfer,
+            key: entry.key,
+            size: entry.size,
+            reason,
+            verified: Default::default(),
+        };
+    }
+    let result =
+        execute::with_retries(opts.retries, || execute::transfer(src, dst, &entry, topts)).await;
+    match result {
+        Ok(t) => {
+            if let (Some(c), Some(etag)) = (&opts.cache, &t.dst_etag) {
+                if !dst.capabilities().native_mtime {
+                    c.record(&dst.identity(), entry.key.as_str(), etag, t.bytes, t.mtime);
+                }
+            }
+            Step::Done {
+                action: Action::Transfer,
+                key: entry.key,
+                size: t.bytes,
+                reason,
+                verified: t.verified,
+            }
+        }
+        Err(e) => Step::Failed(failure(entry.key.as_str(), &e)),
+    }
+}

@@ -1,0 +1,181 @@
+//! The metadata cache: what larder last saw or wrote of each object, in SQLite.
+//!
+//! A listing gives an object's key, size and ETag but not its user metadata, where larder
+//! records the source's mtime. Looking that up is a HEAD per object; this cache keeps
+//! `(store, key) → (etag, size, mtime)` so it is asked once per object version. An entry is
+//! used only while the listing still shows the same ETag and size, so a changed object is
+//! never judged by stale metadata. The cache is only an optimisation: deleting it costs HEADs,
+//! never correctness.
+//!
+//! Schema changes are append-only migrations keyed by `PRAGMA user_version`; the database
+//! runs in WAL mode with `synchronous = NORMAL` (a crash may lose the last writes, which
+//! only costs HEADs).
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// A cache that cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the metadata cache `{path}`")]
+pub struct StateError {
+    path: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+const MIGRATIONS: &[&str] = &["CREATE TABLE objects (
+        store TEXT NOT NULL,
+        key TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER,
+        PRIMARY KEY (store, key)
+    ) WITHOUT ROWID;"];
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct MetaCache {
+    conn: Mutex<Connection>,
+}
+
+fn to_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos().min(i64::MAX as u128) as i64,
+        Err(e) => -(e.duration().as_nanos().min(i64::MAX as u128) as i64),
+    }
+}
+
+fn from_ns(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+impl MetaCache {
+    /// Opens (creating) the cache at `path`.
+    ///
+    /// # Errors
+    ///
+    /// When the file or its directory cannot be created or is not a database of ours.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let err = |source: Box<dyn std::error::Error + Send + Sync>| StateError {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| err(e.into()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| err(e.into()))?;
+        Self::init(conn).map_err(|e| err(e.into()))
+    }
+
+    /// A cache in memory, gone with the process.
+    pub fn in_memory() -> Self {
+        Self::init(Connection::open_in_memory().expect("sqlite in memory"))
+            .expect("migrations on an empty database")
+    }
+
+    fn init(conn: Connection) -> rusqlite::Result<Self> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(&format!(
+                "BEGIN; {m} PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))?;
+        }
+        Ok(MetaCache {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The recorded mtime of `key` in `store` if the cache holds this version (same ETag and
+    /// size): `Some(None)` when that version has no recorded mtime, `None` on a miss.
+    pub fn lookup(
+        &self,
+        store: &str,
+        key: &str,
+        etag: &str,
+        size: u64,
+    ) -> Option<Option<SystemTime>> {
+        let conn = self.conn.lock().expect("cache lock");
+        let row: Option<(String, i64, Option<i64>)> = conn
+            .prepare_cached(
+                "SELECT etag, size, mtime_ns FROM objects WHERE store = ?1 AND key = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![store, key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .unwrap_or_else(|e| {
+                tracing::warn!("metadata cache read failed: {e}");
+                None
+            });
+        match row {
+            Some((e, s, m)) if e == etag && s as u64 == size => Some(m.map(from_ns)),
+            _ => None,
+        }
+    }
+
+    /// Records what `store` holds at `key`.
+    pub fn record(&self, store: &str, key: &str, etag: &str, size: u64, mtime: Option<SystemTime>) {
+        let conn = self.conn.lock().expect("cache lock");
+        let r = conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO objects (store, key, etag, size, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![store, key, etag, size as i64, mtime.map(to_ns)]));
+        if let Err(e) = r {
+            tracing::warn!("metadata cache write failed: {e}");
+        }
+    }
+
+    /// Forgets `key` in `store` (after a delete).
+    pub fn forget(&self, store: &str, key: &str) {
+        let conn = self.conn.lock().expect("cache lock");
+        let _ = conn
+            .prepare_cached("DELETE FROM objects WHERE store = ?1 AND key = ?2")
+            .and_then(|mut s| s.execute(params![store, key]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_only_for_the_same_version() {
+        let c = MetaCache::in_memory();
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 42);
+        c.record("s3://b/", "k", "abc", 3, Some(t));
+        assert_eq!(c.lookup("s3://b/", "k", "abc", 3), Some(Some(t)));
+        assert_eq!(c.lookup("s3://b/", "k", "abd", 3), None, "other etag");
+        assert_eq!(c.lookup("s3://b/", "k", "abc", 4), None, "other size");
+        assert_eq!(c.lookup("s3://other/", "k", "abc", 3), None, "other store");
+        c.forget("s3://b/", "k");
+        assert_eq!(c.lookup("s3://b/", "k", "abc", 3), None);
+    }
+
+    #[test]
+    fn survives_reopen_and_negative_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/meta.sqlite3");
+        let t = UNIX_EPOCH - Duration::new(10, 5);
+        MetaCache::open(&p)
+            .unwrap()
+            .record("s", "k", "e", 1, Some(t));
+        assert_eq!(
+            MetaCache::open(&p).unwrap().lookup("s", "k", "e", 1),
+            Some(Some(t))
+        );
+    }
+}
