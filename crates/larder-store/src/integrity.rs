@@ -193,6 +193,68 @@ pub fn composite_checksum(algorithm: ChecksumAlgorithm, part_raw: &[Vec<u8>]) ->
     }
 }
 
+/// The composite checksum of a multipart upload with a given part size, computed in one
+/// pass over the whole body (what S3 reports as `…-N` for a `COMPOSITE` upload).
+#[derive(Clone)]
+pub struct CompositeHasher {
+    algorithm: ChecksumAlgorithm,
+    part_size: u64,
+    in_part: u64,
+    current: Running,
+    parts: Vec<Vec<u8>>,
+}
+
+impl fmt::Debug for CompositeHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompositeHasher")
+            .field("algorithm", &self.algorithm)
+            .field("part_size", &self.part_size)
+            .field("parts", &self.parts.len())
+            .finish()
+    }
+}
+
+impl CompositeHasher {
+    /// A hasher for parts of `part_size` bytes.
+    ///
+    /// # Panics
+    ///
+    /// When `part_size` is 0.
+    pub fn new(algorithm: ChecksumAlgorithm, part_size: u64) -> Self {
+        assert!(part_size > 0, "part size must be positive");
+        CompositeHasher {
+            algorithm,
+            part_size,
+            in_part: 0,
+            current: Running::new(algorithm),
+            parts: Vec::new(),
+        }
+    }
+
+    /// Feeds the next bytes.
+    pub fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let take = ((self.part_size - self.in_part) as usize).min(data.len());
+            self.current.update(&data[..take]);
+            self.in_part += take as u64;
+            data = &data[take..];
+            if self.in_part == self.part_size {
+                let done = std::mem::replace(&mut self.current, Running::new(self.algorithm));
+                self.parts.push(done.finish());
+                self.in_part = 0;
+            }
+        }
+    }
+
+    /// The composite checksum.
+    pub fn finish(mut self) -> Checksum {
+        if self.in_part > 0 || self.parts.is_empty() {
+            self.parts.push(self.current.finish());
+        }
+        composite_checksum(self.algorithm, &self.parts)
+    }
+}
+
 /// The hex MD5 of `data`.
 pub fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))
@@ -478,6 +540,23 @@ mod tests {
             )
         );
         assert!(c.is_composite());
+    }
+
+    #[test]
+    fn composite_hasher_matches_per_part_definition() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        let mut h = CompositeHasher::new(ChecksumAlgorithm::Crc32c, 4096);
+        for c in data.chunks(999) {
+            h.update(c);
+        }
+        let parts: Vec<Vec<u8>> = data
+            .chunks(4096)
+            .map(|c| checksum_raw(ChecksumAlgorithm::Crc32c, c))
+            .collect();
+        assert_eq!(
+            h.finish(),
+            composite_checksum(ChecksumAlgorithm::Crc32c, &parts)
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod local;
 pub mod memory;
 pub mod s3;
 mod types;
+pub mod wrap;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

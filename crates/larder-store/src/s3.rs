@@ -476,18 +476,17 @@ impl S3Store {
             .await
             .map_err(|e| map_sdk_error(e, Op::Put, loc.clone()))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
-        let guard = AbortGuard {
-            client: i.client.clone(),
-            bucket: i.url.bucket.clone(),
-            key: full_key.clone(),
-            upload_id: Some(upload_id.clone()),
-        };
+        let mut guard = AbortGuard::new(
+            i.client.clone(),
+            i.url.bucket.clone(),
+            full_key.clone(),
+            upload_id.clone(),
+        );
 
         let mut hasher = Hasher::new().with_part_size(part_size);
         if let Some(a) = opts.checksum {
             hasher = hasher.with_checksum(a);
         }
-        let mut tasks = tokio::task::JoinSet::new();
         let mut done: Vec<PartDone> = Vec::new();
         let mut buf = first;
         let mut part_number: i32 = 0;
@@ -515,8 +514,8 @@ impl S3Store {
                 );
             }
             // Wait for a free slot, failing fast on the first error.
-            while tasks.len() >= i.opts.parts_in_flight {
-                done.push(join_part(&mut tasks, &loc).await?);
+            while guard.tasks.len() >= i.opts.parts_in_flight {
+                done.push(join_part(&mut guard.tasks, &loc).await?);
             }
             let client = i.client.clone();
             let (bucket, fk, uid, l) = (
@@ -527,7 +526,7 @@ impl S3Store {
             );
             // Every part carries its own checksum: servers refuse parts without one once the
             // upload declared an algorithm, composite or full-object.
-            tasks.spawn(upload_part(
+            guard.tasks.spawn(upload_part(
                 client,
                 bucket,
                 fk,
@@ -541,8 +540,8 @@ impl S3Store {
                 break;
             }
         }
-        while !tasks.is_empty() {
-            done.push(join_part(&mut tasks, &loc).await?);
+        while !guard.tasks.is_empty() {
+            done.push(join_part(&mut guard.tasks, &loc).await?);
         }
         // Before completing: a source that changed size while read is not committed.
         check_declared_size(&loc, size_hint, hasher.size())?;
@@ -739,14 +738,30 @@ fn base64_of(raw: &[u8]) -> String {
 }
 
 /// Aborts a multipart upload unless disarmed: on error, and when the put is cancelled.
+///
+/// It owns the part uploads in flight. S3 warns that parts still uploading while an upload
+/// is aborted may land afterwards and keep storage (and the bill) alive, so the abort waits
+/// for those tasks to end, then aborts and checks with `ListParts` until the upload is gone
+/// (a few tries).
 struct AbortGuard {
     client: Client,
     bucket: String,
     key: String,
     upload_id: Option<String>,
+    tasks: tokio::task::JoinSet<Result<PartDone>>,
 }
 
 impl AbortGuard {
+    fn new(client: Client, bucket: String, key: String, upload_id: String) -> Self {
+        AbortGuard {
+            client,
+            bucket,
+            key,
+            upload_id: Some(upload_id),
+            tasks: tokio::task::JoinSet::new(),
+        }
+    }
+
     fn disarm(mut self) {
         self.upload_id = None;
     }
@@ -758,8 +773,22 @@ impl Drop for AbortGuard {
             return;
         };
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                bucket,
+                key,
+                upload_id,
+                "no runtime to abort a multipart upload"
+            );
+            return;
+        };
+        rt.spawn(async move {
+            tasks.shutdown().await;
+            for attempt in 0..5u32 {
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                }
                 if let Err(e) = client
                     .abort_multipart_upload()
                     .bucket(&bucket)
@@ -768,10 +797,25 @@ impl Drop for AbortGuard {
                     .send()
                     .await
                 {
-                    tracing::warn!(bucket, key, upload_id, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "could not abort a multipart upload");
+                    let gone = matches!(&e, SdkError::ServiceError(c) if c.err().code() == Some("NoSuchUpload"));
+                    if !gone {
+                        tracing::warn!(bucket, key, upload_id, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "could not abort a multipart upload");
+                        continue;
+                    }
                 }
-            });
-        }
+                let still = client
+                    .list_parts()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                if still.is_err() {
+                    return; // NoSuchUpload: gone for good
+                }
+            }
+            tracing::warn!(bucket, key, upload_id, "a multipart upload may be left behind; `larder` lists them with `multipart_uploads`");
+        });
     }
 }
 
@@ -1048,9 +1092,19 @@ impl Store for S3Store {
             }
         };
         let mut meta = object_meta!(&out, key.clone(), total);
-        if !opts.checksum || range.end - range.start != total {
-            // A checksum describes the whole object; never pair one with a partial body.
-            meta.checksum = meta.checksum.filter(|_| opts.checksum);
+        if !opts.checksum {
+            meta.checksum = None;
+        } else if parallel && range.end < total {
+            // A ranged response carries no whole-object checksum: ask for it once, pinned to
+            // the version being read.
+            let head = self.head(key).await?;
+            meta.checksum = match head {
+                Some(h) if h.etag == meta.etag => h.checksum,
+                _ => {
+                    return Err(Error::new(ErrorKind::Conflict, Op::Get, loc)
+                        .with_detail("the object changed while being read"))
+                }
+            };
         }
         let first = body_stream(out.body, loc.clone());
         if !parallel || range.end >= total {
@@ -1244,12 +1298,12 @@ impl Store for S3Store {
             .await
             .map_err(|e| map_sdk_error(e, Op::Copy, loc.clone()))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
-        let guard = AbortGuard {
-            client: i.client.clone(),
-            bucket: i.url.bucket.clone(),
-            key: self.full_key(to.as_str()),
-            upload_id: Some(upload_id.clone()),
-        };
+        let guard = AbortGuard::new(
+            i.client.clone(),
+            i.url.bucket.clone(),
+            self.full_key(to.as_str()),
+            upload_id.clone(),
+        );
         let mut part_size = i.opts.part_size;
         while meta.size.div_ceil(part_size) > MAX_PARTS {
             part_size *= 2;

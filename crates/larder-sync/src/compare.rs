@@ -112,13 +112,17 @@ pub trait Inspector: Send + Sync {
     /// The ETag the object has, or the one it would have if uploaded (MD5 or multipart ETag,
     /// with the part count of `like`'s ETag).
     async fn etag(&self, side: Side, entry: &Entry, like: Option<&str>) -> Option<String>;
-    /// The additional checksum's value.
+    /// The additional checksum's value; one computed from local bytes takes the shape of
+    /// `like` (composite with the same part count).
     async fn checksum(
         &self,
         side: Side,
         entry: &Entry,
         algorithm: ChecksumAlgorithm,
+        like: Option<&str>,
     ) -> Option<String>;
+    /// Whether `side` stores checksums (so its value is read, not computed).
+    fn stores_checksums(&self, side: Side) -> bool;
 }
 
 /// Which side of a sync.
@@ -180,8 +184,17 @@ pub async fn compare(
             let Some(a) = checksum else {
                 return Some(Reason::Checksum);
             };
-            let s = inspector.checksum(Side::Src, src, a).await;
-            let d = inspector.checksum(Side::Dst, dst, a).await;
+            // Read the stored value first, then compute the other side's in its shape.
+            let (s, d) = if inspector.stores_checksums(Side::Src) {
+                let s = inspector.checksum(Side::Src, src, a, None).await;
+                (
+                    s.clone(),
+                    inspector.checksum(Side::Dst, dst, a, s.as_deref()).await,
+                )
+            } else {
+                let d = inspector.checksum(Side::Dst, dst, a, None).await;
+                (inspector.checksum(Side::Src, src, a, d.as_deref()).await, d)
+            };
             match (s, d) {
                 (Some(s), Some(d)) if s == d => None,
                 _ => Some(Reason::Checksum),

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 use larder_store::integrity::{
-    composite_checksum, etag_part_count, normalize_etag, Checksum, ChecksumAlgorithm, Hasher,
+    etag_part_count, normalize_etag, Checksum, ChecksumAlgorithm, CompositeHasher, Hasher,
 };
 use larder_store::{
     Body, ByteStream, Entry, Error, ErrorKind, GetOptions, Op, PutOptions, Result, Store,
@@ -53,7 +53,6 @@ struct Expect {
     md5: Option<String>,
     multipart: Option<(u64, String)>,
     checksum: Option<Checksum>,
-    checksum_part_size: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -66,7 +65,7 @@ struct Outcome {
 struct VerifyingStream {
     inner: ByteStream,
     hasher: Option<Hasher>,
-    part_hasher: Option<(u64, Hasher, Vec<Vec<u8>>)>,
+    composite: Option<CompositeHasher>,
     expect: Expect,
     location: String,
     outcome: Arc<Mutex<Outcome>>,
@@ -105,15 +104,9 @@ impl VerifyingStream {
             out.etag_checked = true;
         }
         if let Some(want) = &self.expect.checksum {
-            let got = if want.is_composite() {
-                let (_, mut ph, mut parts) = self.part_hasher.take().expect("part hasher");
-                let last = std::mem::take(&mut ph).finish();
-                if last.size > 0 || parts.is_empty() {
-                    parts.push(raw_of(&last, want.algorithm));
-                }
-                composite_checksum(want.algorithm, &parts)
-            } else {
-                d.checksum(want.algorithm).cloned().expect("computed")
+            let got = match self.composite.take() {
+                Some(c) => c.finish(),
+                None => d.checksum(want.algorithm).cloned().expect("computed"),
             };
             if got.value != want.value {
                 return fail(format!(
@@ -127,14 +120,6 @@ impl VerifyingStream {
     }
 }
 
-fn raw_of(d: &larder_store::integrity::Digests, a: ChecksumAlgorithm) -> Vec<u8> {
-    use base64::Engine as _;
-    let v = &d.checksum(a).expect("computed").value;
-    base64::engine::general_purpose::STANDARD
-        .decode(v)
-        .expect("our own base64")
-}
-
 impl Stream for VerifyingStream {
     type Item = Result<Bytes>;
 
@@ -146,20 +131,8 @@ impl Stream for VerifyingStream {
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.hasher.as_mut().expect("live").update(&chunk);
-                if let Some((part_size, h, parts)) = &mut this.part_hasher {
-                    let mut rest = &chunk[..];
-                    while !rest.is_empty() {
-                        let room = (*part_size - h.size()) as usize;
-                        let take = room.min(rest.len());
-                        h.update(&rest[..take]);
-                        rest = &rest[take..];
-                        if h.size() == *part_size {
-                            let alg = this.expect.checksum.as_ref().expect("set").algorithm;
-                            let done =
-                                std::mem::replace(h, Hasher::new().with_checksum(alg)).finish();
-                            parts.push(raw_of(&done, alg));
-                        }
-                    }
+                if let Some(c) = &mut this.composite {
+                    c.update(&chunk);
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
@@ -225,7 +198,7 @@ pub(crate) async fn transfer(
     if let Some((p, _)) = &expect.multipart {
         hasher = hasher.with_part_size(*p);
     }
-    let mut part_hasher = None;
+    let mut composite = None;
     if let (Some(a), Some(c)) = (want_checksum, meta.checksum.clone()) {
         if c.algorithm == a {
             hasher = hasher.with_checksum(a);
@@ -235,8 +208,7 @@ pub(crate) async fn transfer(
                     None => src.first_part_size(&entry.key).await?,
                 };
                 if let Some(p) = p {
-                    expect.checksum_part_size = Some(p);
-                    part_hasher = Some((p, Hasher::new().with_checksum(a), Vec::new()));
+                    composite = Some(CompositeHasher::new(a, p));
                     expect.checksum = Some(c);
                 }
             } else {
@@ -248,7 +220,7 @@ pub(crate) async fn transfer(
     let body = VerifyingStream {
         inner: got.body,
         hasher: Some(hasher),
-        part_hasher,
+        composite,
         expect,
         location: src.location(entry.key.as_str()),
         outcome: outcome.clone(),

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use larder_store::integrity::{etag_part_count, ChecksumAlgorithm, Hasher};
+use larder_store::integrity::{etag_part_count, ChecksumAlgorithm, CompositeHasher, Hasher};
 use larder_store::{Entry, GetOptions, Store};
 
 use crate::compare::{Inspector, Side};
@@ -212,9 +212,9 @@ impl Inspector for StoreInspector {
         side: Side,
         entry: &Entry,
         algorithm: ChecksumAlgorithm,
+        like: Option<&str>,
     ) -> Option<String> {
-        let store = self.store(side);
-        if store.capabilities().checksums {
+        if self.stores_checksums(side) {
             return self
                 .head(side, entry)
                 .await
@@ -222,8 +222,50 @@ impl Inspector for StoreInspector {
                 .filter(|c| c.algorithm == algorithm)
                 .map(|c| c.value);
         }
-        let d = self.hash_local(side, entry, &[], Some(algorithm)).await?;
-        d[0].checksum(algorithm).map(|c| c.value.clone())
+        let parts = like
+            .and_then(|l| l.rsplit_once('-'))
+            .and_then(|(_, n)| n.parse::<u64>().ok());
+        let Some(parts) = parts else {
+            let d = self.hash_local(side, entry, &[], Some(algorithm)).await?;
+            return d[0].checksum(algorithm).map(|c| c.value.clone());
+        };
+        // A composite checksum: recompute it for the part sizes that give that many parts.
+        let sizes = candidate_part_sizes(entry.size, parts, &[self.part_size]);
+        let mut hashers: Vec<CompositeHasher> = sizes
+            .iter()
+            .map(|p| CompositeHasher::new(algorithm, *p))
+            .collect();
+        if hashers.is_empty() {
+            return None;
+        }
+        let got = self
+            .store(side)
+            .get(
+                &entry.key,
+                GetOptions {
+                    size_hint: Some(entry.size),
+                    ..Default::default()
+                },
+            )
+            .await
+            .ok()?;
+        let mut body = got.body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.ok()?;
+            for h in &mut hashers {
+                h.update(&chunk);
+            }
+        }
+        let values: Vec<String> = hashers.into_iter().map(|h| h.finish().value).collect();
+        values
+            .iter()
+            .find(|v| Some(v.as_str()) == like)
+            .or(values.first())
+            .cloned()
+    }
+
+    fn stores_checksums(&self, side: Side) -> bool {
+        self.store(side).capabilities().checksums
     }
 }
 

@@ -50,6 +50,9 @@ pub use filter::Filters;
 pub use march::{march, MarchItem, Pair};
 pub use state::MetaCache;
 
+/// A callback for [`Event`]s.
+pub type EventHandler = Arc<dyn Fn(&Event) + Send + Sync>;
+
 /// How to sync.
 #[derive(Clone)]
 pub struct SyncOptions {
@@ -86,7 +89,7 @@ pub struct SyncOptions {
     /// objects HEAD them.
     pub cache: Option<Arc<MetaCache>>,
     /// Called for every planned or finished action.
-    pub on_event: Option<Arc<dyn Fn(&Event) + Send + Sync>>,
+    pub on_event: Option<EventHandler>,
     /// Cancels the run: in-flight transfers are dropped (which aborts multipart uploads and
     /// removes temp files) and the report says `cancelled`.
     pub cancel: CancellationToken,
@@ -315,23 +318,26 @@ pub async fn sync(
     .peekable();
 
     // A listing that fails before yielding anything, for a reason no retry fixes, is fatal.
-    if let Some(first) = std::pin::Pin::new(&mut items).peek().await {
-        if let MarchItem::SrcError(e) | MarchItem::DstError(e) = first {
-            if matches!(
-                e.kind(),
-                ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::Transient
-            ) && e.op() == larder_store::Op::List
-                && (e.location() == src.location("") || e.location() == dst.location(""))
-                && src_count.load(std::sync::atomic::Ordering::Relaxed) == 0
-                && dst_count.load(std::sync::atomic::Ordering::Relaxed) == 0
-            {
-                let (MarchItem::SrcError(e) | MarchItem::DstError(e)) =
-                    items.next().await.expect("peeked")
-                else {
-                    unreachable!()
-                };
-                return Err(SyncError::Store(e));
-            }
+    if let Some(MarchItem::SrcError(e) | MarchItem::DstError(e)) =
+        std::pin::Pin::new(&mut items).peek().await
+    {
+        let at_root = e.location() == src.location("") || e.location() == dst.location("");
+        let hopeless = matches!(
+            e.kind(),
+            ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::Transient
+        );
+        if hopeless
+            && at_root
+            && e.op() == larder_store::Op::List
+            && src_count.load(std::sync::atomic::Ordering::Relaxed) == 0
+            && dst_count.load(std::sync::atomic::Ordering::Relaxed) == 0
+        {
+            let (MarchItem::SrcError(e) | MarchItem::DstError(e)) =
+                items.next().await.expect("peeked")
+            else {
+                unreachable!("peeked an error")
+            };
+            return Err(SyncError::Store(e));
         }
     }
 
@@ -348,10 +354,11 @@ pub async fn sync(
                 opts.clone(),
                 topts.clone(),
             );
-            async move { step(item, &src, &dst, &*inspector, &opts, &topts).await }
+            async move { step(item, &src, &dst, &inspector, &opts, &topts).await }
         })
         .buffer_unordered(opts.concurrency.max(1));
-    futures::pin_mut!(steps);
+    // Boxed so that dropping it below really drops the transfers in flight (cancel, stop).
+    let mut steps = Box::pin(steps);
 
     let mut deletes: Vec<Entry> = Vec::new();
     let mut src_errors = 0u64;
@@ -419,6 +426,7 @@ pub async fn sync(
             }
         }
     }
+    // Dropping in-flight transfers aborts multipart uploads and removes temp files.
     drop(steps);
     report.src_listed = src_count.load(std::sync::atomic::Ordering::Relaxed);
     report.dst_listed = dst_count.load(std::sync::atomic::Ordering::Relaxed);

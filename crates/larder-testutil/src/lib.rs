@@ -65,3 +65,29 @@ pub fn unique(prefix: &str) -> String {
         rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff
     )
 }
+
+/// A store on the test bucket: at its root, or at `prefix/` when given.
+///
+/// # Panics
+///
+/// As [`s3_env`], or when the store cannot be built.
+pub async fn s3_store(
+    mut opts: larder_store::S3Options,
+    prefix: Option<&str>,
+) -> larder_store::S3Store {
+    let env = s3_env();
+    opts.endpoint_url = Some(env.endpoint.clone());
+    opts.region = Some(env.region.clone());
+    opts.credentials = Some(larder_store::s3::StaticCredentials {
+        access_key_id: env.access_key_id.clone(),
+        secret_access_key: env.secret_access_key.clone(),
+        session_token: None,
+    });
+    let url = match prefix {
+        Some(p) => format!("s3://{}/{p}/", env.bucket),
+        None => format!("s3://{}", env.bucket),
+    };
+    larder_store::S3Store::new(larder_store::S3Url::parse(&url).expect("test URL"), opts)
+        .await
+        .expect("S3 store")
+}

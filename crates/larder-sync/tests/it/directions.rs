@@ -1,0 +1,284 @@
+//! Every direction against the Garage test server: local→S3, S3→local, S3→S3, local→local;
+//! every compare mode; a no-op re-sync makes no PUT, GET or HEAD.
+
+use std::sync::Arc;
+
+use larder_store::conformance::pattern;
+use larder_store::integrity::ChecksumAlgorithm;
+use larder_store::wrap::CountingStore;
+use larder_store::{LocalStore, S3Options, S3Store, Store};
+use larder_sync::{sync, CompareMode, SyncOptions};
+
+use crate::*;
+
+const PART: u64 = 5 << 20;
+
+fn small_parts() -> S3Options {
+    S3Options {
+        multipart_threshold: PART,
+        part_size: PART,
+        get_parallel_threshold: PART,
+        get_part_size: 1 << 20,
+        ..S3Options::default()
+    }
+}
+
+async fn s3(name: &str) -> Arc<S3Store> {
+    let prefix = larder_testutil::unique(name);
+    Arc::new(larder_testutil::s3_store(small_parts(), Some(&prefix)).await)
+}
+
+/// A local tree with nested keys, odd names, an empty file and a multipart-sized file.
+async fn fill(store: &dyn Store) {
+    put(store, "a.txt", "alpha", t(1)).await;
+    put(store, "dir/b c+d%.txt", "odd name", t(2)).await;
+    put(store, "dir/sub/é.bin", pattern(70_000, 1), t(3)).await;
+    put(store, "empty", "", t(4)).await;
+    put(store, "big.bin", pattern(2 * PART as usize + 777, 2), t(5)).await;
+}
+
+/// Syncs again through counting wrappers and asserts no PUT, GET or HEAD on either side.
+async fn assert_noop(src: Arc<dyn Store>, dst: Arc<dyn Store>, opts: SyncOptions) {
+    let (s, d) = (
+        Arc::new(CountingStore::new(src)),
+        Arc::new(CountingStore::new(dst)),
+    );
+    let r = sync(s.clone(), d.clone(), opts).await.unwrap();
+    assert_eq!((r.uploaded, r.skipped), (0, 5), "{:?}", r.errors);
+    let [_, head, get, put, del, copy] = s.counts().snapshot();
+    assert_eq!(
+        [head, get, put, del, copy],
+        [0; 5],
+        "source requests (head, get, put, delete, copy)"
+    );
+    let [_, head, get, put, del, copy] = d.counts().snapshot();
+    assert_eq!(
+        [head, get, put, del, copy],
+        [0; 5],
+        "destination requests (head, get, put, delete, copy)"
+    );
+}
+
+#[tokio::test]
+async fn s3_every_direction_round_trips_verified_and_a_resync_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(LocalStore::new(dir.path().join("src")));
+    fill(&*local).await;
+    let cache = Arc::new(larder_sync::MetaCache::in_memory());
+    let o = || SyncOptions {
+        cache: Some(cache.clone()),
+        ..SyncOptions::default()
+    };
+
+    // local → S3
+    let bucket = s3("up").await;
+    let r = sync(local.clone(), bucket.clone(), o()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!((r.uploaded, r.etag_verified), (5, 5));
+    assert_eq!(contents(&*bucket).await, contents(&*local).await);
+    let big = bucket.head(&key("big.bin")).await.unwrap().unwrap();
+    assert!(big.etag.unwrap().ends_with("-3"), "uploaded in parts");
+    assert_eq!(
+        big.mtime,
+        Some(t(5)),
+        "the source mtime travels as metadata"
+    );
+    assert_noop(local.clone(), bucket.clone(), o()).await;
+
+    // S3 → local
+    let back = Arc::new(LocalStore::new(dir.path().join("back")));
+    let r = sync(bucket.clone(), back.clone(), o()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(
+        (r.uploaded, r.etag_verified),
+        (5, 5),
+        "downloads checked against ETags, multipart too"
+    );
+    assert_eq!(contents(&*back).await, contents(&*local).await);
+    let m = back.head(&key("dir/sub/é.bin")).await.unwrap().unwrap();
+    assert_eq!(m.mtime, Some(t(3)), "mtime restored from metadata");
+    assert_noop(bucket.clone(), back.clone(), o()).await;
+
+    // S3 → S3 (another prefix, another client)
+    let other = s3("copy").await;
+    let r = sync(bucket.clone(), other.clone(), o()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!((r.uploaded, r.etag_verified), (5, 5));
+    assert_eq!(contents(&*other).await, contents(&*local).await);
+    assert_noop(bucket.clone(), other.clone(), o()).await;
+
+    // local → local
+    let copy = Arc::new(LocalStore::new(dir.path().join("copy")));
+    let r = sync(local.clone(), copy.clone(), o()).await.unwrap();
+    assert_eq!(r.uploaded, 5);
+    assert_noop(local.clone(), copy.clone(), o()).await;
+}
+
+#[tokio::test]
+async fn s3_size_mtime_without_a_cache_heads_only_equal_sizes_then_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(LocalStore::new(dir.path()));
+    fill(&*local).await;
+    let bucket = s3("nocache").await;
+    sync(local.clone(), bucket.clone(), SyncOptions::default())
+        .await
+        .unwrap();
+    // A fresh cache (another machine): one HEAD per object, then none.
+    let cache = Arc::new(larder_sync::MetaCache::in_memory());
+    let o = SyncOptions {
+        cache: Some(cache),
+        ..SyncOptions::default()
+    };
+    let r = sync(local.clone(), bucket.clone(), o.clone())
+        .await
+        .unwrap();
+    assert_eq!((r.uploaded, r.skipped, r.heads), (0, 5, 5));
+    assert_noop(local.clone(), bucket.clone(), o).await;
+}
+
+#[tokio::test]
+async fn s3_compare_modes_detect_what_they_should() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(LocalStore::new(dir.path()));
+    fill(&*local).await;
+    let bucket = s3("modes").await;
+    let base = SyncOptions {
+        cache: Some(Arc::new(larder_sync::MetaCache::in_memory())),
+        ..SyncOptions::default()
+    };
+    sync(local.clone(), bucket.clone(), base.clone())
+        .await
+        .unwrap();
+    // Same size and mtime, other bytes: only etag and checksum modes see it.
+    put(&*local, "a.txt", "ALPHA", t(1)).await;
+    put(
+        &*local,
+        "big.bin",
+        pattern(2 * PART as usize + 777, 3),
+        t(5),
+    )
+    .await;
+    for mode in [CompareMode::SizeMtime, CompareMode::Size] {
+        let r = sync(
+            local.clone(),
+            bucket.clone(),
+            SyncOptions {
+                compare: mode,
+                dry_run: true,
+                ..base.clone()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            r.uploaded, 0,
+            "{mode} cannot see a same-size same-mtime change"
+        );
+    }
+    let r = sync(
+        local.clone(),
+        bucket.clone(),
+        SyncOptions {
+            compare: CompareMode::Etag,
+            ..base.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.uploaded, r.skipped),
+        (2, 3),
+        "etag mode recomputes MD5 and the multipart ETag"
+    );
+    let r = sync(
+        local.clone(),
+        bucket.clone(),
+        SyncOptions {
+            compare: CompareMode::Etag,
+            ..base.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.uploaded, 0);
+    // Checksum mode with SHA-256: the first run uploads with checksums, the next skips.
+    let sha = SyncOptions {
+        compare: CompareMode::Checksum,
+        checksum: Some(ChecksumAlgorithm::Sha256),
+        ..base.clone()
+    };
+    let r = sync(local.clone(), bucket.clone(), sha.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.uploaded, r.checksum_verified),
+        (5, 5),
+        "no stored checksums yet"
+    );
+    put(&*local, "a.txt", "alpha", t(1)).await;
+    let r = sync(local.clone(), bucket.clone(), sha.clone())
+        .await
+        .unwrap();
+    assert_eq!((r.uploaded, r.skipped), (1, 4));
+    // And downloads verify the stored checksum, composite for the multipart object.
+    let back = Arc::new(LocalStore::new(dir.path().join("back")));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let sha = SyncOptions {
+        on_event: Some(Arc::new(move |e: &larder_sync::Event| {
+            if let larder_sync::Event::Done { key, verified, .. } = e {
+                s2.lock().unwrap().push((key.clone(), *verified));
+            }
+        })),
+        ..sha
+    };
+    let r = sync(bucket.clone(), back.clone(), sha).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|(_, v)| *v == (true, true)), "{seen:?}");
+    assert_eq!((r.uploaded, r.checksum_verified), (5, 5));
+}
+
+#[tokio::test]
+async fn s3_cancelling_a_multipart_upload_leaves_no_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(LocalStore::new(dir.path()));
+    put(&*local, "huge.bin", pattern(8 * PART as usize, 9), t(1)).await;
+    let bucket = s3("cancel").await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let c = cancel.clone();
+    let b = bucket.clone();
+    let watcher = tokio::spawn(async move {
+        // Cancel as soon as the upload has started.
+        for _ in 0..200 {
+            if !b.multipart_uploads("").await.unwrap().is_empty() {
+                c.cancel();
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        false
+    });
+    let r = sync(
+        local.clone(),
+        bucket.clone(),
+        SyncOptions {
+            cancel,
+            ..SyncOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(watcher.await.unwrap(), "the upload was seen in progress");
+    assert!(r.cancelled);
+    assert!(bucket.head(&key("huge.bin")).await.unwrap().is_none());
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = bucket.multipart_uploads("").await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "parts left behind: {left:?}");
+}

@@ -1,0 +1,236 @@
+//! Faults: corrupted reads, keys that cannot be written, interruptions.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use larder_store::key::TEMP_PREFIX;
+use larder_store::wrap::FaultStore;
+use larder_store::{ErrorKind, LocalStore, MemoryStore, Store};
+use larder_sync::{sync, Event, SyncOptions};
+
+use crate::*;
+
+/// Every file name below `dir`, temp files included (a walk through the store hides them).
+fn raw_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_corrupted_read_is_detected_and_retried() {
+    let mem = Arc::new(MemoryStore::new());
+    put(&*mem, "a", "payload".repeat(1000), t(1)).await;
+    put(&*mem, "b", "other", t(1)).await;
+    let faulty = Arc::new(FaultStore::new(mem.clone(), "a", 2));
+    let dir = tempfile::tempdir().unwrap();
+    let dst = Arc::new(LocalStore::new(dir.path()));
+    let r = sync(faulty.clone(), dst.clone(), opts()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(faulty.remaining(), 0, "both corrupt reads happened");
+    assert_eq!(r.uploaded, 2);
+    assert_eq!(
+        contents(&*dst).await,
+        contents(&*mem).await,
+        "the good bytes landed"
+    );
+}
+
+#[tokio::test]
+async fn persistent_corruption_is_reported_and_never_written() {
+    let mem = Arc::new(MemoryStore::new());
+    put(&*mem, "bad", "payload".repeat(1000), t(1)).await;
+    put(&*mem, "good", "fine", t(1)).await;
+    let faulty = Arc::new(FaultStore::new(mem.clone(), "bad", u64::MAX));
+    for dst in [
+        Box::new(|d: &std::path::Path| Arc::new(LocalStore::new(d)) as Arc<dyn Store>)
+            as Box<dyn Fn(&std::path::Path) -> Arc<dyn Store>>,
+        Box::new(|_: &std::path::Path| Arc::new(MemoryStore::new()) as Arc<dyn Store>),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dst(dir.path());
+        let r = sync(
+            faulty.clone(),
+            dst.clone(),
+            SyncOptions {
+                retries: 2,
+                ..opts()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.uploaded, 1);
+        assert_eq!(r.errors.len(), 1);
+        assert_eq!(r.errors[0].kind, ErrorKind::Integrity);
+        assert_eq!(r.verify_failures(), 1);
+        assert!(
+            r.errors[0].message.contains("bad"),
+            "{}",
+            r.errors[0].message
+        );
+        assert_eq!(contents(&*dst).await.keys().collect::<Vec<_>>(), ["good"]);
+        if dst.capabilities().native_mtime {
+            assert_eq!(raw_files(dir.path()), ["good"], "no temp file left");
+        }
+    }
+}
+
+#[tokio::test]
+async fn keys_that_escape_or_clash_are_per_key_errors() {
+    let src = Arc::new(MemoryStore::new());
+    for k in ["../evil", "a/../../evil2", "ok", "x", "x/y", "/abs"] {
+        put(&*src, k, "data", t(1)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("dst");
+    let dst = Arc::new(LocalStore::new(&root));
+    let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    let mut kinds: Vec<(String, ErrorKind)> =
+        r.errors.iter().map(|e| (e.key.clone(), e.kind)).collect();
+    kinds.sort_by(|a, b| a.0.cmp(&b.0));
+    // `x` and `x/y` cannot both be files; transfers run concurrently, so whichever lands
+    // second is the conflict.
+    let clash = kinds.pop().unwrap();
+    assert!(
+        clash == ("x".to_owned(), ErrorKind::Conflict)
+            || clash == ("x/y".to_owned(), ErrorKind::Conflict),
+        "{clash:?}"
+    );
+    assert_eq!(
+        kinds,
+        [
+            ("../evil".to_owned(), ErrorKind::InvalidKey),
+            ("/abs".to_owned(), ErrorKind::InvalidKey),
+            ("a/../../evil2".to_owned(), ErrorKind::InvalidKey),
+        ]
+    );
+    assert_eq!(r.uploaded, 2, "ok, and x or x/y");
+    // Nothing outside the destination.
+    let outside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(outside, ["dst"]);
+    let written = raw_files(&root);
+    assert!(
+        written == ["ok", "x"] || written == ["ok", "x/y"],
+        "{written:?}"
+    );
+}
+
+#[tokio::test]
+async fn deletions_do_not_run_after_a_failed_transfer() {
+    let mem = Arc::new(MemoryStore::new());
+    put(&*mem, "bad", "x", t(1)).await;
+    let faulty = Arc::new(FaultStore::new(mem, "bad", u64::MAX));
+    let dst = Arc::new(MemoryStore::new());
+    put(&*dst, "extra", "e", t(1)).await;
+    let r = sync(
+        faulty,
+        dst.clone(),
+        SyncOptions {
+            delete: true,
+            retries: 0,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.errors.len(), 1);
+    assert_eq!(r.deleted, 0);
+    assert!(r.delete_refused.as_deref().unwrap().contains("failed"));
+    assert!(dst.head(&key("extra")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn stop_on_error_stops() {
+    let mem = Arc::new(MemoryStore::new());
+    for i in 0..200 {
+        put(&*mem, &format!("k{i:03}"), "x", t(1)).await;
+    }
+    let faulty = Arc::new(FaultStore::new(mem, "k000", u64::MAX));
+    let dst = Arc::new(MemoryStore::new());
+    let r = sync(
+        faulty,
+        dst.clone(),
+        SyncOptions {
+            stop_on_error: true,
+            retries: 0,
+            concurrency: 1,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.errors.len(), 1);
+    assert!(r.uploaded < 199, "stopped early ({} copied)", r.uploaded);
+}
+
+#[tokio::test]
+async fn an_interrupted_run_leaves_nothing_partial_and_a_rerun_converges() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let dst_dir = tempfile::tempdir().unwrap();
+    let src = Arc::new(LocalStore::new(src_dir.path()));
+    for i in 0..300 {
+        put(
+            &*src,
+            &format!("d{}/f{i:03}", i % 4),
+            vec![i as u8; 20_000 + i],
+            t(i as u64),
+        )
+        .await;
+    }
+    let dst = Arc::new(LocalStore::new(dst_dir.path()));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let done = Arc::new(AtomicU64::new(0));
+    let (c, d) = (cancel.clone(), done.clone());
+    let first = sync(
+        src.clone(),
+        dst.clone(),
+        SyncOptions {
+            concurrency: 8,
+            cancel: cancel.clone(),
+            on_event: Some(Arc::new(move |e: &Event| {
+                if matches!(e, Event::Done { .. }) && d.fetch_add(1, Ordering::SeqCst) == 40 {
+                    c.cancel();
+                }
+            })),
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(first.cancelled);
+    assert!(
+        first.uploaded < 300,
+        "interrupted ({} copied)",
+        first.uploaded
+    );
+    // Whatever is visible is whole: every file present equals its source.
+    let src_all = contents(&*src).await;
+    let files = raw_files(dst_dir.path());
+    assert!(
+        files.iter().all(|f| !f.contains(TEMP_PREFIX)),
+        "temp files: {files:?}"
+    );
+    for (k, v) in contents(&*dst).await {
+        assert_eq!(src_all[&k], v, "{k} is partial");
+    }
+    let second = sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    assert!(second.errors.is_empty());
+    assert_eq!(second.uploaded + second.skipped, 300);
+    assert_eq!(contents(&*dst).await, src_all);
+    let third = sync(src, dst, opts()).await.unwrap();
+    assert_eq!(third.skipped, 300);
+}

@@ -1,0 +1,78 @@
+//! Integration tests of the sync engine: semantics on memory stores, every direction against
+//! the Garage test server, and faults.
+
+mod directions;
+mod faults;
+mod semantics;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use larder_store::{Body, GetOptions, Key, PutOptions, Store};
+use larder_sync::{MetaCache, SyncOptions};
+
+pub fn key(s: &str) -> Key {
+    Key::new(s).unwrap()
+}
+
+/// A fixed, distinct mtime per test file.
+pub fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::new(1_600_000_000 + secs, 0)
+}
+
+pub async fn put(store: &dyn Store, k: &str, data: impl Into<Bytes>, mtime: SystemTime) {
+    store
+        .put(
+            &key(k),
+            Body::from_bytes(data.into()),
+            PutOptions {
+                mtime: Some(mtime),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("put {k}: {e}"));
+}
+
+/// Every key and its bytes.
+pub async fn contents(store: &dyn Store) -> BTreeMap<String, Bytes> {
+    let entries: Vec<_> = store.list("").try_collect().await.unwrap();
+    let mut out = BTreeMap::new();
+    for e in entries {
+        let b = store
+            .get(&e.key, GetOptions::default())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        out.insert(e.key.into_string(), b);
+    }
+    out
+}
+
+pub fn opts() -> SyncOptions {
+    SyncOptions {
+        cache: Some(Arc::new(MetaCache::in_memory())),
+        ..SyncOptions::default()
+    }
+}
+
+/// Every test module is declared (a forgotten file would silently not run).
+#[test]
+fn no_forgotten_test_files() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let main = std::fs::read_to_string(dir.join("main.rs")).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(module) = name.strip_suffix(".rs").filter(|m| *m != "main") {
+            assert!(
+                main.contains(&format!("mod {module};")),
+                "tests/it/{name} is not declared"
+            );
+        }
+    }
+}

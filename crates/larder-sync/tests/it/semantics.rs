@@ -1,0 +1,321 @@
+//! What a sync does, on memory stores: plans, skips, deletes and their guards, filters,
+//! dry runs.
+
+use std::sync::{Arc, Mutex};
+
+use larder_store::{MemoryStore, Store};
+use larder_sync::{sync, Action, CompareMode, Event, Filters, Reason, SyncOptions};
+
+use crate::*;
+
+fn pair() -> (Arc<MemoryStore>, Arc<MemoryStore>) {
+    (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()))
+}
+
+#[tokio::test]
+async fn first_sync_copies_everything_and_the_second_nothing() {
+    let (src, dst) = pair();
+    for i in 0..50 {
+        put(
+            &*src,
+            &format!("d{}/f{i}", i % 3),
+            format!("data {i}"),
+            t(i),
+        )
+        .await;
+    }
+    let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    assert_eq!((r.uploaded, r.skipped, r.deleted), (50, 0, 0));
+    assert_eq!(r.etag_verified, 50, "every transfer verified");
+    assert!(r.errors.is_empty());
+    assert_eq!(contents(&*dst).await, contents(&*src).await);
+    let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    assert_eq!((r.uploaded, r.skipped), (0, 50));
+}
+
+#[tokio::test]
+async fn size_mtime_sees_a_touched_file_and_size_mode_does_not() {
+    let (src, dst) = pair();
+    put(&*src, "a", "same", t(1)).await;
+    sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    put(&*src, "a", "SAME", t(2)).await; // same size, new content and mtime
+    let size_only = SyncOptions {
+        compare: CompareMode::Size,
+        ..opts()
+    };
+    let r = sync(src.clone(), dst.clone(), size_only).await.unwrap();
+    assert_eq!((r.uploaded, r.skipped), (0, 1));
+    let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    assert_eq!((r.uploaded, r.skipped), (1, 0));
+    assert_eq!(&contents(&*dst).await["a"][..], b"SAME");
+}
+
+#[tokio::test]
+async fn etag_mode_compares_content() {
+    let (src, dst) = pair();
+    put(&*src, "a", "v1", t(1)).await;
+    put(&*dst, "a", "v2", t(1)).await; // same size and mtime, other bytes
+    let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    assert_eq!(r.skipped, 1, "size-mtime cannot tell");
+    let etag = SyncOptions {
+        compare: CompareMode::Etag,
+        ..opts()
+    };
+    let r = sync(src.clone(), dst.clone(), etag.clone()).await.unwrap();
+    assert_eq!(r.uploaded, 1);
+    let r = sync(src.clone(), dst.clone(), etag).await.unwrap();
+    assert_eq!(r.skipped, 1);
+}
+
+#[tokio::test]
+async fn checksum_mode_compares_the_additional_checksum() {
+    let (src, dst) = pair();
+    let a = larder_store::integrity::ChecksumAlgorithm::Crc32c;
+    put(&*src, "a", "v1", t(1)).await;
+    let with = SyncOptions {
+        compare: CompareMode::Checksum,
+        checksum: Some(a),
+        ..opts()
+    };
+    // The source object carries no stored checksum: unknown is never "equal".
+    let r = sync(src.clone(), dst.clone(), with.clone()).await.unwrap();
+    assert_eq!(r.uploaded, 1);
+    assert_eq!(r.checksum_verified, 1, "sent and stored with the checksum");
+    let r = sync(src.clone(), dst.clone(), with.clone()).await.unwrap();
+    assert_eq!(r.uploaded, 1, "the source still has no stored checksum");
+    // Store the checksum on the source too: then equal checksums skip.
+    src.put(
+        &key("a"),
+        larder_store::Body::from_bytes("v1"),
+        larder_store::PutOptions {
+            checksum: Some(a),
+            mtime: Some(t(1)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let r = sync(src.clone(), dst.clone(), with).await.unwrap();
+    assert_eq!((r.uploaded, r.skipped), (0, 1));
+}
+
+#[derive(Debug)]
+struct OddSizes;
+impl larder_sync::Comparator for OddSizes {
+    fn compare(&self, src: &larder_store::Entry, _: &larder_store::Entry) -> Option<String> {
+        (src.size % 2 == 1).then(|| "odd size".to_owned())
+    }
+}
+
+#[tokio::test]
+async fn a_custom_comparator_decides() {
+    let (src, dst) = pair();
+    put(&*src, "even", "ab", t(1)).await;
+    put(&*src, "odd", "abc", t(1)).await;
+    sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let custom = SyncOptions {
+        comparator: Some(Arc::new(OddSizes)),
+        on_event: Some(Arc::new(move |e: &Event| {
+            ev.lock().unwrap().push(e.clone())
+        })),
+        ..opts()
+    };
+    let r = sync(src.clone(), dst.clone(), custom).await.unwrap();
+    assert_eq!((r.uploaded, r.skipped), (1, 1));
+    let events = events.lock().unwrap();
+    assert!(events.iter().any(|e| matches!(e, Event::Done { action: Action::Transfer, key, reason: Reason::Custom(r), .. } if key == "odd" && r == "odd size")));
+}
+
+#[tokio::test]
+async fn delete_prunes_extra_keys_after_transfers() {
+    let (src, dst) = pair();
+    put(&*src, "keep", "k", t(1)).await;
+    put(&*dst, "extra/1", "x", t(1)).await;
+    put(&*dst, "extra/2", "x", t(1)).await;
+    let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    assert_eq!(r.deleted, 0, "no --delete, no deletion");
+    assert_eq!(contents(&*dst).await.len(), 3);
+    let del = SyncOptions {
+        delete: true,
+        ..opts()
+    };
+    let r = sync(src.clone(), dst.clone(), del).await.unwrap();
+    assert_eq!((r.uploaded, r.skipped, r.deleted), (0, 1, 2));
+    assert_eq!(contents(&*dst).await.keys().collect::<Vec<_>>(), ["keep"]);
+}
+
+#[tokio::test]
+async fn delete_is_refused_for_an_empty_source_unless_allowed() {
+    let (src, dst) = pair();
+    put(&*dst, "precious", "p", t(1)).await;
+    let del = SyncOptions {
+        delete: true,
+        ..opts()
+    };
+    let r = sync(src.clone(), dst.clone(), del.clone()).await.unwrap();
+    assert_eq!(r.deleted, 0);
+    assert!(r
+        .delete_refused
+        .as_deref()
+        .unwrap()
+        .contains("source is empty"));
+    assert_eq!(contents(&*dst).await.len(), 1);
+    let allowed = SyncOptions {
+        allow_empty_source: true,
+        ..del
+    };
+    let r = sync(src.clone(), dst.clone(), allowed).await.unwrap();
+    assert_eq!(r.deleted, 1);
+    assert!(dst.is_empty());
+}
+
+#[tokio::test]
+async fn max_delete_refuses_all_deletions_past_the_limit() {
+    let (src, dst) = pair();
+    put(&*src, "a", "a", t(1)).await;
+    for i in 0..5 {
+        put(&*dst, &format!("x{i}"), "x", t(1)).await;
+    }
+    let capped = SyncOptions {
+        delete: true,
+        max_delete: Some(4),
+        ..opts()
+    };
+    let r = sync(src.clone(), dst.clone(), capped.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.deleted, 0);
+    assert!(r
+        .delete_refused
+        .as_deref()
+        .unwrap()
+        .contains("--max-delete 4"));
+    assert_eq!(dst.len(), 6);
+    let r = sync(
+        src.clone(),
+        dst.clone(),
+        SyncOptions {
+            max_delete: Some(5),
+            ..capped
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.deleted, 5);
+}
+
+#[tokio::test]
+async fn dry_run_plans_everything_and_writes_nothing() {
+    let (src, dst) = pair();
+    put(&*src, "new", "n", t(1)).await;
+    put(&*src, "same", "s", t(1)).await;
+    put(&*src, "changed", "c2", t(2)).await;
+    put(&*dst, "same", "s", t(1)).await;
+    put(&*dst, "changed", "c1", t(1)).await;
+    put(&*dst, "extra", "e", t(1)).await;
+    let before = contents(&*dst).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let dry = SyncOptions {
+        dry_run: true,
+        delete: true,
+        on_event: Some(Arc::new(move |e: &Event| {
+            ev.lock().unwrap().push(e.clone())
+        })),
+        ..opts()
+    };
+    let r = sync(src.clone(), dst.clone(), dry).await.unwrap();
+    assert!(r.dry_run);
+    assert_eq!((r.uploaded, r.skipped, r.deleted), (2, 1, 1));
+    assert_eq!(contents(&*dst).await, before, "nothing written");
+    let mut plan: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Done {
+                action,
+                key,
+                reason,
+                dry_run: true,
+                ..
+            } => Some(format!("{action} {key}: {reason}")),
+            _ => None,
+        })
+        .collect();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "delete extra: not in source",
+            "skip same: up to date",
+            "transfer changed: modification time differs",
+            "transfer new: missing at destination",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn filters_select_keys_and_protect_excluded_ones_from_deletion() {
+    let (src, dst) = pair();
+    for k in ["a.jpg", "b.png", "d/c.jpg", "tmp/x.jpg", "big.jpg"] {
+        let data = if k == "big.jpg" {
+            "x".repeat(1000)
+        } else {
+            "x".into()
+        };
+        put(&*src, k, data, t(1)).await;
+    }
+    put(&*dst, "old.png", "o", t(1)).await;
+    let mut filters = Filters::new(&["*.jpg".into()], &["/tmp/**".into()], &[], &[]).unwrap();
+    filters.max_size = Some(100);
+    let r = sync(
+        src.clone(),
+        dst.clone(),
+        SyncOptions {
+            filters,
+            delete: true,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.uploaded, 2);
+    assert_eq!(
+        r.filtered, 4,
+        "b.png, tmp/x.jpg, big.jpg, and old.png at the destination"
+    );
+    assert_eq!(r.deleted, 0, "old.png is outside the filters: not deleted");
+    assert_eq!(
+        contents(&*dst).await.keys().collect::<Vec<_>>(),
+        ["a.jpg", "d/c.jpg", "old.png"]
+    );
+}
+
+#[tokio::test]
+async fn metadata_travels_with_objects() {
+    let (src, dst) = pair();
+    let mut md = std::collections::BTreeMap::new();
+    md.insert("owner".to_owned(), "me".to_owned());
+    src.put(
+        &key("page.html"),
+        larder_store::Body::from_bytes("<p>"),
+        larder_store::PutOptions {
+            content_type: Some("text/html".into()),
+            cache_control: Some("no-cache".into()),
+            metadata: md.clone(),
+            mtime: Some(t(5)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    let m = dst.head(&key("page.html")).await.unwrap().unwrap();
+    assert_eq!(m.content_type.as_deref(), Some("text/html"));
+    assert_eq!(m.cache_control.as_deref(), Some("no-cache"));
+    assert_eq!(m.metadata, md);
+    assert_eq!(m.mtime, Some(t(5)));
+}
