@@ -227,7 +227,8 @@ mod tests {
 
     #[test]
     fn codec_refuses_escapes_and_unrepresentable_keys() {
-        let cases: &[(&str, fn(&KeyError) -> bool)] = &[
+        type Check = fn(&KeyError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, KeyError::Empty)),
             ("/etc/passwd", |e| matches!(e, KeyError::Absolute(_))),
             ("..", |e| matches!(e, KeyError::DotSegment(_))),

@@ -1498,9 +1498,10 @@ where
         ),
         _ => (ErrorKind::Other, root_cause(&err)),
     };
-    Error::new(kind, op, location)
-        .with_detail(detail)
-        .with_source(err)
+    // The detail already says what the SDK error says; its own chain ("service error:
+    // unhandled error: …") would only repeat it, so it goes to the debug log instead.
+    tracing::debug!(error = %aws_sdk_s3::error::DisplayErrorContext(&err), "S3 request failed");
+    Error::new(kind, op, location).with_detail(detail)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! What compare needs beyond a listing: recorded mtimes, local ETags, checksums.
 //!
 //! Asked only when sizes already match. An object's recorded mtime comes from the
-//! [`MetaCache`](crate::state::MetaCache) when its ETag and size are the ones cached (what
+//! [`MetaCache`] when its ETag and size are the ones cached (what
 //! larder saw or wrote last time), else from one HEAD, which is then cached: a re-sync of
 //! unchanged data makes no HEAD.
 
@@ -126,6 +126,23 @@ impl StoreInspector {
         }
     }
 
+    /// The part sizes to recompute a multipart value of `entry` with: the exact one when the
+    /// other side's object tells it (the size of its part 1, one HEAD, as s3sync's
+    /// `--auto-chunksize`), else the likely ones.
+    async fn part_sizes(&self, side: Side, entry: &Entry, parts: u64) -> Vec<u64> {
+        let other = match side {
+            Side::Src => Side::Dst,
+            Side::Dst => Side::Src,
+        };
+        self.heads.fetch_add(1, Ordering::Relaxed);
+        match self.store(other).first_part_size(&entry.key).await {
+            Ok(Some(p)) if entry.size.div_ceil(p) == parts => return vec![p],
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+        candidate_part_sizes(entry.size, parts, &[self.part_size])
+    }
+
     /// Hashes a local entry with several part sizes at once.
     async fn hash_local(
         &self,
@@ -193,7 +210,7 @@ impl Inspector for StoreInspector {
                 .await
                 .map(|d| d[0].md5_hex());
         };
-        let sizes = candidate_part_sizes(entry.size, parts as u64, &[self.part_size]);
+        let sizes = self.part_sizes(side, entry, parts as u64).await;
         if sizes.is_empty() {
             return None;
         }
@@ -230,7 +247,7 @@ impl Inspector for StoreInspector {
             return d[0].checksum(algorithm).map(|c| c.value.clone());
         };
         // A composite checksum: recompute it for the part sizes that give that many parts.
-        let sizes = candidate_part_sizes(entry.size, parts, &[self.part_size]);
+        let sizes = self.part_sizes(side, entry, parts).await;
         let mut hashers: Vec<CompositeHasher> = sizes
             .iter()
             .map(|p| CompositeHasher::new(algorithm, *p))

@@ -21,7 +21,7 @@
 //!
 //! # Pipeline
 //!
-//! list → [`march`] → compare ([`compare`]) → plan ([`Action`]) → execute → verify → report.
+//! list → [`march()`] → compare ([`compare`]) → plan ([`Action`]) → execute → verify → report.
 //! Both listings stream; transfers start while listing goes on, many at a time
 //! ([`SyncOptions::concurrency`]). A failed key is recorded in the [`SyncReport`] and the run
 //! goes on (unless [`SyncOptions::stop_on_error`]). Deletions (`--delete`) wait until every
@@ -35,6 +35,7 @@ pub mod filter;
 pub mod inspect;
 pub mod march;
 pub mod state;
+pub mod verify;
 
 use std::fmt;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub use compare::{Comparator, CompareMode, Reason};
 pub use filter::Filters;
 pub use march::{march, MarchItem, Pair};
 pub use state::MetaCache;
+pub use verify::{verify, Status, VerifyOptions, VerifyReport};
 
 /// A callback for [`Event`]s.
 pub type EventHandler = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -345,20 +347,23 @@ pub async fn sync(
         checksum: opts.checksum,
         guess_content_type: opts.guess_content_type,
     };
-    let steps = items
-        .map(|item| {
-            let (src, dst, inspector, opts, topts) = (
-                src.clone(),
-                dst.clone(),
-                inspector.clone(),
-                opts.clone(),
-                topts.clone(),
-            );
-            async move { step(item, &src, &dst, &inspector, &opts, &topts).await }
-        })
-        .buffer_unordered(opts.concurrency.max(1));
+    let steps = items.map(|item| {
+        let (src, dst, inspector, opts, topts) = (
+            src.clone(),
+            dst.clone(),
+            inspector.clone(),
+            opts.clone(),
+            topts.clone(),
+        );
+        async move { step(item, &src, &dst, &inspector, &opts, &topts).await }
+    });
+    // A dry run reports its plan in key order; a real run finishes keys in any order.
     // Boxed so that dropping it below really drops the transfers in flight (cancel, stop).
-    let mut steps = Box::pin(steps);
+    let mut steps: futures::stream::BoxStream<'_, Step> = if opts.dry_run {
+        steps.buffered(opts.concurrency.max(1)).boxed()
+    } else {
+        steps.buffer_unordered(opts.concurrency.max(1)).boxed()
+    };
 
     let mut deletes: Vec<Entry> = Vec::new();
     let mut src_errors = 0u64;

@@ -1,5 +1,8 @@
 //! Command-line arguments. Every option can also be set by an environment variable
-//! (`LARDER_…`), shown in `--help`.
+//! (`LARDER_…`), shown in `--help`. Flags parse into these types, then resolve into library
+//! options in `commands` (the library never sees argv strings).
+
+use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
@@ -21,13 +24,13 @@ pub struct GlobalArgs {
     /// Print more (repeat for more still).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Print JSON: one object per line.
+    /// Print JSON: one object per line, then a summary object.
     #[arg(long, global = true, env = "LARDER_JSON")]
     pub json: bool,
 }
 
-/// How to reach an S3-compatible server.
-#[derive(Debug, Clone, ClapArgs)]
+/// How to reach an S3-compatible server; `--source-…` and `--target-…` override per side.
+#[derive(Debug, Clone, Default, ClapArgs)]
 pub struct S3Args {
     /// The S3 endpoint URL, for a server other than AWS.
     #[arg(long, env = "LARDER_ENDPOINT_URL", value_name = "URL")]
@@ -38,15 +41,172 @@ pub struct S3Args {
     /// The AWS profile to take credentials and region from.
     #[arg(long, env = "LARDER_PROFILE")]
     pub profile: Option<String>,
-    /// Use path-style addressing (default: on with --endpoint-url).
-    #[arg(long, env = "LARDER_PATH_STYLE")]
+    /// Use path-style addressing (default: on with an endpoint URL).
+    #[arg(long, env = "LARDER_PATH_STYLE", value_name = "BOOL")]
     pub path_style: Option<bool>,
+}
+
+/// Per-side overrides, for S3→S3 between servers or accounts.
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct SideArgs {
+    /// The source's endpoint URL.
+    #[arg(long, env = "LARDER_SOURCE_ENDPOINT_URL", value_name = "URL")]
+    pub source_endpoint_url: Option<String>,
+    /// The target's endpoint URL.
+    #[arg(long, env = "LARDER_TARGET_ENDPOINT_URL", value_name = "URL")]
+    pub target_endpoint_url: Option<String>,
+    /// The source's AWS profile.
+    #[arg(long, env = "LARDER_SOURCE_PROFILE")]
+    pub source_profile: Option<String>,
+    /// The target's AWS profile.
+    #[arg(long, env = "LARDER_TARGET_PROFILE")]
+    pub target_profile: Option<String>,
+    /// The source's region.
+    #[arg(long, env = "LARDER_SOURCE_REGION")]
+    pub source_region: Option<String>,
+    /// The target's region.
+    #[arg(long, env = "LARDER_TARGET_REGION")]
+    pub target_region: Option<String>,
+}
+
+/// Which keys to consider.
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct FilterArgs {
+    /// Only keys matching this glob (repeatable; `*` stays within a segment, `**` crosses;
+    /// a leading `/` anchors at the root).
+    #[arg(
+        long,
+        env = "LARDER_INCLUDE",
+        value_name = "GLOB",
+        value_delimiter = ','
+    )]
+    pub include: Vec<String>,
+    /// Leave out keys matching this glob (repeatable; wins over --include).
+    #[arg(
+        long,
+        env = "LARDER_EXCLUDE",
+        value_name = "GLOB",
+        value_delimiter = ','
+    )]
+    pub exclude: Vec<String>,
+    /// Only keys matching this regex (repeatable).
+    #[arg(long, env = "LARDER_INCLUDE_REGEX", value_name = "REGEX")]
+    pub include_regex: Vec<String>,
+    /// Leave out keys matching this regex (repeatable).
+    #[arg(long, env = "LARDER_EXCLUDE_REGEX", value_name = "REGEX")]
+    pub exclude_regex: Vec<String>,
+    /// Only objects of at least this size (bytes, or with K, M, G, Ki, Mi, Gi).
+    #[arg(long, env = "LARDER_MIN_SIZE", value_name = "SIZE", value_parser = parse_size)]
+    pub min_size: Option<u64>,
+    /// Only objects of at most this size.
+    #[arg(long, env = "LARDER_MAX_SIZE", value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+    /// Only objects modified after this time (RFC 3339, or an age such as `7d`, `12h`).
+    #[arg(long, env = "LARDER_NEWER_THAN", value_name = "TIME", value_parser = parse_time)]
+    pub newer_than: Option<std::time::SystemTime>,
+    /// Only objects modified before this time (RFC 3339, or an age).
+    #[arg(long, env = "LARDER_OLDER_THAN", value_name = "TIME", value_parser = parse_time)]
+    pub older_than: Option<std::time::SystemTime>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Make DST hold what SRC holds: local path or s3://bucket/prefix, either way.
+    Sync(Box<SyncArgs>),
+    /// Compare SRC and DST key by key (size, ETag, checksum) without transferring.
+    Verify(Box<VerifyArgs>),
     /// List the objects at a location: a local path or s3://bucket/prefix.
     Ls(LsArgs),
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct SyncArgs {
+    /// Source: a local directory or s3://bucket/prefix.
+    pub src: String,
+    /// Destination: a local directory or s3://bucket/prefix.
+    pub dst: String,
+    /// How to tell a key is up to date: size-mtime, size, etag or checksum.
+    #[arg(long, env = "LARDER_COMPARE", default_value = "size-mtime")]
+    pub compare: larder_sync::CompareMode,
+    /// Send, store and verify this additional checksum: sha256, sha1, crc32, crc32c, crc64nvme.
+    #[arg(long, env = "LARDER_CHECKSUM_ALGORITHM", value_name = "ALGO")]
+    pub checksum_algorithm: Option<larder_store::integrity::ChecksumAlgorithm>,
+    /// Delete destination keys the source does not have (after every transfer succeeded).
+    #[arg(long, env = "LARDER_DELETE")]
+    pub delete: bool,
+    /// Let --delete empty the destination when the source is empty.
+    #[arg(long, env = "LARDER_ALLOW_EMPTY_SOURCE")]
+    pub allow_empty_source: bool,
+    /// Refuse all deletions when there would be more than N.
+    #[arg(long, env = "LARDER_MAX_DELETE", value_name = "N")]
+    pub max_delete: Option<u64>,
+    /// Print the plan (action, key, size, reason) and write nothing.
+    #[arg(long, short = 'n', env = "LARDER_DRY_RUN")]
+    pub dry_run: bool,
+    /// Objects in flight at once.
+    #[arg(long, short = 'j', env = "LARDER_CONCURRENCY", default_value_t = 32)]
+    pub concurrency: usize,
+    /// Parts of one object in flight at once.
+    #[arg(long, env = "LARDER_PARTS_IN_FLIGHT", default_value_t = 4)]
+    pub parts_in_flight: usize,
+    /// Part size of multipart uploads.
+    #[arg(long, env = "LARDER_PART_SIZE", default_value = "8Mi", value_parser = parse_size)]
+    pub part_size: u64,
+    /// Objects larger than this are uploaded in parts.
+    #[arg(long, env = "LARDER_MULTIPART_THRESHOLD", default_value = "8Mi", value_parser = parse_size)]
+    pub multipart_threshold: u64,
+    /// Stop at the first failed key (and delete nothing).
+    #[arg(long, env = "LARDER_STOP_ON_ERROR")]
+    pub stop_on_error: bool,
+    /// Further attempts of a failed transfer.
+    #[arg(long, env = "LARDER_RETRIES", default_value_t = 3)]
+    pub retries: u32,
+    /// Modification times this close count as equal (e.g. `1s` for FAT file systems).
+    #[arg(long, env = "LARDER_MODIFY_WINDOW", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub modify_window: std::time::Duration,
+    /// Do not use the metadata cache (size-mtime then HEADs objects of equal size).
+    #[arg(long, env = "LARDER_NO_CACHE")]
+    pub no_cache: bool,
+    /// Where larder keeps its metadata cache.
+    #[arg(long, env = "LARDER_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Skip local symlinks instead of following them.
+    #[arg(long, env = "LARDER_NO_FOLLOW_SYMLINKS")]
+    pub no_follow_symlinks: bool,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+    #[command(flatten)]
+    pub sides: SideArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct VerifyArgs {
+    /// Source: a local directory or s3://bucket/prefix.
+    pub src: String,
+    /// Destination: a local directory or s3://bucket/prefix.
+    pub dst: String,
+    /// Also compare this additional checksum.
+    #[arg(long, env = "LARDER_CHECKSUM_ALGORITHM", value_name = "ALGO")]
+    pub checksum_algorithm: Option<larder_store::integrity::ChecksumAlgorithm>,
+    /// Keys compared at once.
+    #[arg(long, short = 'j', env = "LARDER_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: usize,
+    /// Print only keys that differ.
+    #[arg(long, env = "LARDER_ONLY_DIFFERENCES")]
+    pub only_differences: bool,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+    #[command(flatten)]
+    pub sides: SideArgs,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -55,4 +215,71 @@ pub struct LsArgs {
     pub location: String,
     #[command(flatten)]
     pub s3: S3Args,
+}
+
+/// Parses `1234`, `10K`, `5M`, `1G` (powers of 1000) and `10Ki`, `8Mi`, `1Gi` (of 1024);
+/// a trailing `B` is allowed.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 1048576, 10M, 8Mi)"))?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "K" | "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        _ => return Err(format!("`{s}`: unknown size unit `{unit}`")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// Parses an RFC 3339 time or an age before now (`7d`, `12h`).
+pub fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let age = humantime::parse_duration(s)
+        .map_err(|_| format!("`{s}` is neither an RFC 3339 time nor an age such as 7d"))?;
+    std::time::SystemTime::now()
+        .checked_sub(age)
+        .ok_or_else(|| format!("`{s}` is too far back"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1234"), Ok(1234));
+        assert_eq!(parse_size("10K"), Ok(10_000));
+        assert_eq!(parse_size("8Mi"), Ok(8 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5Q").is_err());
+    }
+
+    #[test]
+    fn times() {
+        assert!(parse_time("2024-01-02T03:04:05Z").is_ok());
+        let week = parse_time("7d").unwrap();
+        assert!(week < std::time::SystemTime::now());
+        assert!(parse_time("yesterday-ish").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
 }

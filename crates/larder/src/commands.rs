@@ -1,18 +1,35 @@
-//! The subcommands.
+//! The subcommands: resolve arguments into library options, run, render, map to exit codes.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt;
-use larder_store::{ErrorKind, LocalStore, S3Options, S3Store, S3Url, Store};
+use larder_store::{ErrorKind, LocalStore, S3Options, S3Store, S3Url, Store, SymlinkPolicy};
+use larder_sync::{Action, Event, Filters, MetaCache, Status, SyncOptions, VerifyOptions};
+use serde_json::json;
 
-use crate::cli::{Args, Command, LsArgs, S3Args};
+use crate::cli::{Args, Command, FilterArgs, LsArgs, S3Args, SideArgs, SyncArgs, VerifyArgs};
 use crate::exit;
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
+    let g = args.global;
     match args.command {
-        Command::Ls(ls) => run_ls(ls, args.global.json).await,
+        Command::Sync(a) => run_sync(*a, g.json, g.quiet, g.verbose).await,
+        Command::Verify(a) => run_verify(*a, g.json, g.quiet).await,
+        Command::Ls(ls) => run_ls(ls, g.json).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Args::command(),
+                "larder",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::OK)
+        }
     }
 }
 
@@ -28,12 +45,31 @@ pub fn hints(e: &anyhow::Error) -> Vec<String> {
                 ErrorKind::Transient if se.detail().is_some_and(|d| d.contains("could not reach")) => out.push(
                     "is the server running, and is --endpoint-url right?".to_owned(),
                 ),
+                ErrorKind::NotFound if se.location().starts_with("s3://") => out.push(
+                    "check the bucket name, the region and --endpoint-url".to_owned(),
+                ),
                 _ => {}
             }
             break;
         }
     }
     out
+}
+
+/// The exit code of a failed command: invalid arguments (a bad URL, filter or option) are
+/// usage errors, everything else an error.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    let usage = e.chain().any(|c| {
+        c.downcast_ref::<larder_sync::filter::FilterError>()
+            .is_some()
+            || c.downcast_ref::<larder_store::Error>()
+                .is_some_and(|se| se.kind() == ErrorKind::InvalidConfig)
+    });
+    if usage {
+        exit::USAGE
+    } else {
+        exit::ERROR
+    }
 }
 
 pub fn s3_options(a: &S3Args) -> S3Options {
@@ -46,21 +82,356 @@ pub fn s3_options(a: &S3Args) -> S3Options {
     }
 }
 
-/// Opens a location: `s3://…` or a local path.
-pub async fn open(location: &str, s3: &S3Args) -> anyhow::Result<Arc<dyn Store>> {
+/// The S3 options of one side: the common ones, overridden by `--source-…`/`--target-…`.
+fn side_options(common: &S3Args, sides: &SideArgs, source: bool) -> S3Options {
+    let mut o = s3_options(common);
+    let (endpoint, profile, region) = if source {
+        (
+            &sides.source_endpoint_url,
+            &sides.source_profile,
+            &sides.source_region,
+        )
+    } else {
+        (
+            &sides.target_endpoint_url,
+            &sides.target_profile,
+            &sides.target_region,
+        )
+    };
+    if endpoint.is_some() {
+        o.endpoint_url = endpoint.clone();
+    }
+    if profile.is_some() {
+        o.profile = profile.clone();
+    }
+    if region.is_some() {
+        o.region = region.clone();
+    }
+    o
+}
+
+/// Opens a location: `s3://…` or a local path. An S3 location is checked (one HeadBucket)
+/// so a missing bucket or rejected credentials fail here, with a clear message.
+pub async fn open(
+    location: &str,
+    opts: S3Options,
+    symlinks: SymlinkPolicy,
+) -> anyhow::Result<Arc<dyn Store>> {
     if location.starts_with("s3://") {
         let url = S3Url::parse(location)?;
-        let store = S3Store::new(url, s3_options(s3)).await?;
+        let store = S3Store::new(url, opts).await?;
+        store.check().await?;
         Ok(Arc::new(store))
     } else if location.contains("://") {
-        anyhow::bail!("`{location}` is neither a local path nor an s3:// URL")
+        Err(
+            larder_store::Error::new(ErrorKind::InvalidConfig, larder_store::Op::Open, location)
+                .with_detail("neither a local path nor an s3:// URL")
+                .into(),
+        )
     } else {
-        Ok(Arc::new(LocalStore::new(location)))
+        Ok(Arc::new(LocalStore::new(location).with_symlinks(symlinks)))
     }
 }
 
+fn filters(a: &FilterArgs) -> anyhow::Result<Filters> {
+    let mut f = Filters::new(&a.include, &a.exclude, &a.include_regex, &a.exclude_regex)?;
+    f.min_size = a.min_size;
+    f.max_size = a.max_size;
+    f.newer_than = a.newer_than;
+    f.older_than = a.older_than;
+    Ok(f)
+}
+
+fn state_dir(explicit: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    if let Some(d) = explicit {
+        return Some(d.to_path_buf());
+    }
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return Some(std::path::PathBuf::from(x).join("larder"));
+    }
+    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/larder"))
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::Result<i32> {
+    let symlinks = if a.no_follow_symlinks {
+        SymlinkPolicy::Skip
+    } else {
+        SymlinkPolicy::Follow
+    };
+    let tune = |mut o: S3Options| {
+        o.part_size = a.part_size;
+        o.multipart_threshold = a.multipart_threshold;
+        o.parts_in_flight = a.parts_in_flight;
+        o
+    };
+    let src = open(&a.src, tune(side_options(&a.s3, &a.sides, true)), symlinks)
+        .await
+        .with_context(|| format!("cannot open the source `{}`", a.src))?;
+    if !a.src.starts_with("s3://") {
+        let p = std::path::Path::new(&a.src);
+        if !p.is_dir() {
+            anyhow::bail!("the source `{}` is not a directory", a.src);
+        }
+    }
+    let dst = open(&a.dst, tune(side_options(&a.s3, &a.sides, false)), symlinks)
+        .await
+        .with_context(|| format!("cannot open the destination `{}`", a.dst))?;
+    let cache = if a.no_cache {
+        None
+    } else {
+        match state_dir(a.state_dir.as_deref()) {
+            Some(d) => match MetaCache::open(&d.join("meta.sqlite3")) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::warn!("{e}; going on without it");
+                    None
+                }
+            },
+            None => None,
+        }
+    };
+
+    let interactive = !json && !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = interactive.then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]")
+                .expect("template"),
+        );
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
+    let started = std::time::Instant::now();
+    let done = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+    let print_plan = a.dry_run;
+    let (bar2, done2, bytes2, out2) = (bar.clone(), done.clone(), bytes.clone(), out.clone());
+    let on_event = Arc::new(move |e: &Event| {
+        let mut out = out2.lock().expect("stdout lock");
+        match e {
+            Event::Done {
+                action,
+                key,
+                size,
+                reason,
+                dry_run,
+                verified,
+            } => {
+                done2.fetch_add(1, Ordering::Relaxed);
+                if *action == Action::Transfer {
+                    bytes2.fetch_add(*size, Ordering::Relaxed);
+                }
+                if json {
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        json!({"event": action.to_string(), "key": key, "size": size,
+                               "reason": reason.to_string(), "dry_run": dry_run,
+                               "etag_verified": verified.0, "checksum_verified": verified.1})
+                    );
+                } else if ((print_plan || verbose > 0) && *action != Action::Skip) || verbose > 1 {
+                    let line = format!("{action:<8} {size:>12}  {key}  ({reason})");
+                    match &bar2 {
+                        Some(b) => b.println(line),
+                        None => {
+                            let _ = writeln!(out, "{line}");
+                        }
+                    }
+                }
+                if let Some(b) = &bar2 {
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    let n = done2.load(Ordering::Relaxed);
+                    let by = bytes2.load(Ordering::Relaxed);
+                    b.set_message(format!(
+                        "{n} objects, {:.1} MiB | {:.0} objects/s, {:.1} MiB/s",
+                        mib(by),
+                        n as f64 / secs,
+                        mib(by) / secs
+                    ));
+                }
+            }
+            Event::Failed { key, error } => {
+                if json {
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        json!({"event": "error", "key": key, "error": error})
+                    );
+                } else {
+                    let line = format!("larder: error: {error}");
+                    match &bar2 {
+                        Some(b) => b.println(line),
+                        None => eprintln!("{line}"),
+                    }
+                }
+            }
+            Event::Listed { .. } => {}
+        }
+    });
+
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("larder: interrupted: stopping, aborting uploads in flight");
+            c2.cancel();
+        }
+    });
+    let opts = SyncOptions {
+        compare: a.compare,
+        checksum: a.checksum_algorithm,
+        delete: a.delete,
+        allow_empty_source: a.allow_empty_source,
+        max_delete: a.max_delete,
+        dry_run: a.dry_run,
+        filters: filters(&a.filters)?,
+        concurrency: a.concurrency.max(1),
+        stop_on_error: a.stop_on_error,
+        retries: a.retries,
+        mtime_window: a.modify_window,
+        part_size: a.part_size,
+        cache,
+        on_event: Some(on_event),
+        cancel,
+        ..SyncOptions::default()
+    };
+    let report = larder_sync::sync(src, dst, opts).await?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let secs = report.elapsed.as_secs_f64().max(0.001);
+    if json {
+        println!(
+            "{}",
+            json!({
+                "event": "summary",
+                "transferred": report.uploaded, "skipped": report.skipped,
+                "deleted": report.deleted, "filtered": report.filtered,
+                "bytes": report.bytes, "errors": report.errors.len(),
+                "etag_verified": report.etag_verified,
+                "checksum_verified": report.checksum_verified,
+                "verify_failures": report.verify_failures(),
+                "delete_refused": report.delete_refused,
+                "dry_run": report.dry_run, "cancelled": report.cancelled,
+                "source_listed": report.src_listed, "target_listed": report.dst_listed,
+                "heads": report.heads,
+                "elapsed_seconds": secs,
+                "objects_per_second": report.uploaded as f64 / secs,
+                "mib_per_second": mib(report.bytes) / secs,
+            })
+        );
+    } else if !quiet {
+        let verb = if report.dry_run {
+            "would transfer"
+        } else {
+            "transferred"
+        };
+        eprintln!(
+            "{verb} {} objects ({:.2} MiB), skipped {}, {} {}{} | etag verified {}, checksum verified {} | {:.0} objects/s, {:.2} MiB/s, {:.2}s",
+            report.uploaded,
+            mib(report.bytes),
+            report.skipped,
+            if report.dry_run { "would delete" } else { "deleted" },
+            report.deleted,
+            if report.filtered > 0 { format!(", filtered {}", report.filtered) } else { String::new() },
+            report.etag_verified,
+            report.checksum_verified,
+            report.uploaded as f64 / secs,
+            mib(report.bytes) / secs,
+            secs,
+        );
+    }
+    if let Some(why) = &report.delete_refused {
+        eprintln!("larder: warning: no deletions: {why}");
+    }
+    if !report.errors.is_empty() && !quiet {
+        eprintln!("larder: {} key(s) failed", report.errors.len());
+    }
+    Ok(if report.cancelled {
+        exit::INTERRUPTED
+    } else if report.errors.len() > report.verify_failures() {
+        exit::ERROR
+    } else if report.verify_failures() > 0 || report.delete_refused.is_some() {
+        exit::WARNING
+    } else {
+        exit::OK
+    })
+}
+
+async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
+    let src = open(
+        &a.src,
+        side_options(&a.s3, &a.sides, true),
+        SymlinkPolicy::Follow,
+    )
+    .await
+    .with_context(|| format!("cannot open the source `{}`", a.src))?;
+    let dst = open(
+        &a.dst,
+        side_options(&a.s3, &a.sides, false),
+        SymlinkPolicy::Follow,
+    )
+    .await
+    .with_context(|| format!("cannot open the destination `{}`", a.dst))?;
+    let only_diff = a.only_differences;
+    let on_status = Arc::new(move |key: &str, st: &Status| {
+        if only_diff && *st == Status::Match {
+            return;
+        }
+        if json {
+            let mut v = json!({"event": "status", "key": key, "status": st.name()});
+            if let Status::Error(e) = st {
+                v["error"] = json!(e);
+            }
+            println!("{v}");
+        } else if !quiet {
+            println!("{:<18} {key}", st.to_string());
+        }
+    });
+    let report = larder_sync::verify(
+        src,
+        dst,
+        VerifyOptions {
+            checksum: a.checksum_algorithm,
+            filters: filters(&a.filters)?,
+            concurrency: a.concurrency,
+            on_status: Some(on_status),
+            ..VerifyOptions::default()
+        },
+    )
+    .await;
+    if json {
+        println!(
+            "{}",
+            json!({"event": "summary", "match": report.matched,
+                   "size_mismatch": report.size_mismatch, "etag_mismatch": report.etag_mismatch,
+                   "checksum_mismatch": report.checksum_mismatch, "missing": report.missing,
+                   "extra": report.extra, "errors": report.errors,
+                   "etag_matches": report.etag_matches, "checksum_matches": report.checksum_matches})
+        );
+    } else if !quiet {
+        eprintln!(
+            "match {}, size mismatch {}, etag mismatch {}, checksum mismatch {}, missing {}, extra {}, errors {}",
+            report.matched, report.size_mismatch, report.etag_mismatch, report.checksum_mismatch,
+            report.missing, report.extra, report.errors
+        );
+    }
+    Ok(if report.errors > 0 {
+        exit::ERROR
+    } else if report.differs() {
+        exit::WARNING
+    } else {
+        exit::OK
+    })
+}
+
 async fn run_ls(a: LsArgs, json: bool) -> anyhow::Result<i32> {
-    let store = open(&a.location, &a.s3).await?;
+    let store = open(&a.location, s3_options(&a.s3), SymlinkPolicy::Follow).await?;
     let mut list = store.list("");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -75,14 +446,8 @@ async fn run_ls(a: LsArgs, json: bool) -> anyhow::Result<i32> {
                 if json {
                     writeln!(
                         out,
-                        "{{\"key\":{},\"size\":{},\"last_modified\":{},\"etag\":{}}}",
-                        json_str(e.key.as_str()),
-                        e.size,
-                        json_str(&mtime),
-                        e.etag
-                            .as_deref()
-                            .map(json_str)
-                            .unwrap_or_else(|| "null".into())
+                        "{}",
+                        json!({"key": e.key.as_str(), "size": e.size, "last_modified": mtime, "etag": e.etag})
                     )?;
                 } else {
                     writeln!(out, "{:>12}  {:20}  {}", e.size, mtime, e.key)?;
@@ -91,7 +456,7 @@ async fn run_ls(a: LsArgs, json: bool) -> anyhow::Result<i32> {
             Err(e) => {
                 out.flush()?;
                 errors += 1;
-                if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::PermissionDenied {
+                if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied) {
                     return Err(e).with_context(|| format!("cannot list `{}`", a.location));
                 }
                 eprintln!("larder: error: {e}");
@@ -100,23 +465,4 @@ async fn run_ls(a: LsArgs, json: bool) -> anyhow::Result<i32> {
     }
     out.flush()?;
     Ok(if errors > 0 { exit::ERROR } else { exit::OK })
-}
-
-/// A JSON string literal.
-pub fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }

@@ -4,14 +4,18 @@
 pub const OK: i32 = 0;
 /// An error: something could not be done (bad credentials, missing bucket, failed keys).
 pub const ERROR: i32 = 1;
-/// Invalid arguments or options (clap's own exit code for usage errors).
+/// Invalid arguments or options (clap exits with 2 itself for what it parses).
 pub const USAGE: i32 = 2;
-/// Done, with warnings: a verification mismatch, or differences found by `verify`.
+/// Done, with warnings: a verification mismatch, deletions refused, or differences found by
+/// `verify`.
 pub const WARNING: i32 = 3;
+/// Interrupted (Ctrl-C): in-flight uploads aborted, nothing half-written.
+pub const INTERRUPTED: i32 = 130;
 
 /// The text `--help` shows.
 pub const HELP: &str = "Exit codes:
-  0  success
-  1  error (a key failed, bad credentials, missing bucket, unreachable server)
-  2  invalid arguments
-  3  warnings (a verification mismatch; `verify` found differences)";
+  0    success
+  1    error (a key failed, bad credentials, missing bucket, unreachable server)
+  2    invalid arguments
+  3    warnings (a verification mismatch, deletions refused; `verify` found differences)
+  130  interrupted (Ctrl-C); in-flight uploads were aborted, nothing half-written";

@@ -36,7 +36,7 @@ fn main() {
                 for hint in commands::hints(&e) {
                     eprintln!("hint: {hint}");
                 }
-                exit::ERROR
+                commands::exit_code(&e)
             }
         }
     };

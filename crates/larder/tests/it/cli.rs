@@ -1,0 +1,176 @@
+//! The CLI on local directories: help, exit codes, dry-run, JSON.
+
+use crate::*;
+
+#[test]
+fn help_and_version() {
+    let d = tempfile::tempdir().unwrap();
+    let out = run(larder(d.path()).arg("--help"));
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["sync", "verify", "Exit codes", "130"] {
+        assert!(help.contains(word), "--help lacks {word}");
+    }
+    let out = run(larder(d.path()).args(["sync", "--help"]));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--delete",
+        "--dry-run",
+        "--compare",
+        "--checksum-algorithm",
+        "LARDER_DELETE",
+        "--max-delete",
+        "--source-endpoint-url",
+    ] {
+        assert!(help.contains(flag), "sync --help lacks {flag}");
+    }
+    let out = run(larder(d.path()).arg("--version"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("larder {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn local_sync_json_summary_and_idempotence() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+    for i in 0..10 {
+        write(
+            &src.join(format!("d{}/f{i}", i % 2)),
+            format!("data {i}").as_bytes(),
+        );
+    }
+    let out = run(larder(d.path())
+        .args(["sync", "--json"])
+        .arg(&src)
+        .arg(&dst));
+    assert_eq!(out.status.code(), Some(0));
+    let s = summary(&out);
+    assert_eq!(s["transferred"], 10);
+    assert_eq!(s["errors"], 0);
+    assert_eq!(std::fs::read(dst.join("d1/f3")).unwrap(), b"data 3");
+    let events: Vec<_> = json_lines(&out)
+        .into_iter()
+        .filter(|v| v["event"] == "transfer")
+        .collect();
+    assert_eq!(events.len(), 10);
+    let out = run(larder(d.path())
+        .args(["sync", "--json"])
+        .arg(&src)
+        .arg(&dst));
+    assert_eq!(summary(&out)["skipped"], 10);
+    assert_eq!(summary(&out)["transferred"], 0);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+    write(&src.join("new.txt"), b"new");
+    write(&dst.join("old.txt"), b"old");
+    let out = run(larder(d.path())
+        .args(["sync", "--dry-run", "--delete"])
+        .arg(&src)
+        .arg(&dst));
+    assert_eq!(out.status.code(), Some(0));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = plan.lines().collect();
+    assert_eq!(lines.len(), 2, "{plan}");
+    assert!(
+        lines[0].starts_with("transfer")
+            && lines[0].contains("new.txt")
+            && lines[0].contains("missing at destination"),
+        "{plan}"
+    );
+    assert!(
+        lines[1].starts_with("delete") && lines[1].contains("old.txt"),
+        "{plan}"
+    );
+    assert!(!dst.join("new.txt").exists());
+    assert!(dst.join("old.txt").exists());
+    // The same through the environment.
+    let out = run(larder(d.path())
+        .env("LARDER_DRY_RUN", "true")
+        .env("LARDER_DELETE", "true")
+        .args(["sync"])
+        .arg(&src)
+        .arg(&dst));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    assert!(!dst.join("new.txt").exists());
+}
+
+#[test]
+fn delete_of_everything_needs_allow_empty_source() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+    std::fs::create_dir_all(&src).unwrap();
+    write(&dst.join("keep.txt"), b"k");
+    let out = run(larder(d.path())
+        .args(["sync", "--delete"])
+        .arg(&src)
+        .arg(&dst));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "refused deletions are a warning"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("source is empty"));
+    assert!(dst.join("keep.txt").exists());
+    let out = run(larder(d.path())
+        .args(["sync", "--delete", "--allow-empty-source"])
+        .arg(&src)
+        .arg(&dst));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!dst.join("keep.txt").exists());
+}
+
+#[test]
+fn bad_input_gets_one_line_and_the_documented_exit_code() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["sync", "SRC", "s3://Bad_Bucket/x"], 2, "Bad_Bucket"),
+        (&["sync", "SRC", "ftp://host/x"], 2, "ftp://host/x"),
+        (
+            &["sync", "SRC", "DST", "--include", "["],
+            2,
+            "invalid glob `[`",
+        ),
+        (&["sync", "SRC", "DST", "--compare", "bogus"], 2, "bogus"),
+        (
+            &["sync", "SRC", "DST", "--checksum-algorithm", "md4"],
+            2,
+            "md4",
+        ),
+        (
+            &["sync", "/nonexistent/larder-src", "DST"],
+            1,
+            "/nonexistent/larder-src",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| match *a {
+                "SRC" => src.display().to_string(),
+                "DST" => d.path().join("dst").display().to_string(),
+                a => a.to_owned(),
+            })
+            .collect();
+        let out = run(larder(d.path()).args(&args));
+        assert_eq!(out.status.code(), Some(*code), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    assert!(!d.path().join("dst").exists(), "nothing written");
+}
+
+#[test]
+fn completions_are_printed() {
+    let d = tempfile::tempdir().unwrap();
+    let out = run(larder(d.path()).args(["completions", "bash"]));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("larder"));
+}

@@ -1,0 +1,71 @@
+//! CLI tests: the `larder` binary on temp dirs and the Garage test server.
+
+mod cli;
+mod s3;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `larder` with a clean environment: no user config, cache in a temp dir.
+pub fn larder(state: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_larder"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", state)
+        .env("LARDER_STATE_DIR", state.join("state"))
+        .env("AWS_CONFIG_FILE", state.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            state.join("no-aws-credentials"),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+pub fn run(c: &mut Command) -> Output {
+    let out = c.output().expect("run larder");
+    eprintln!(
+        "larder exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The JSON lines of stdout.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// The summary object of a `--json` run.
+pub fn summary(out: &Output) -> serde_json::Value {
+    json_lines(out)
+        .into_iter()
+        .rfind(|v| v["event"] == "summary")
+        .expect("a summary line")
+}
+
+pub fn write(path: &Path, data: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// Every test module is declared (a forgotten file would silently not run).
+#[test]
+fn no_forgotten_test_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let main = std::fs::read_to_string(dir.join("main.rs")).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(module) = name.strip_suffix(".rs").filter(|m| *m != "main") {
+            assert!(
+                main.contains(&format!("mod {module};")),
+                "tests/it/{name} is not declared"
+            );
+        }
+    }
+}
