@@ -34,6 +34,7 @@ mod execute;
 pub mod filter;
 pub mod inspect;
 pub mod march;
+mod queue;
 pub mod state;
 pub mod verify;
 
@@ -365,7 +366,7 @@ pub async fn sync(
         steps.buffer_unordered(opts.concurrency.max(1)).boxed()
     };
 
-    let mut deletes: Vec<Entry> = Vec::new();
+    let mut deletes = queue::DeleteQueue::default();
     let mut src_errors = 0u64;
     loop {
         let next = tokio::select! {
@@ -405,7 +406,16 @@ pub async fn sync(
                 });
             }
             Step::Filtered => report.filtered += 1,
-            Step::Delete(e) => deletes.push(e),
+            Step::Delete(e) => {
+                if let Err(err) = deletes.push(queue::Pending {
+                    key: e.key,
+                    size: e.size,
+                }) {
+                    // Without the queue, deletions cannot run safely; transfers go on.
+                    report.delete_refused =
+                        Some(format!("the queue of pending deletions failed: {err}"));
+                }
+            }
             Step::Failed(f) | Step::SrcListError(f) if opts.stop_on_error => {
                 emit(Event::Failed {
                     key: f.key.clone(),
@@ -437,7 +447,9 @@ pub async fn sync(
     report.dst_listed = dst_count.load(std::sync::atomic::Ordering::Relaxed);
 
     if opts.delete && !deletes.is_empty() {
-        let refused = if report.cancelled {
+        let refused = if let Some(why) = report.delete_refused.take() {
+            Some(why)
+        } else if report.cancelled {
             Some("the run was cancelled".to_owned())
         } else if src_errors > 0 {
             Some(format!(
@@ -450,7 +462,7 @@ pub async fn sync(
             ))
         } else if report.src_listed == 0 && !opts.allow_empty_source {
             Some("the source is empty (use --allow-empty-source to delete everything)".to_owned())
-        } else if opts.max_delete.is_some_and(|m| deletes.len() as u64 > m) {
+        } else if opts.max_delete.is_some_and(|m| deletes.len() > m) {
             Some(format!(
                 "{} deletions exceed --max-delete {}",
                 deletes.len(),
@@ -471,13 +483,27 @@ pub async fn sync(
 
 async fn delete_all(
     dst: &Arc<dyn Store>,
-    deletes: Vec<Entry>,
+    deletes: queue::DeleteQueue,
     opts: &SyncOptions,
     report: &mut SyncReport,
     emit: &impl Fn(Event),
 ) {
-    for batch in deletes.chunks(1000) {
-        let keys: Vec<Key> = batch.iter().map(|e| e.key.clone()).collect();
+    let batches = match deletes.into_batches(1000) {
+        Ok(b) => b,
+        Err(e) => {
+            report.delete_refused = Some(format!("the queue of pending deletions failed: {e}"));
+            return;
+        }
+    };
+    for batch in batches {
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                report.delete_refused = Some(format!("the queue of pending deletions failed: {e}"));
+                return;
+            }
+        };
+        let keys: Vec<Key> = batch.iter().map(|p| p.key.clone()).collect();
         let failed: Vec<(Key, larder_store::Error)> = if opts.dry_run {
             Vec::new()
         } else {
@@ -486,9 +512,9 @@ async fn delete_all(
                 Err(e) => keys.iter().map(|k| (k.clone(), clone_err(&e))).collect(),
             }
         };
-        for e in batch {
-            if let Some((_, err)) = failed.iter().find(|(k, _)| *k == e.key) {
-                let f = failure(e.key.as_str(), err);
+        for p in batch {
+            if let Some((_, err)) = failed.iter().find(|(k, _)| *k == p.key) {
+                let f = failure(p.key.as_str(), err);
                 emit(Event::Failed {
                     key: f.key.clone(),
                     error: f.message.clone(),
@@ -497,13 +523,13 @@ async fn delete_all(
                 continue;
             }
             if let Some(c) = &opts.cache {
-                c.forget(&dst.identity(), e.key.as_str());
+                c.forget(&dst.identity(), p.key.as_str());
             }
             report.deleted += 1;
             emit(Event::Done {
                 action: Action::Delete,
-                key: e.key.as_str().to_owned(),
-                size: e.size,
+                key: p.key.into_string(),
+                size: p.size,
                 reason: Reason::Extra,
                 dry_run: opts.dry_run,
                 verified: (false, false),

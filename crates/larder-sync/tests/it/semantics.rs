@@ -319,3 +319,25 @@ async fn metadata_travels_with_objects() {
     assert_eq!(m.metadata, md);
     assert_eq!(m.mtime, Some(t(5)));
 }
+
+#[tokio::test]
+async fn many_deletions_spill_to_disk_and_all_run() {
+    let (src, dst) = pair();
+    put(&*src, "keep", "k", t(1)).await;
+    for i in 0..10_500 {
+        put(&*dst, &format!("extra/{i:05}"), "x", t(1)).await;
+    }
+    let r = sync(
+        src.clone(),
+        dst.clone(),
+        SyncOptions {
+            delete: true,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.deleted, 10_500);
+    assert_eq!(dst.len(), 1);
+}
