@@ -283,14 +283,14 @@ pub fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
 /// h.update(b"hello ");
 /// h.update(b"world");
 /// let d = h.finish();
-/// assert_eq!(d.md5_hex(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+/// assert_eq!(d.md5_hex().unwrap(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
 /// assert!(d.multipart_etag().unwrap().ends_with("-3")); // 11 bytes in parts of 4
 /// assert_eq!(d.checksum(ChecksumAlgorithm::Crc32c).unwrap().value, "yZRlqg==");
 /// ```
 #[derive(Clone)]
 pub struct Hasher {
     size: u64,
-    md5: Md5,
+    md5: Option<Md5>,
     part: Option<PartState>,
     checksums: Vec<Running>,
 }
@@ -331,10 +331,22 @@ impl Hasher {
     pub fn new() -> Self {
         Hasher {
             size: 0,
-            md5: Md5::new(),
+            md5: Some(Md5::new()),
             part: None,
             checksums: Vec::new(),
         }
+    }
+
+    /// Does not compute the whole body's MD5 (saves a pass where only the part MD5s of a
+    /// multipart ETag, or only checksums, are needed); [`Digests::md5`] is then `None`.
+    pub fn skip_md5(mut self) -> Self {
+        self.md5 = None;
+        self
+    }
+
+    /// The MD5s of the parts completed so far (with [`Hasher::with_part_size`]).
+    pub fn completed_part_md5s(&self) -> &[[u8; 16]] {
+        self.part.as_ref().map(|p| p.done.as_slice()).unwrap_or(&[])
     }
 
     /// Also keep the MD5 of every `part_size` bytes, for [`Digests::multipart_etag`].
@@ -364,7 +376,9 @@ impl Hasher {
     /// Feed the next bytes of the body.
     pub fn update(&mut self, mut data: &[u8]) {
         self.size += data.len() as u64;
-        self.md5.update(data);
+        if let Some(m) = &mut self.md5 {
+            m.update(data);
+        }
         for r in &mut self.checksums {
             r.update(data);
         }
@@ -398,7 +412,7 @@ impl Hasher {
         });
         Digests {
             size: self.size,
-            md5: self.md5.finalize().into(),
+            md5: self.md5.map(|m| m.finalize().into()),
             part_md5s,
             checksums: self
                 .checksums
@@ -417,8 +431,8 @@ impl Hasher {
 pub struct Digests {
     /// The number of bytes hashed.
     pub size: u64,
-    /// The MD5 of the whole body.
-    pub md5: [u8; 16],
+    /// The MD5 of the whole body, unless skipped ([`Hasher::skip_md5`]).
+    pub md5: Option<[u8; 16]>,
     /// The MD5 of each part, when a part size was given.
     pub part_md5s: Option<Vec<[u8; 16]>>,
     /// The full-object additional checksums.
@@ -427,13 +441,13 @@ pub struct Digests {
 
 impl Digests {
     /// The hex MD5: the ETag of a single-part upload.
-    pub fn md5_hex(&self) -> String {
-        hex::encode(self.md5)
+    pub fn md5_hex(&self) -> Option<String> {
+        self.md5.map(hex::encode)
     }
 
     /// The base64 MD5 (`Content-MD5`).
-    pub fn md5_base64(&self) -> String {
-        BASE64.encode(self.md5)
+    pub fn md5_base64(&self) -> Option<String> {
+        self.md5.map(|m| BASE64.encode(m))
     }
 
     /// The ETag of a multipart upload with the hasher's part size, if it had one.
@@ -476,8 +490,8 @@ mod tests {
             h.update(b"hello world");
             h.finish()
         };
-        assert_eq!(d.md5_hex(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
-        assert_eq!(d.md5_base64(), "XrY7u+Ae7tCTyyK7j1rNww==");
+        assert_eq!(d.md5_hex().unwrap(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        assert_eq!(d.md5_base64().unwrap(), "XrY7u+Ae7tCTyyK7j1rNww==");
         let v = |a| d.checksum(a).unwrap().value.clone();
         assert_eq!(v(ChecksumAlgorithm::Crc32), "DUoRhQ==");
         assert_eq!(v(ChecksumAlgorithm::Crc32c), "yZRlqg==");

@@ -169,7 +169,7 @@ impl Store for MemoryStore {
         let etag = if multipart {
             digests.multipart_etag().expect("part size set")
         } else {
-            digests.md5_hex()
+            digests.md5_hex().expect("md5 computed")
         };
         let checksum = opts.checksum.and_then(|a| digests.checksum(a).cloned());
         let meta = ObjectMeta {

@@ -389,7 +389,7 @@ impl S3Store {
             .bucket(&i.url.bucket)
             .key(self.full_key(key.as_str()))
             .content_length(data.len() as i64)
-            .content_md5(digests.md5_base64())
+            .content_md5(digests.md5_base64().expect("md5 computed"))
             .set_content_type(opts.content_type.clone())
             .set_cache_control(opts.cache_control.clone())
             .set_metadata(Some(sdk_metadata(opts)));
@@ -409,7 +409,12 @@ impl S3Store {
             .await
             .map_err(|e| map_sdk_error(e, Op::Put, loc.clone()))?;
         let etag = out.e_tag().map(normalize_etag);
-        check_etag(&loc, Op::Put, etag.as_deref(), &digests.md5_hex())?;
+        check_etag(
+            &loc,
+            Op::Put,
+            etag.as_deref(),
+            &digests.md5_hex().expect("md5 computed"),
+        )?;
         let checksum = opts.checksum.and_then(|a| {
             checksum_of(
                 a,
@@ -483,7 +488,9 @@ impl S3Store {
             upload_id.clone(),
         );
 
-        let mut hasher = Hasher::new().with_part_size(part_size);
+        // One pass: part MD5s (for Content-MD5 and the ETag) and the full-object checksum;
+        // the whole body's MD5 is of no use to a multipart upload.
+        let mut hasher = Hasher::new().skip_md5().with_part_size(part_size);
         if let Some(a) = opts.checksum {
             hasher = hasher.with_checksum(a);
         }
@@ -506,6 +513,14 @@ impl S3Store {
             let part = buf.split_to(take).freeze();
             hasher.update(&part);
             part_number += 1;
+            let md5: [u8; 16] = match hasher.completed_part_md5s().get(part_number as usize - 1) {
+                Some(m) => *m,
+                // The last, short part: its MD5 is not complete in the hasher yet.
+                None => {
+                    use md5::Digest as _;
+                    md5::Md5::digest(&part).into()
+                }
+            };
             if part_number as u64 > MAX_PARTS {
                 return Err(
                     Error::new(ErrorKind::InvalidConfig, Op::Put, loc).with_detail(format!(
@@ -533,6 +548,7 @@ impl S3Store {
                 uid,
                 part_number,
                 part,
+                md5,
                 opts.checksum,
                 l,
             ));
@@ -674,13 +690,10 @@ async fn upload_part(
     upload_id: String,
     number: i32,
     data: Bytes,
+    md5: [u8; 16],
     checksum: Option<ChecksumAlgorithm>,
     loc: String,
 ) -> Result<PartDone> {
-    let md5: [u8; 16] = {
-        use md5::Digest as _;
-        md5::Md5::digest(&data).into()
-    };
     let raw = checksum.map(|a| checksum_raw(a, &data));
     let mut req = client
         .upload_part()

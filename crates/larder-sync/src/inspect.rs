@@ -191,12 +191,23 @@ impl Inspector for StoreInspector {
         if store.capabilities().native_mtime {
             return entry.last_modified;
         }
-        if let (Some(c), Some(etag)) = (&self.cache, &entry.etag) {
-            if let Some(hit) = c.lookup(&store.identity(), entry.key.as_str(), etag, entry.size) {
-                return hit;
+        let cached = match (&self.cache, &entry.etag) {
+            (Some(c), Some(etag)) => {
+                c.lookup(&store.identity(), entry.key.as_str(), etag, entry.size)
             }
+            _ => None,
+        };
+        let recorded = match cached {
+            Some(hit) => hit,
+            None => self.head(side, entry).await.and_then(|m| m.mtime),
+        };
+        match side {
+            // A source object without a recorded mtime was last written at its LastModified;
+            // that is also what a transfer records at the destination.
+            Side::Src => recorded.or(entry.last_modified),
+            // A destination's own LastModified is its upload time: never compared.
+            Side::Dst => recorded,
         }
-        self.head(side, entry).await.and_then(|m| m.mtime)
     }
 
     async fn etag(&self, side: Side, entry: &Entry, like: Option<&str>) -> Option<String> {
@@ -208,7 +219,7 @@ impl Inspector for StoreInspector {
             return self
                 .hash_local(side, entry, &[], None)
                 .await
-                .map(|d| d[0].md5_hex());
+                .and_then(|d| d[0].md5_hex());
         };
         let sizes = self.part_sizes(side, entry, parts as u64).await;
         if sizes.is_empty() {
