@@ -32,8 +32,8 @@ fn reset_peak() {
 }
 
 async fn fill(store: &MemoryStore, n: usize, offset: usize) {
-    for i in 0..n {
-        let k = Key::new(format!("dir{:03}/object-{:09}", i % 997, i + offset)).unwrap();
+    for j in offset..offset + n {
+        let k = Key::new(format!("dir{:03}/object-{j:09}", j % 997)).unwrap();
         store
             .put(&k, Body::from_bytes(&b"x"[..]), PutOptions::default())
             .await

@@ -170,8 +170,12 @@ pub enum Event {
         reason: Reason,
         /// Whether this was only planned.
         dry_run: bool,
-        /// What was verified.
+        /// What was verified: (ETag, checksum).
         verified: (bool, bool),
+        /// Progress: keys finished so far, this one included.
+        done: u64,
+        /// Progress: source entries listed so far (the total, once listing has finished).
+        listed: u64,
     },
     /// A key failed.
     Failed {
@@ -179,11 +183,6 @@ pub enum Event {
         key: String,
         /// The error, one line.
         error: String,
-    },
-    /// Listing progress: how many source entries were seen so far.
-    Listed {
-        /// Source entries so far.
-        src: u64,
     },
 }
 
@@ -403,6 +402,8 @@ pub async fn sync(
                     reason,
                     dry_run: opts.dry_run,
                     verified: (verified.etag, verified.checksum),
+                    done: report.uploaded + report.skipped + report.errors.len() as u64,
+                    listed: src_count.load(std::sync::atomic::Ordering::Relaxed),
                 });
             }
             Step::Filtered => report.filtered += 1,
@@ -533,6 +534,8 @@ async fn delete_all(
                 reason: Reason::Extra,
                 dry_run: opts.dry_run,
                 verified: (false, false),
+                done: report.uploaded + report.skipped + report.deleted,
+                listed: report.src_listed,
             });
         }
     }
@@ -540,6 +543,12 @@ async fn delete_all(
 
 fn clone_err(e: &larder_store::Error) -> larder_store::Error {
     larder_store::Error::new(e.kind(), e.op(), e.location()).with_detail(e.to_string())
+}
+
+/// A "folder" object (`photos/`, empty), as consoles create: a directory cannot hold it as a
+/// file, and it carries no data, so it is left out where the destination has directories.
+fn is_dir_marker(e: &Entry, dst: &Arc<dyn Store>) -> bool {
+    e.size == 0 && e.key.as_str().ends_with('/') && !dst.capabilities().file_and_prefix
 }
 
 async fn step(
@@ -562,13 +571,13 @@ async fn step(
             };
         }
         MarchItem::Pair(Pair::SrcOnly(s)) => {
-            if !opts.filters.keeps(&s) {
+            if !opts.filters.keeps(&s) || is_dir_marker(&s, dst) {
                 return Step::Filtered;
             }
             (s, Reason::Missing)
         }
         MarchItem::Pair(Pair::Both(s, d)) => {
-            if !opts.filters.keeps(&s) {
+            if !opts.filters.keeps(&s) || is_dir_marker(&s, dst) {
                 return Step::Filtered;
             }
             match compare::compare(

@@ -221,8 +221,10 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                 reason,
                 dry_run,
                 verified,
+                done,
+                listed,
             } => {
-                done2.fetch_add(1, Ordering::Relaxed);
+                done2.store(*done, Ordering::Relaxed);
                 if *action == Action::Transfer {
                     bytes2.fetch_add(*size, Ordering::Relaxed);
                 }
@@ -248,7 +250,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                     let n = done2.load(Ordering::Relaxed);
                     let by = bytes2.load(Ordering::Relaxed);
                     b.set_message(format!(
-                        "{n} objects, {:.1} MiB | {:.0} objects/s, {:.1} MiB/s",
+                        "{n}/{listed} objects, {:.1} MiB | {:.0} objects/s, {:.1} MiB/s",
                         mib(by),
                         n as f64 / secs,
                         mib(by) / secs
@@ -270,7 +272,6 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                     }
                 }
             }
-            Event::Listed { .. } => {}
         }
     });
 

@@ -234,3 +234,20 @@ async fn an_interrupted_run_leaves_nothing_partial_and_a_rerun_converges() {
     let third = sync(src, dst, opts()).await.unwrap();
     assert_eq!(third.skipped, 300);
 }
+
+#[tokio::test]
+async fn folder_markers_are_left_out_of_a_directory_not_errors() {
+    let src = Arc::new(MemoryStore::new());
+    put(&*src, "photos/", "", t(1)).await; // as S3 consoles create
+    put(&*src, "photos/a.jpg", "jpg", t(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dst = Arc::new(LocalStore::new(dir.path()));
+    let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!((r.uploaded, r.filtered), (1, 1));
+    assert_eq!(raw_files(dir.path()), ["photos/a.jpg"]);
+    // Bucket to bucket, the marker is an object like any other.
+    let other = Arc::new(MemoryStore::new());
+    let r = sync(src, other.clone(), opts()).await.unwrap();
+    assert_eq!(r.uploaded, 2);
+}
