@@ -52,6 +52,20 @@ use crate::integrity::{
 use crate::types::*;
 use crate::{format_mtime, parse_mtime, Key, Store, MTIME_METADATA};
 
+/// Sets the `checksum_<algo>` field of an SDK request or part builder.
+macro_rules! with_checksum {
+    ($builder:expr, $algorithm:expr, $value:expr) => {{
+        let (b, v) = ($builder, $value);
+        match $algorithm {
+            ChecksumAlgorithm::Crc32 => b.checksum_crc32(v),
+            ChecksumAlgorithm::Crc32c => b.checksum_crc32_c(v),
+            ChecksumAlgorithm::Crc64Nvme => b.checksum_crc64_nvme(v),
+            ChecksumAlgorithm::Sha1 => b.checksum_sha1(v),
+            ChecksumAlgorithm::Sha256 => b.checksum_sha256(v),
+        }
+    }};
+}
+
 const MIB: u64 = 1 << 20;
 /// S3's limit on the number of parts of one upload.
 const MAX_PARTS: u64 = 10_000;
@@ -395,13 +409,7 @@ impl S3Store {
             .set_metadata(Some(sdk_metadata(opts)));
         if let Some(a) = opts.checksum {
             let c = digests.checksum(a).expect("computed above").value.clone();
-            req = match a {
-                ChecksumAlgorithm::Crc32 => req.checksum_crc32(c),
-                ChecksumAlgorithm::Crc32c => req.checksum_crc32_c(c),
-                ChecksumAlgorithm::Crc64Nvme => req.checksum_crc64_nvme(c),
-                ChecksumAlgorithm::Sha1 => req.checksum_sha1(c),
-                ChecksumAlgorithm::Sha256 => req.checksum_sha256(c),
-            };
+            req = with_checksum!(req, a, c);
         }
         let out = req
             .body(SdkByteStream::from(data))
@@ -572,13 +580,7 @@ impl S3Store {
                     .e_tag(p.etag.clone());
                 if let (Some(a), Some(raw)) = (opts.checksum, &p.checksum) {
                     let v = Checksum::from_raw(a, raw).value;
-                    b = match a {
-                        ChecksumAlgorithm::Crc32 => b.checksum_crc32(v),
-                        ChecksumAlgorithm::Crc32c => b.checksum_crc32_c(v),
-                        ChecksumAlgorithm::Crc64Nvme => b.checksum_crc64_nvme(v),
-                        ChecksumAlgorithm::Sha1 => b.checksum_sha1(v),
-                        ChecksumAlgorithm::Sha256 => b.checksum_sha256(v),
-                    };
+                    b = with_checksum!(b, a, v);
                 }
                 b.build()
             })
@@ -705,13 +707,7 @@ async fn upload_part(
         .content_md5(base64_of(&md5));
     if let (Some(a), Some(r)) = (checksum, &raw) {
         let v = Checksum::from_raw(a, r).value;
-        req = match a {
-            ChecksumAlgorithm::Crc32 => req.checksum_crc32(v),
-            ChecksumAlgorithm::Crc32c => req.checksum_crc32_c(v),
-            ChecksumAlgorithm::Crc64Nvme => req.checksum_crc64_nvme(v),
-            ChecksumAlgorithm::Sha1 => req.checksum_sha1(v),
-            ChecksumAlgorithm::Sha256 => req.checksum_sha256(v),
-        };
+        req = with_checksum!(req, a, v);
     }
     let out = req
         .body(SdkByteStream::from(data))

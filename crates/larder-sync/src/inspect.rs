@@ -143,6 +143,32 @@ impl StoreInspector {
         candidate_part_sizes(entry.size, parts, &[self.part_size])
     }
 
+    /// Streams an entry's bytes through `f`; `None` when it cannot be read (logged).
+    async fn read(&self, side: Side, entry: &Entry, mut f: impl FnMut(&[u8])) -> Option<()> {
+        let opts = GetOptions {
+            size_hint: Some(entry.size),
+            ..Default::default()
+        };
+        let got = match self.store(side).get(&entry.key, opts).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return None;
+            }
+        };
+        let mut body = got.body;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(c) => f(&c),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    return None;
+                }
+            }
+        }
+        Some(())
+    }
+
     /// Hashes a local entry with several part sizes at once.
     async fn hash_local(
         &self,
@@ -151,17 +177,6 @@ impl StoreInspector {
         part_sizes: &[u64],
         checksum: Option<ChecksumAlgorithm>,
     ) -> Option<Vec<larder_store::integrity::Digests>> {
-        let store = self.store(side);
-        let got = store
-            .get(
-                &entry.key,
-                GetOptions {
-                    size_hint: Some(entry.size),
-                    ..Default::default()
-                },
-            )
-            .await
-            .ok()?;
         let mut hashers: Vec<Hasher> = if part_sizes.is_empty() {
             vec![Hasher::new()]
         } else {
@@ -173,13 +188,12 @@ impl StoreInspector {
         if let Some(a) = checksum {
             hashers[0] = std::mem::take(&mut hashers[0]).with_checksum(a);
         }
-        let mut body = got.body;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.ok()?;
+        self.read(side, entry, |chunk| {
             for h in &mut hashers {
-                h.update(&chunk);
+                h.update(chunk);
             }
-        }
+        })
+        .await?;
         Some(hashers.into_iter().map(Hasher::finish).collect())
     }
 }
@@ -266,24 +280,12 @@ impl Inspector for StoreInspector {
         if hashers.is_empty() {
             return None;
         }
-        let got = self
-            .store(side)
-            .get(
-                &entry.key,
-                GetOptions {
-                    size_hint: Some(entry.size),
-                    ..Default::default()
-                },
-            )
-            .await
-            .ok()?;
-        let mut body = got.body;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.ok()?;
+        self.read(side, entry, |chunk| {
             for h in &mut hashers {
-                h.update(&chunk);
+                h.update(chunk);
             }
-        }
+        })
+        .await?;
         let values: Vec<String> = hashers.into_iter().map(|h| h.finish().value).collect();
         values
             .iter()

@@ -91,3 +91,48 @@ pub async fn s3_store(
         .await
         .expect("S3 store")
 }
+
+/// Waits up to 5 s for the multipart uploads under `prefix` to be gone (aborts run in the
+/// background) and returns what is still there.
+///
+/// # Panics
+///
+/// When the uploads cannot be listed.
+pub async fn uploads_left_after_abort(
+    store: &larder_store::S3Store,
+    prefix: &str,
+) -> Vec<(larder_store::Key, String)> {
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = store.multipart_uploads(prefix).await.expect("list uploads");
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    left
+}
+
+/// Asserts that every `tests/it/*.rs` of the crate at `manifest_dir` is declared as a module
+/// in `tests/it/main.rs`: a forgotten file would silently not run.
+///
+/// # Panics
+///
+/// When one is not, naming it.
+pub fn assert_test_modules_declared(manifest_dir: &str) {
+    let dir = std::path::Path::new(manifest_dir).join("tests/it");
+    let main = std::fs::read_to_string(dir.join("main.rs")).expect("tests/it/main.rs");
+    for entry in std::fs::read_dir(&dir).expect("tests/it") {
+        let name = entry
+            .expect("dir entry")
+            .file_name()
+            .into_string()
+            .expect("UTF-8 name");
+        if let Some(module) = name.strip_suffix(".rs").filter(|m| *m != "main") {
+            assert!(
+                main.contains(&format!("mod {module};")),
+                "tests/it/{name} is not declared in tests/it/main.rs"
+            );
+        }
+    }
+}

@@ -45,15 +45,5 @@ mod conformance_s3 {
 /// Every test module is declared (a forgotten file would silently not run).
 #[test]
 fn no_forgotten_test_files() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
-    let main = std::fs::read_to_string(dir.join("main.rs")).unwrap();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        if let Some(module) = name.strip_suffix(".rs").filter(|m| *m != "main") {
-            assert!(
-                main.contains(&format!("mod {module};")),
-                "tests/it/{name} is not declared in main.rs"
-            );
-        }
-    }
+    larder_testutil::assert_test_modules_declared(env!("CARGO_MANIFEST_DIR"));
 }

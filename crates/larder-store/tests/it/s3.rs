@@ -1,7 +1,5 @@
 //! What is particular to the S3 backend, against the Garage test server on 127.0.0.1.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use larder_store::conformance::pattern;
@@ -186,14 +184,7 @@ async fn s3_failed_multipart_upload_is_aborted() {
         "nothing visible"
     );
     // The abort runs in the background; it must land promptly.
-    let mut left = Vec::new();
-    for _ in 0..50 {
-        left = store.multipart_uploads("").await.unwrap();
-        if left.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let left = larder_testutil::uploads_left_after_abort(&store, "").await;
     assert!(left.is_empty(), "uploads left behind: {left:?}");
 }
 

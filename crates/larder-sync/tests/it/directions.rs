@@ -272,13 +272,6 @@ async fn s3_cancelling_a_multipart_upload_leaves_no_parts() {
     assert!(watcher.await.unwrap(), "the upload was seen in progress");
     assert!(r.cancelled);
     assert!(bucket.head(&key("huge.bin")).await.unwrap().is_none());
-    let mut left = Vec::new();
-    for _ in 0..50 {
-        left = bucket.multipart_uploads("").await.unwrap();
-        if left.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let left = larder_testutil::uploads_left_after_abort(&bucket, "").await;
     assert!(left.is_empty(), "parts left behind: {left:?}");
 }
