@@ -190,12 +190,16 @@ impl LocalStore {
         let tmp = parent.join(format!("{TEMP_PREFIX}{:016x}", rand_u64()));
         let guard = TempGuard(Some(tmp.clone()));
         let loc = |p: &Path| p.display().to_string();
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .await
-            .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?;
+        // Opened synchronously (one open(2)): with tokio's open on the blocking pool, a put
+        // cancelled while the open was pending would drop the guard first, and the open would
+        // then create a temp file that nothing removes.
+        let mut file = tokio::fs::File::from_std(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?,
+        );
         let mut hasher = Hasher::new();
         if let Some(a) = opts.checksum {
             hasher = hasher.with_checksum(a);

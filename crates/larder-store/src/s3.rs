@@ -746,6 +746,24 @@ fn base64_of(raw: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
+/// The aborts running in the background, so a process can wait for them before it exits
+/// (a runtime shutting down would cancel them half-way).
+fn background() -> &'static tokio_util::task::TaskTracker {
+    static TRACKER: std::sync::OnceLock<tokio_util::task::TaskTracker> = std::sync::OnceLock::new();
+    TRACKER.get_or_init(tokio_util::task::TaskTracker::new)
+}
+
+/// Waits, at most `timeout`, for the multipart-upload aborts still running in the background
+/// (after a failed or cancelled put). A program calls it before its runtime shuts down, so
+/// no upload is left behind to be billed. Returns whether all finished.
+pub async fn finish_background_aborts(timeout: std::time::Duration) -> bool {
+    let t = background();
+    t.close();
+    let done = tokio::time::timeout(timeout, t.wait()).await.is_ok();
+    t.reopen();
+    done
+}
+
 /// Aborts a multipart upload unless disarmed: on error, and when the put is cancelled.
 ///
 /// It owns the part uploads in flight. S3 warns that parts still uploading while an upload
@@ -792,7 +810,8 @@ impl Drop for AbortGuard {
             );
             return;
         };
-        rt.spawn(async move {
+        background().spawn_on(
+            async move {
             tasks.shutdown().await;
             for attempt in 0..5u32 {
                 if attempt > 0 {
@@ -824,7 +843,9 @@ impl Drop for AbortGuard {
                 }
             }
             tracing::warn!(bucket, key, upload_id, "a multipart upload may be left behind; `larder` lists them with `multipart_uploads`");
-        });
+        },
+            &rt,
+        );
     }
 }
 

@@ -22,7 +22,14 @@ fn main() {
             std::process::exit(exit::ERROR);
         }
     };
-    let code = match rt.block_on(commands::run(args)) {
+    let code = match rt.block_on(async {
+        let result = commands::run(args).await;
+        // Aborts of multipart uploads that failed or were interrupted finish before exit.
+        if !larder_store::s3::finish_background_aborts(std::time::Duration::from_secs(30)).await {
+            eprintln!("larder: warning: an aborted multipart upload may be left behind");
+        }
+        result
+    }) {
         Ok(code) => code,
         Err(e) => {
             // A closed pipe (`larder ls … | head`) is not an error.

@@ -213,3 +213,46 @@ fn s3_verify_works_on_objects_uploaded_by_the_aws_cli() {
     let out = run(c.args(["sync", "--json"]).arg(&url).arg(&back));
     assert_eq!(summary(&out)["etag_verified"], 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_ctrl_c_aborts_the_upload_before_exiting_130() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    write(&src.join("big.bin"), &vec![3u8; 160 << 20]);
+    let (mut c, url) = larder_s3(d.path());
+    let prefix = url.splitn(4, '/').nth(3).unwrap().to_owned();
+    let mut child = c
+        .args(["sync", "-q", "--parts-in-flight", "1"])
+        .arg(&src)
+        .arg(&url)
+        .spawn()
+        .unwrap();
+    let store = larder_testutil::s3_store(larder_store::S3Options::default(), Some(&prefix)).await;
+    let mut started = false;
+    for _ in 0..1500 {
+        if !store.multipart_uploads("").await.unwrap().is_empty() {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(started, "the multipart upload was seen in progress");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted");
+    // The binary waited for the abort before exiting: nothing is left, right away.
+    assert_eq!(store.multipart_uploads("").await.unwrap(), []);
+    use larder_store::Store as _;
+    assert!(store
+        .head(&larder_store::Key::new("big.bin").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+}
