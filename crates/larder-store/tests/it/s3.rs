@@ -239,3 +239,40 @@ async fn s3_put_of_a_body_shorter_than_declared_is_an_integrity_error() {
         "nothing committed"
     );
 }
+
+#[tokio::test]
+async fn s3_copy_past_the_threshold_is_a_multipart_copy_with_metadata() {
+    let (store, _) = store_at_prefix(S3Options {
+        copy_multipart_threshold: PART as u64,
+        ..small_parts()
+    })
+    .await;
+    let data = pattern(2 * PART + 100, 4);
+    let mut md = std::collections::BTreeMap::new();
+    md.insert("k".to_owned(), "v".to_owned());
+    store
+        .put(
+            &key("src"),
+            Body::from_bytes(data.clone()),
+            PutOptions {
+                content_type: Some("application/x-test".into()),
+                metadata: md.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let r = store
+        .copy(
+            &key("src"),
+            &key("dst"),
+            larder_store::CopyOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(r.etag.unwrap().ends_with("-3"), "copied in parts");
+    let got = store.get(&key("dst"), GetOptions::default()).await.unwrap();
+    assert_eq!(got.meta.metadata, md);
+    assert_eq!(got.meta.content_type.as_deref(), Some("application/x-test"));
+    assert!(got.bytes().await.unwrap() == data);
+}

@@ -256,3 +256,44 @@ async fn s3_ctrl_c_aborts_the_upload_before_exiting_130() {
         .unwrap()
         .is_none());
 }
+
+#[test]
+fn s3_to_s3_takes_endpoints_per_side() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    write(&src.join("a.txt"), b"alpha");
+    let (mut c, from) = larder_s3(d.path());
+    assert_eq!(
+        run(c.args(["sync", "-q"]).arg(&src).arg(&from))
+            .status
+            .code(),
+        Some(0)
+    );
+    let real = larder_testutil::s3_env().endpoint;
+    let to = format!("{from}-copy");
+    // The common endpoint is wrong; only the per-side ones can make this work.
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c
+        .env("LARDER_ENDPOINT_URL", "http://127.0.0.1:9")
+        .args([
+            "sync",
+            "--json",
+            "--source-endpoint-url",
+            &real,
+            "--target-endpoint-url",
+            &real,
+        ])
+        .arg(&from)
+        .arg(&to));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(summary(&out)["transferred"], 1);
+    // And without the overrides the wrong endpoint is used and named.
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c
+        .env("LARDER_ENDPOINT_URL", "http://127.0.0.1:9")
+        .args(["sync"])
+        .arg(&from)
+        .arg(&to));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not reach the server"));
+}
