@@ -185,12 +185,14 @@ pub(crate) async fn transfer(
         if let Some(etag) = meta.etag.as_deref().map(normalize_etag) {
             match etag_part_count(&etag) {
                 None if etag.len() == 32 => expect.md5 = Some(etag),
-                Some(n) if n > 1 => {
+                // A one-part multipart upload: md5(md5(body))-1.
+                Some(1) => expect.multipart = Some((meta.size.max(1), etag)),
+                Some(_) => {
                     if let Some(p) = src.first_part_size(&entry.key).await? {
                         expect.multipart = Some((p, etag));
                     }
                 }
-                _ => {}
+                None => {}
             }
         }
     }

@@ -275,3 +275,34 @@ async fn s3_cancelling_a_multipart_upload_leaves_no_parts() {
     let left = larder_testutil::uploads_left_after_abort(&bucket, "").await;
     assert!(left.is_empty(), "parts left behind: {left:?}");
 }
+
+#[tokio::test]
+async fn s3_a_one_part_multipart_object_is_verified_on_download() {
+    let prefix = larder_testutil::unique("onepart");
+    let store = Arc::new(
+        larder_testutil::s3_store(
+            S3Options {
+                multipart_threshold: PART,
+                part_size: 8 << 20,
+                ..S3Options::default()
+            },
+            Some(&prefix),
+        )
+        .await,
+    );
+    put(&*store, "one", pattern(6 << 20, 5), t(1)).await;
+    let etag = store
+        .head(&key("one"))
+        .await
+        .unwrap()
+        .unwrap()
+        .etag
+        .unwrap();
+    assert!(etag.ends_with("-1"), "{etag}");
+    let dir = tempfile::tempdir().unwrap();
+    let r = sync(store, Arc::new(LocalStore::new(dir.path())), opts())
+        .await
+        .unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!((r.uploaded, r.etag_verified), (1, 1));
+}
