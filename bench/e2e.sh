@@ -3,7 +3,9 @@
 # stopped by PID at the end): 10,000 × 10 KiB files up, a no-op re-sync, down; one 1 GiB
 # file up and down. Prints objects/s, MiB/s and peak RSS per run.
 #
-#   bench/e2e.sh [--small N] [--big-mib M]      (defaults 10000 and 1024)
+#   bench/e2e.sh [--small N] [--big-mib M] [--aws]   (defaults 10000 and 1024)
+#
+# --aws also times `aws s3 sync` (awscli, defaults) on the same small files, for comparison.
 #
 # Numbers depend on the machine; they are for comparing builds and tools on the same one.
 set -euo pipefail
@@ -12,11 +14,13 @@ cd "$(dirname "$0")/.."
 
 SMALL=10000
 BIG_MIB=1024
+AWS=0
 while [ $# -gt 0 ]; do
     case $1 in
         --small) SMALL=$2; shift 2 ;;
         --big-mib) BIG_MIB=$2; shift 2 ;;
-        *) echo "usage: bench/e2e.sh [--small N] [--big-mib M]" >&2; exit 2 ;;
+        --aws) AWS=1; shift ;;
+        *) echo "usage: bench/e2e.sh [--small N] [--big-mib M] [--aws]" >&2; exit 2 ;;
     esac
 done
 
@@ -77,3 +81,21 @@ run "small down no-op"  sync "$bucket/small" "$work/small-back"
 run "big up"            sync "$work/big" "$bucket/big"
 run "big down"          sync "$bucket/big" "$work/big-back"
 cmp "$work/big/one.bin" "$work/big-back/one.bin"
+
+if [ "$AWS" = 1 ]; then
+    command -v aws >/dev/null || { echo "--aws needs the AWS CLI (pip install awscli)" >&2; exit 2; }
+    # Like larder: no streaming checksum trailers, which Garage rejects.
+    export AWS_REQUEST_CHECKSUM_CALCULATION=when_required AWS_RESPONSE_CHECKSUM_VALIDATION=when_required
+    timed() {
+        local name=$1; shift
+        local t0 t1
+        t0=$(date +%s.%N)
+        "$@" >/dev/null
+        t1=$(date +%s.%N)
+        python3 -c "import sys; s=float(sys.argv[2])-float(sys.argv[1]); print(f'{sys.argv[3]:<22} {s:7.2f} s')" "$t0" "$t1" "$name"
+    }
+    a=(aws --endpoint-url "$LARDER_TEST_S3_ENDPOINT" s3 sync --only-show-errors)
+    timed "aws small up" "${a[@]}" "$work/small" "$bucket/aws-small"
+    timed "aws small no-op" "${a[@]}" "$work/small" "$bucket/aws-small"
+    timed "aws small down" "${a[@]}" "$bucket/aws-small" "$work/aws-back"
+fi
