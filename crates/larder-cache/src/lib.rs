@@ -1,0 +1,760 @@
+//! A verified, content-addressed cache whose directory is npm's `cacache` format, so npm
+//! caches can be read and written, and synced.
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! let cache = larder_cache::Cache::new(dir.path());
+//! let sri = cache.put("my-key", b"hello").unwrap();
+//! assert_eq!(cache.get("my-key").unwrap(), b"hello");
+//! assert_eq!(cache.get_hash(&sri).unwrap(), b"hello");
+//! ```
+//!
+//! # Layout
+//!
+//! * `content-v2/<algo>/<hex 2>/<hex 2>/<rest>`: the content, named by its digest.
+//! * `index-v5/…`: append-only buckets of index lines (see [`index`]).
+//! * `tmp/`: writes in progress; renamed into `content-v2/` when complete.
+//!
+//! # Safety
+//!
+//! Content is written to `tmp/`, fsynced and renamed into place, so a content path holds
+//! whole content or nothing. An index line is one `write(2)` in append mode; a torn or
+//! corrupt line is skipped when read. Every read is hashed, and a mismatch is an
+//! [`Error::Integrity`], never data. [`Cache::verify`] removes corrupt and unreferenced
+//! content, index entries whose content is gone, and stale temp files.
+#![warn(missing_docs)]
+
+pub mod index;
+pub mod sri;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use sri::{Algorithm, Integrity};
+
+/// A cache error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No entry for the key.
+    #[error("no cache entry for key `{0}`")]
+    EntryNotFound(String),
+    /// The index names content that is not there.
+    #[error("the content of `{0}` is missing from the cache")]
+    ContentNotFound(String),
+    /// The content does not hash to its address: corrupt, and not returned.
+    #[error("the content of `{what}` is corrupt: expected {expected}, found {found}")]
+    Integrity {
+        /// The key or integrity read.
+        what: String,
+        /// What the index or caller expected.
+        expected: String,
+        /// What the bytes hash to.
+        found: String,
+    },
+    /// A file-system operation failed.
+    #[error("failed to {op} `{}`", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An integrity string that does not parse.
+    #[error(transparent)]
+    BadIntegrity(#[from] sri::BadIntegrity),
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One index entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The key.
+    pub key: String,
+    /// The content's address.
+    pub integrity: Integrity,
+    /// When it was written.
+    pub time: SystemTime,
+    /// The content size, if recorded.
+    pub size: Option<u64>,
+    /// Free-form metadata.
+    pub metadata: Option<serde_json::Value>,
+    /// The content's path.
+    pub path: PathBuf,
+}
+
+/// Options of a write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// The hash algorithm (default SHA-512, as npm).
+    pub algorithm: Option<Algorithm>,
+    /// Metadata to store with the entry.
+    pub metadata: Option<serde_json::Value>,
+    /// The size the content must have.
+    pub size: Option<u64>,
+    /// The integrity the content must have.
+    pub integrity: Option<Integrity>,
+}
+
+/// What [`Cache::verify`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyStats {
+    /// Content files that hashed correctly and are referenced.
+    pub verified_content: u64,
+    /// Content files removed because they were corrupt.
+    pub bad_content: u64,
+    /// Content files removed because no entry referenced them.
+    pub reclaimed_count: u64,
+    /// Bytes those removals freed.
+    pub reclaimed_size: u64,
+    /// Index entries kept.
+    pub total_entries: u64,
+    /// Index entries dropped (content missing or corrupt).
+    pub rejected_entries: u64,
+    /// Stale temp files removed.
+    pub removed_tmp: u64,
+}
+
+/// A cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn random_name() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+impl Cache {
+    /// The cache at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Cache { root: root.into() }
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where content with this integrity lives.
+    pub fn content_path(&self, sri: &Integrity) -> PathBuf {
+        let h = sri.hex();
+        self.root
+            .join("content-v2")
+            .join(sri.algorithm.as_str())
+            .join(&h[..2])
+            .join(&h[2..4])
+            .join(&h[4..])
+    }
+
+    /// Writes `data` under `key`; returns its integrity.
+    ///
+    /// # Errors
+    ///
+    /// File-system failures, naming the path.
+    pub fn put(&self, key: &str, data: &[u8]) -> Result<Integrity> {
+        self.put_with(key, data, WriteOptions::default())
+    }
+
+    /// Writes `data` under `key` with options.
+    ///
+    /// # Errors
+    ///
+    /// File-system failures; [`Error::Integrity`] when `opts` named an integrity or size the
+    /// data does not have.
+    pub fn put_with(&self, key: &str, data: &[u8], opts: WriteOptions) -> Result<Integrity> {
+        let mut w = self.writer(Some(key), opts)?;
+        w.write_all(data).map_err(io("write", &w.tmp))?;
+        w.commit()
+    }
+
+    /// Writes content without an index entry.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::put`].
+    pub fn put_hash(&self, data: &[u8]) -> Result<Integrity> {
+        let mut w = self.writer(None, WriteOptions::default())?;
+        w.write_all(data).map_err(io("write", &w.tmp))?;
+        w.commit()
+    }
+
+    /// A streaming writer; nothing is visible until [`Writer::commit`].
+    ///
+    /// # Errors
+    ///
+    /// When the temp file cannot be created.
+    pub fn writer(&self, key: Option<&str>, opts: WriteOptions) -> Result<Writer> {
+        let dir = self.root.join("tmp");
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let tmp = dir.join(random_name());
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
+        Ok(Writer {
+            cache: self.clone(),
+            key: key.map(str::to_owned),
+            hasher: sri::IntegrityHasher::new(opts.algorithm.unwrap_or(Algorithm::Sha512)),
+            opts,
+            file: Some(file),
+            tmp,
+            size: 0,
+            committed: false,
+        })
+    }
+
+    /// The entry of `key`, if any.
+    ///
+    /// # Errors
+    ///
+    /// When the index cannot be read.
+    pub fn info(&self, key: &str) -> Result<Option<Entry>> {
+        let line = index::find(&self.root, key).map_err(io("read the index of", &self.root))?;
+        Ok(line.and_then(|l| self.entry(l)))
+    }
+
+    fn entry(&self, l: index::Line) -> Option<Entry> {
+        let integrity: Integrity = l.integrity.as_deref()?.parse().ok()?;
+        Some(Entry {
+            path: self.content_path(&integrity),
+            key: l.key,
+            integrity,
+            time: UNIX_EPOCH + Duration::from_millis(l.time),
+            size: l.size,
+            metadata: l.metadata,
+        })
+    }
+
+    /// Reads the content of `key`, verified.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EntryNotFound`], [`Error::ContentNotFound`], [`Error::Integrity`].
+    pub fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let e = self
+            .info(key)?
+            .ok_or_else(|| Error::EntryNotFound(key.to_owned()))?;
+        self.read_verified(&e.integrity, key)
+    }
+
+    /// Reads content by integrity, verified.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ContentNotFound`], [`Error::Integrity`].
+    pub fn get_hash(&self, sri: &Integrity) -> Result<Vec<u8>> {
+        self.read_verified(sri, &sri.to_string())
+    }
+
+    fn read_verified(&self, sri: &Integrity, what: &str) -> Result<Vec<u8>> {
+        let path = self.content_path(sri);
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::ContentNotFound(what.to_owned()))
+            }
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        let found = Integrity::compute(sri.algorithm, &data);
+        if found != *sri {
+            return Err(Error::Integrity {
+                what: what.to_owned(),
+                expected: sri.to_string(),
+                found: found.to_string(),
+            });
+        }
+        Ok(data)
+    }
+
+    /// A streaming reader of `key`'s content; call [`Reader::check`] at the end.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EntryNotFound`], [`Error::ContentNotFound`].
+    pub fn reader(&self, key: &str) -> Result<Reader> {
+        let e = self
+            .info(key)?
+            .ok_or_else(|| Error::EntryNotFound(key.to_owned()))?;
+        self.reader_hash_named(&e.integrity, key)
+    }
+
+    /// A streaming reader of content by integrity.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ContentNotFound`].
+    pub fn reader_hash(&self, sri: &Integrity) -> Result<Reader> {
+        self.reader_hash_named(sri, &sri.to_string())
+    }
+
+    fn reader_hash_named(&self, sri: &Integrity, what: &str) -> Result<Reader> {
+        let path = self.content_path(sri);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::ContentNotFound(what.to_owned()))
+            }
+            Err(e) => return Err(io("open", &path)(e)),
+        };
+        Ok(Reader {
+            file,
+            hasher: sri::IntegrityHasher::new(sri.algorithm),
+            expected: sri.clone(),
+            what: what.to_owned(),
+        })
+    }
+
+    /// Whether content with this integrity is present (not verified).
+    pub fn exists_hash(&self, sri: &Integrity) -> bool {
+        self.content_path(sri).is_file()
+    }
+
+    /// Every live entry, by bucket.
+    ///
+    /// # Errors
+    ///
+    /// When the index cannot be read.
+    pub fn ls(&self) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for b in index::buckets(&self.root).map_err(io("list", &self.root))? {
+            let lines = index::read_bucket(&b).map_err(io("read", &b))?;
+            out.extend(index::live(lines).into_iter().filter_map(|l| self.entry(l)));
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Removes `key`'s entry (its content stays until [`Cache::verify`]).
+    ///
+    /// # Errors
+    ///
+    /// When the index cannot be written.
+    pub fn rm_entry(&self, key: &str) -> Result<()> {
+        let line = index::Line {
+            key: key.to_owned(),
+            integrity: None,
+            time: now_ms(),
+            size: None,
+            metadata: None,
+        };
+        index::append(&self.root, &line).map_err(io("append to the index of", &self.root))
+    }
+
+    /// Removes content (entries pointing at it then read as missing content).
+    ///
+    /// # Errors
+    ///
+    /// A file-system failure other than not-found.
+    pub fn rm_content(&self, sri: &Integrity) -> Result<()> {
+        let p = self.content_path(sri);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove", &p)(e)),
+        }
+    }
+
+    /// Removes the index, the content and temp files.
+    ///
+    /// # Errors
+    ///
+    /// A file-system failure other than not-found.
+    pub fn clear(&self) -> Result<()> {
+        for d in ["index-v5", "content-v2", "tmp"] {
+            let p = self.root.join(d);
+            match std::fs::remove_dir_all(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("remove", &p)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `key`'s content to `dest`, verified, through a temp file beside it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::get`], and file-system failures at `dest`.
+    pub fn copy_out(&self, key: &str, dest: &Path) -> Result<u64> {
+        let data = self.get(key)?;
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        let tmp = dir.join(format!(".larder-tmp.{}", random_name()));
+        let r = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, dest)
+        })();
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io("write", dest)(e));
+        }
+        Ok(data.len() as u64)
+    }
+
+    /// Hard-links `key`'s content to `dest` after verifying it. The link shares the cache's
+    /// bytes: writing through it would corrupt the cache (which the next read would catch).
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::get`], and the link failing.
+    pub fn hard_link_out(&self, key: &str, dest: &Path) -> Result<()> {
+        let e = self
+            .info(key)?
+            .ok_or_else(|| Error::EntryNotFound(key.to_owned()))?;
+        self.read_verified(&e.integrity, key)?;
+        std::fs::hard_link(&e.path, dest).map_err(io("link", dest))
+    }
+
+    /// Checks every content file and index entry: removes corrupt content, content no entry
+    /// references, entries whose content is gone, and temp files older than `stale_tmp`;
+    /// rewrites each bucket with only its live lines.
+    ///
+    /// # Errors
+    ///
+    /// File-system failures.
+    pub fn verify(&self, stale_tmp: Duration) -> Result<VerifyStats> {
+        let mut st = VerifyStats::default();
+        // Live entries, per bucket.
+        let mut buckets = Vec::new();
+        let mut referenced = std::collections::HashSet::new();
+        for b in index::buckets(&self.root).map_err(io("list", &self.root))? {
+            let lines = index::live(index::read_bucket(&b).map_err(io("read", &b))?);
+            for l in &lines {
+                if let Some(i) = l
+                    .integrity
+                    .as_deref()
+                    .and_then(|s| s.parse::<Integrity>().ok())
+                {
+                    referenced.insert(self.content_path(&i));
+                }
+            }
+            buckets.push((b, lines));
+        }
+        // Content: drop corrupt and unreferenced files.
+        let content = self.root.join("content-v2");
+        let mut stack = vec![content.clone()];
+        while let Some(d) = stack.pop() {
+            let rd = match std::fs::read_dir(&d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("list", &d)(e)),
+            };
+            for e in rd {
+                let e = e.map_err(io("list", &d))?;
+                let p = e.path();
+                if e.file_type().map_err(io("stat", &p))?.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                let good = content_matches_path(&content, &p);
+                if !good {
+                    st.bad_content += 1;
+                } else if !referenced.contains(&p) {
+                    st.reclaimed_count += 1;
+                    st.reclaimed_size += size;
+                } else {
+                    st.verified_content += 1;
+                    continue;
+                }
+                std::fs::remove_file(&p).map_err(io("remove", &p))?;
+            }
+        }
+        // Index: keep entries whose content is (still) there; compact each bucket.
+        for (b, lines) in buckets {
+            let (keep, drop): (Vec<_>, Vec<_>) = lines.into_iter().partition(|l| {
+                l.integrity
+                    .as_deref()
+                    .and_then(|s| s.parse::<Integrity>().ok())
+                    .is_some_and(|i| self.content_path(&i).is_file())
+            });
+            st.total_entries += keep.len() as u64;
+            st.rejected_entries += drop.len() as u64;
+            let mut text = String::new();
+            for l in &keep {
+                let json = serde_json::to_string(l).expect("serializable");
+                text.push_str(&index::format_line(&json));
+            }
+            let tmp = b.with_extension(format!("tmp{}", random_name()));
+            if keep.is_empty() {
+                std::fs::remove_file(&b).map_err(io("remove", &b))?;
+            } else {
+                std::fs::write(&tmp, text).map_err(io("write", &tmp))?;
+                std::fs::rename(&tmp, &b).map_err(io("rename", &b))?;
+            }
+        }
+        // Stale temp files: what crashed writers left.
+        let tmp = self.root.join("tmp");
+        if let Ok(rd) = std::fs::read_dir(&tmp) {
+            for e in rd.flatten() {
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= stale_tmp);
+                if old && std::fs::remove_file(e.path()).is_ok() {
+                    st.removed_tmp += 1;
+                }
+            }
+        }
+        Ok(st)
+    }
+}
+
+/// Whether the file at `p` (below `content`) hashes to the address its path names.
+fn content_matches_path(content: &Path, p: &Path) -> bool {
+    let Ok(rel) = p.strip_prefix(content) else {
+        return false;
+    };
+    let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+    let [alg, a, b, rest] = parts.as_slice() else {
+        return false;
+    };
+    let algorithm = match *alg {
+        "sha1" => Algorithm::Sha1,
+        "sha256" => Algorithm::Sha256,
+        "sha512" => Algorithm::Sha512,
+        _ => return false,
+    };
+    let Ok(data) = std::fs::read(p) else {
+        return false;
+    };
+    Integrity::compute(algorithm, &data).hex() == format!("{a}{b}{rest}")
+}
+
+/// A streaming writer; see [`Cache::writer`].
+#[derive(Debug)]
+pub struct Writer {
+    cache: Cache,
+    key: Option<String>,
+    opts: WriteOptions,
+    hasher: sri::IntegrityHasher,
+    file: Option<std::fs::File>,
+    tmp: PathBuf,
+    size: u64,
+    committed: bool,
+}
+
+impl Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.as_mut().expect("open until commit").write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("open until commit").flush()
+    }
+}
+
+impl Writer {
+    /// Makes the content (and the entry, with a key) visible; returns the integrity.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Integrity`] when the options named another size or integrity (nothing is
+    /// committed); file-system failures.
+    pub fn commit(mut self) -> Result<Integrity> {
+        let file = self.file.take().expect("open until commit");
+        file.sync_all().map_err(io("sync", &self.tmp))?;
+        drop(file);
+        let sri = std::mem::replace(&mut self.hasher, sri::IntegrityHasher::new(Algorithm::Sha1))
+            .finish();
+        let what = self.key.clone().unwrap_or_else(|| sri.to_string());
+        if let Some(want) = &self.opts.integrity {
+            let found = Integrity::compute(
+                want.algorithm,
+                &std::fs::read(&self.tmp).map_err(io("read", &self.tmp))?,
+            );
+            if found != *want {
+                return Err(Error::Integrity {
+                    what,
+                    expected: want.to_string(),
+                    found: found.to_string(),
+                });
+            }
+        }
+        if let Some(want) = self.opts.size {
+            if want != self.size {
+                return Err(Error::Integrity {
+                    what,
+                    expected: format!("{want} bytes"),
+                    found: format!("{} bytes", self.size),
+                });
+            }
+        }
+        let dest = self.cache.content_path(&sri);
+        let dir = dest.parent().expect("content path has a parent");
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        // Same digest, same bytes: an existing file is kept (and the temp dropped).
+        if dest.is_file() {
+            let _ = std::fs::remove_file(&self.tmp);
+        } else {
+            std::fs::rename(&self.tmp, &dest).map_err(io("rename into", &dest))?;
+        }
+        self.committed = true;
+        if let Some(key) = &self.key {
+            let line = index::Line {
+                key: key.clone(),
+                integrity: Some(sri.to_string()),
+                time: now_ms(),
+                size: Some(self.size),
+                metadata: self.opts.metadata.clone(),
+            };
+            index::append(&self.cache.root, &line)
+                .map_err(io("append to the index of", &self.cache.root))?;
+        }
+        Ok(sri)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A streaming reader; see [`Cache::reader`]. The bytes it returns are not yet verified:
+/// call [`Reader::check`] at the end and discard them on error.
+#[derive(Debug)]
+pub struct Reader {
+    file: std::fs::File,
+    hasher: sri::IntegrityHasher,
+    expected: Integrity,
+    what: String,
+}
+
+impl Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl Reader {
+    /// Checks that everything read hashes to the expected integrity.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Integrity`].
+    pub fn check(self) -> Result<Integrity> {
+        let found = self.hasher.finish();
+        if found == self.expected {
+            Ok(found)
+        } else {
+            Err(Error::Integrity {
+                what: self.what,
+                expected: self.expected.to_string(),
+                found: found.to_string(),
+            })
+        }
+    }
+}
+
+/// The async API: the same operations, run on tokio's blocking pool.
+pub mod r#async {
+    use super::*;
+
+    async fn blocking<T: Send + 'static>(
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::Io {
+                op: "run",
+                path: PathBuf::new(),
+                source: std::io::Error::other(e),
+            })?
+    }
+
+    /// [`Cache::put`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::put`].
+    pub async fn put(cache: &Cache, key: &str, data: Vec<u8>) -> Result<Integrity> {
+        let (c, k) = (cache.clone(), key.to_owned());
+        blocking(move || c.put(&k, &data)).await
+    }
+
+    /// [`Cache::get`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::get`].
+    pub async fn get(cache: &Cache, key: &str) -> Result<Vec<u8>> {
+        let (c, k) = (cache.clone(), key.to_owned());
+        blocking(move || c.get(&k)).await
+    }
+
+    /// [`Cache::get_hash`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::get_hash`].
+    pub async fn get_hash(cache: &Cache, sri: &Integrity) -> Result<Vec<u8>> {
+        let (c, s) = (cache.clone(), sri.clone());
+        blocking(move || c.get_hash(&s)).await
+    }
+
+    /// [`Cache::info`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::info`].
+    pub async fn info(cache: &Cache, key: &str) -> Result<Option<Entry>> {
+        let (c, k) = (cache.clone(), key.to_owned());
+        blocking(move || c.info(&k)).await
+    }
+
+    /// [`Cache::rm_entry`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::rm_entry`].
+    pub async fn rm_entry(cache: &Cache, key: &str) -> Result<()> {
+        let (c, k) = (cache.clone(), key.to_owned());
+        blocking(move || c.rm_entry(&k)).await
+    }
+
+    /// [`Cache::verify`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::verify`].
+    pub async fn verify(cache: &Cache, stale_tmp: Duration) -> Result<VerifyStats> {
+        let c = cache.clone();
+        blocking(move || c.verify(stale_tmp)).await
+    }
+}
