@@ -439,7 +439,21 @@ impl Cache {
     ///
     /// File-system failures.
     pub fn verify(&self, stale_tmp: Duration) -> Result<VerifyStats> {
+        self.verify_with(stale_tmp, true)
+    }
+
+    /// What [`Cache::verify`] would remove, without removing anything.
+    ///
+    /// # Errors
+    ///
+    /// File-system failures.
+    pub fn check(&self, stale_tmp: Duration) -> Result<VerifyStats> {
+        self.verify_with(stale_tmp, false)
+    }
+
+    fn verify_with(&self, stale_tmp: Duration, repair: bool) -> Result<VerifyStats> {
         let mut st = VerifyStats::default();
+        let mut removed = std::collections::HashSet::new();
         // Live entries, per bucket.
         let mut buckets = Vec::new();
         let mut referenced = std::collections::HashSet::new();
@@ -483,7 +497,11 @@ impl Cache {
                     st.verified_content += 1;
                     continue;
                 }
-                std::fs::remove_file(&p).map_err(io("remove", &p))?;
+                if repair {
+                    std::fs::remove_file(&p).map_err(io("remove", &p))?;
+                } else {
+                    removed.insert(p);
+                }
             }
         }
         // Index: keep entries whose content is (still) there; compact each bucket.
@@ -492,10 +510,16 @@ impl Cache {
                 l.integrity
                     .as_deref()
                     .and_then(|s| s.parse::<Integrity>().ok())
-                    .is_some_and(|i| self.content_path(&i).is_file())
+                    .is_some_and(|i| {
+                        let p = self.content_path(&i);
+                        p.is_file() && !removed.contains(&p)
+                    })
             });
             st.total_entries += keep.len() as u64;
             st.rejected_entries += drop.len() as u64;
+            if !repair {
+                continue;
+            }
             let mut text = String::new();
             for l in &keep {
                 let json = serde_json::to_string(l).expect("serializable");
@@ -519,7 +543,7 @@ impl Cache {
                     .ok()
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age >= stale_tmp);
-                if old && std::fs::remove_file(e.path()).is_ok() {
+                if old && (!repair || std::fs::remove_file(e.path()).is_ok()) {
                     st.removed_tmp += 1;
                 }
             }

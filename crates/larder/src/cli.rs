@@ -117,6 +117,8 @@ pub enum Command {
     Verify(Box<VerifyArgs>),
     /// List the objects at a location: a local path or s3://bucket/prefix.
     Ls(LsArgs),
+    /// The local content-addressed cache (npm cacache format).
+    Cache(CacheArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -282,4 +284,53 @@ mod tests {
         use clap::CommandFactory;
         Args::command().debug_assert();
     }
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct CacheArgs {
+    /// The cache directory (default: the user cache directory's `larder/cacache`).
+    #[arg(long, global = true, env = "LARDER_CACHE", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Store FILE (or standard input) under KEY; prints its integrity.
+    Put {
+        /// The key.
+        key: String,
+        /// The file; `-` or nothing for standard input.
+        file: Option<PathBuf>,
+    },
+    /// Write KEY's content, verified, to FILE (or standard output).
+    Get {
+        /// The key.
+        key: String,
+        /// The file; `-` or nothing for standard output.
+        file: Option<PathBuf>,
+    },
+    /// Show KEY's entry.
+    Info {
+        /// The key.
+        key: String,
+    },
+    /// List the entries.
+    Ls,
+    /// Remove KEY's entry (content goes at the next gc).
+    Rm {
+        /// The key.
+        key: String,
+    },
+    /// Check every entry and content file; change nothing; exit 3 if anything is wrong.
+    Verify,
+    /// Remove corrupt and unreferenced content, dead entries and stale temp files.
+    Gc {
+        /// Temp files older than this are stale.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        stale_after: std::time::Duration,
+    },
+    /// Remove everything in the cache.
+    Clear,
 }

@@ -3,6 +3,7 @@
 //! A thin layer over the library crates: flags parse into `cli::Args`, resolve into library
 //! options, and errors map to the documented exit codes (`exit.rs`).
 
+mod cache_cmd;
 mod cli;
 mod commands;
 mod exit;
