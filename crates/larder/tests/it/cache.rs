@@ -78,3 +78,100 @@ fn cache_commands_round_trip_and_refuse_corrupt_content() {
     assert_eq!(run(&mut c(&["clear"])).status.code(), Some(0));
     assert!(run(&mut c(&["ls"])).stdout.is_empty());
 }
+
+/// Deterministic content of key `i`: a size and bytes of its own.
+fn data_for(i: usize) -> Vec<u8> {
+    let len = (i % 5 + 1) * (512 << 10) + i * 7;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ i as u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn cache_writers_killed_at_random_points_never_yield_wrong_data() {
+    let d = tempfile::tempdir().unwrap();
+    let cache_dir = d.path().join("cache");
+    let keys = 6;
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let cache = larder_cache::Cache::new(&cache_dir);
+    let all: Vec<Vec<u8>> = (0..keys).map(data_for).collect();
+    let mut killed = 0;
+    for round in 0..40 {
+        let i = round % keys;
+        let mut child = larder(d.path())
+            .env("LARDER_CACHE", &cache_dir)
+            .args(["cache", "put", &format!("k{i}"), "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = all[i].clone();
+        let writer = std::thread::spawn(move || {
+            // Paced, so that kills land mid-write.
+            for chunk in data.chunks(64 << 10) {
+                if stdin.write_all(chunk).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        // Three rounds in four are killed (SIGKILL) at a random point.
+        if next() % 4 != 0 {
+            std::thread::sleep(std::time::Duration::from_millis(next() % 25));
+            if child.kill().is_ok() {
+                killed += 1;
+            }
+        }
+        let _ = writer.join();
+        let _ = child.wait();
+        // Whatever state the cache is in, a read is the right data or nothing.
+        for k in 0..keys {
+            match cache.get(&format!("k{k}")) {
+                Ok(got) => assert!(got == all[k], "k{k}: wrong data after round {round}"),
+                Err(larder_cache::Error::EntryNotFound(_)) => {}
+                Err(e) => panic!("k{k} after round {round}: {e}"),
+            }
+        }
+    }
+    assert!(killed > 10, "writers were killed ({killed})");
+    // verify finds no corrupt content; gc removes what the killed writers left in tmp/.
+    let st = cache.check(std::time::Duration::ZERO).unwrap();
+    assert_eq!((st.bad_content, st.rejected_entries), (0, 0), "{st:?}");
+    let st = cache.verify(std::time::Duration::ZERO).unwrap();
+    assert_eq!(st.bad_content, 0);
+    assert!(
+        st.removed_tmp > 0,
+        "some writer died mid-write and left a temp file"
+    );
+    let tmp_left = std::fs::read_dir(cache_dir.join("tmp"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(
+        tmp_left, 0,
+        "gc removed the leftovers ({} removed)",
+        st.removed_tmp
+    );
+    for k in 0..keys {
+        if let Ok(got) = cache.get(&format!("k{k}")) {
+            assert!(got == all[k]);
+        }
+    }
+}
