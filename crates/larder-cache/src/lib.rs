@@ -26,6 +26,7 @@
 
 pub mod index;
 pub mod sri;
+pub mod store;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -325,6 +326,32 @@ impl Cache {
             expected: sri.clone(),
             what: what.to_owned(),
         })
+    }
+
+    /// Indexes content that is already in the cache under `key` (a copy without moving
+    /// bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ContentNotFound`] when the content is not there; index write failures.
+    pub fn insert(
+        &self,
+        key: &str,
+        sri: &Integrity,
+        size: Option<u64>,
+        metadata: Option<serde_json::Value>,
+    ) -> Result<()> {
+        if !self.exists_hash(sri) {
+            return Err(Error::ContentNotFound(sri.to_string()));
+        }
+        let line = index::Line {
+            key: key.to_owned(),
+            integrity: Some(sri.to_string()),
+            time: now_ms(),
+            size,
+            metadata,
+        };
+        index::append(&self.root, &line).map_err(io("append to the index of", &self.root))
     }
 
     /// Whether content with this integrity is present (not verified).

@@ -111,7 +111,7 @@ pub struct FilterArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Make DST hold what SRC holds: local path or s3://bucket/prefix, either way.
+    /// Make DST hold what SRC holds: a local path, s3://bucket/prefix or cacache:///dir.
     Sync(Box<SyncArgs>),
     /// Compare SRC and DST key by key (size, ETag, checksum) without transferring.
     Verify(Box<VerifyArgs>),

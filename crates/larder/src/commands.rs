@@ -125,6 +125,9 @@ pub async fn open(
         let store = S3Store::new(url, opts).await?;
         store.check().await?;
         Ok(Arc::new(store))
+    } else if let Some(path) = location.strip_prefix("cacache://") {
+        let cache = larder_cache::Cache::new(path);
+        Ok(Arc::new(larder_cache::store::CacheStore::new(cache)))
     } else if location.contains("://") {
         Err(
             larder_store::Error::new(ErrorKind::InvalidConfig, larder_store::Op::Open, location)
@@ -174,7 +177,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
     let src = open(&a.src, tune(side_options(&a.s3, &a.sides, true)), symlinks)
         .await
         .with_context(|| format!("cannot open the source `{}`", a.src))?;
-    if !a.src.starts_with("s3://") {
+    if !a.src.contains("://") {
         let p = std::path::Path::new(&a.src);
         if !p.is_dir() {
             anyhow::bail!("the source `{}` is not a directory", a.src);

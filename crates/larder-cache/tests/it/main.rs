@@ -3,6 +3,7 @@
 
 mod api;
 mod interop;
+mod store;
 
 #[test]
 fn no_forgotten_test_files() {

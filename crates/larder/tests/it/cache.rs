@@ -143,9 +143,9 @@ fn cache_writers_killed_at_random_points_never_yield_wrong_data() {
         let _ = writer.join();
         let _ = child.wait();
         // Whatever state the cache is in, a read is the right data or nothing.
-        for k in 0..keys {
+        for (k, want) in all.iter().enumerate() {
             match cache.get(&format!("k{k}")) {
-                Ok(got) => assert!(got == all[k], "k{k}: wrong data after round {round}"),
+                Ok(got) => assert!(got == *want, "k{k}: wrong data after round {round}"),
                 Err(larder_cache::Error::EntryNotFound(_)) => {}
                 Err(e) => panic!("k{k} after round {round}: {e}"),
             }
@@ -169,9 +169,44 @@ fn cache_writers_killed_at_random_points_never_yield_wrong_data() {
         "gc removed the leftovers ({} removed)",
         st.removed_tmp
     );
-    for k in 0..keys {
+    for (k, want) in all.iter().enumerate() {
         if let Ok(got) = cache.get(&format!("k{k}")) {
-            assert!(got == all[k]);
+            assert!(got == *want);
         }
     }
+}
+
+#[test]
+fn sync_into_and_out_of_a_cache_directory() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    write(&src.join("a.txt"), b"alpha");
+    write(&src.join("dir/b.bin"), &data_for(3));
+    let cache_url = format!("cacache://{}", d.path().join("cache").display());
+    let out = run(larder(d.path())
+        .args(["sync", "--json"])
+        .arg(&src)
+        .arg(&cache_url));
+    assert_eq!(summary(&out)["transferred"], 2);
+    let out = run(larder(d.path())
+        .args(["sync", "--json"])
+        .arg(&src)
+        .arg(&cache_url));
+    assert_eq!(
+        summary(&out)["skipped"],
+        2,
+        "mtimes recorded in the entries' metadata"
+    );
+    // The entries are ordinary cacache entries.
+    let c = larder_cache::Cache::new(d.path().join("cache"));
+    assert_eq!(c.get("a.txt").unwrap(), b"alpha");
+    let back = d.path().join("back");
+    let out = run(larder(d.path())
+        .args(["sync", "--json"])
+        .arg(&cache_url)
+        .arg(&back));
+    assert_eq!(summary(&out)["transferred"], 2);
+    assert_eq!(std::fs::read(back.join("dir/b.bin")).unwrap(), data_for(3));
+    let out = run(larder(d.path()).args(["verify"]).arg(&src).arg(&back));
+    assert_eq!(out.status.code(), Some(0));
 }
