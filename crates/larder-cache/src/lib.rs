@@ -458,6 +458,85 @@ impl Cache {
         std::fs::hard_link(&e.path, dest).map_err(io("link", dest))
     }
 
+    /// Clones `key`'s content to `dest` on file systems that share blocks (Btrfs, XFS, APFS),
+    /// after verifying it; falls back to a verified copy elsewhere. Returns whether it cloned.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::get`], and file-system failures at `dest`.
+    pub fn reflink_out(&self, key: &str, dest: &Path) -> Result<bool> {
+        let e = self
+            .info(key)?
+            .ok_or_else(|| Error::EntryNotFound(key.to_owned()))?;
+        self.read_verified(&e.integrity, key)?;
+        match reflink_copy::reflink(&e.path, dest) {
+            Ok(()) => Ok(true),
+            Err(_) => self.copy_out(key, dest).map(|_| false),
+        }
+    }
+
+    /// Indexes an existing file under `key` without copying it: the content path becomes a
+    /// symlink to `file` (absolute). Reads verify it like any content, so a later change to
+    /// the file is an [`Error::Integrity`], never wrong data.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read or the link or index written.
+    pub fn link_to(&self, key: &str, file: &Path) -> Result<Integrity> {
+        let file = std::fs::canonicalize(file).map_err(io("resolve", file))?;
+        let mut h = sri::IntegrityHasher::new(Algorithm::Sha512);
+        let mut f = std::fs::File::open(&file).map_err(io("open", &file))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf).map_err(io("read", &file))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            size += n as u64;
+        }
+        let sri = h.finish();
+        let dest = self.content_path(&sri);
+        let dir = dest.parent().expect("content path has a parent");
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        if !dest.exists() {
+            let tmp = dir.join(format!(".link-{}", random_name()));
+            std::os::unix::fs::symlink(&file, &tmp).map_err(io("link", &tmp))?;
+            std::fs::rename(&tmp, &dest).map_err(io("rename into", &dest))?;
+        }
+        self.insert(key, &sri, Some(size), None)?;
+        Ok(sri)
+    }
+
+    /// Rewrites every index bucket with only its live lines (the last per key, deletions
+    /// dropped); content is not touched.
+    ///
+    /// # Errors
+    ///
+    /// File-system failures.
+    pub fn compact(&self) -> Result<u64> {
+        let mut dropped = 0;
+        for b in index::buckets(&self.root).map_err(io("list", &self.root))? {
+            let lines = index::read_bucket(&b).map_err(io("read", &b))?;
+            let before = lines.len();
+            let keep = index::live(lines);
+            dropped += (before - keep.len()) as u64;
+            if keep.is_empty() {
+                std::fs::remove_file(&b).map_err(io("remove", &b))?;
+                continue;
+            }
+            let text: String = keep
+                .iter()
+                .map(|l| index::format_line(&serde_json::to_string(l).expect("serializable")))
+                .collect();
+            let tmp = b.with_extension(format!("tmp{}", random_name()));
+            std::fs::write(&tmp, text).map_err(io("write", &tmp))?;
+            std::fs::rename(&tmp, &b).map_err(io("rename", &b))?;
+        }
+        Ok(dropped)
+    }
+
     /// Checks every content file and index entry: removes corrupt content, content no entry
     /// references, entries whose content is gone, and temp files older than `stale_tmp`;
     /// rewrites each bucket with only its live lines.

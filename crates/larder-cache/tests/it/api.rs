@@ -232,3 +232,65 @@ async fn async_api() {
         .unwrap()
         .is_none());
 }
+
+#[test]
+fn link_to_indexes_a_file_in_place_and_notices_changes() {
+    let d = tempfile::tempdir().unwrap();
+    let c = Cache::new(d.path().join("cache"));
+    let file = d.path().join("big-file");
+    std::fs::write(&file, b"existing bytes").unwrap();
+    let sri = c.link_to("linked", &file).unwrap();
+    assert_eq!(c.get("linked").unwrap(), b"existing bytes");
+    assert!(std::fs::symlink_metadata(c.content_path(&sri))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    std::fs::write(&file, b"changed behind our back").unwrap();
+    assert!(matches!(c.get("linked"), Err(Error::Integrity { .. })));
+}
+
+#[test]
+fn copy_hard_link_and_reflink_out_are_verified() {
+    let d = tempfile::tempdir().unwrap();
+    let c = Cache::new(d.path().join("cache"));
+    c.put("k", b"payload").unwrap();
+    let (a, b, r) = (d.path().join("a"), d.path().join("b"), d.path().join("r"));
+    assert_eq!(c.copy_out("k", &a).unwrap(), 7);
+    c.hard_link_out("k", &b).unwrap();
+    c.reflink_out("k", &r).unwrap(); // a clone or, on this file system, a verified copy
+    for p in [&a, &b, &r] {
+        assert_eq!(std::fs::read(p).unwrap(), b"payload");
+    }
+    // Corrupt content is not handed out.
+    let path = c.info("k").unwrap().unwrap().path;
+    std::fs::remove_file(&b).unwrap(); // the hard link shares the corrupted inode otherwise
+    std::fs::write(&path, b"Payload").unwrap();
+    let x = d.path().join("x");
+    assert!(matches!(c.copy_out("k", &x), Err(Error::Integrity { .. })));
+    assert!(!x.exists());
+    assert!(matches!(
+        c.hard_link_out("k", &x),
+        Err(Error::Integrity { .. })
+    ));
+    assert!(matches!(
+        c.reflink_out("k", &x),
+        Err(Error::Integrity { .. })
+    ));
+    assert!(!x.exists());
+}
+
+#[test]
+fn compact_keeps_only_live_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let c = Cache::new(d.path());
+    for i in 0..5 {
+        c.put("k", format!("v{i}").as_bytes()).unwrap();
+    }
+    c.put("gone", b"x").unwrap();
+    c.rm_entry("gone").unwrap();
+    assert_eq!(c.compact().unwrap(), 4 + 2);
+    assert_eq!(c.get("k").unwrap(), b"v4");
+    assert!(c.info("gone").unwrap().is_none());
+    let bucket = larder_cache::index::bucket_path(d.path(), "k");
+    assert_eq!(larder_cache::index::read_bucket(&bucket).unwrap().len(), 1);
+}
