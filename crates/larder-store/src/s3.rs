@@ -66,6 +66,21 @@ macro_rules! with_checksum {
     }};
 }
 
+/// The additional checksums an SDK response carries (PutObject, CompleteMultipartUpload,
+/// HeadObject and GetObject outputs share these getters).
+macro_rules! response_checksums {
+    ($out:expr) => {{
+        let o = $out;
+        [
+            (ChecksumAlgorithm::Crc32, o.checksum_crc32()),
+            (ChecksumAlgorithm::Crc32c, o.checksum_crc32_c()),
+            (ChecksumAlgorithm::Crc64Nvme, o.checksum_crc64_nvme()),
+            (ChecksumAlgorithm::Sha1, o.checksum_sha1()),
+            (ChecksumAlgorithm::Sha256, o.checksum_sha256()),
+        ]
+    }};
+}
+
 const MIB: u64 = 1 << 20;
 /// S3's limit on the number of parts of one upload.
 const MAX_PARTS: u64 = 10_000;
@@ -423,16 +438,9 @@ impl S3Store {
             etag.as_deref(),
             &digests.md5_hex().expect("md5 computed"),
         )?;
-        let checksum = opts.checksum.and_then(|a| {
-            checksum_of(
-                a,
-                out.checksum_crc32(),
-                out.checksum_crc32_c(),
-                out.checksum_crc64_nvme(),
-                out.checksum_sha1(),
-                out.checksum_sha256(),
-            )
-        });
+        let checksum = opts
+            .checksum
+            .and_then(|a| checksum_of(Some(a), response_checksums!(&out)));
         if let (Some(a), Some(got)) = (opts.checksum, &checksum) {
             check_checksum(&loc, Op::Put, got, digests.checksum(a).expect("computed"))?;
         }
@@ -611,16 +619,9 @@ impl S3Store {
         let etag = out.e_tag().map(normalize_etag);
         let expected = integrity::multipart_etag(&done.iter().map(|p| p.md5).collect::<Vec<_>>());
         check_etag(&loc, Op::Put, etag.as_deref(), &expected)?;
-        let checksum = opts.checksum.and_then(|a| {
-            checksum_of(
-                a,
-                out.checksum_crc32(),
-                out.checksum_crc32_c(),
-                out.checksum_crc64_nvme(),
-                out.checksum_sha1(),
-                out.checksum_sha256(),
-            )
-        });
+        let checksum = opts
+            .checksum
+            .and_then(|a| checksum_of(Some(a), response_checksums!(&out)));
         if let Some(got) = &checksum {
             let want = match composite {
                 Some(a) => composite_checksum(
@@ -871,39 +872,20 @@ fn sdk_metadata(opts: &PutOptions) -> HashMap<String, String> {
     m
 }
 
-/// The checksum of `wanted` among those a response carries.
+/// The checksum of `wanted` (or, with `None`, the first present) among a response's.
 fn checksum_of(
-    wanted: ChecksumAlgorithm,
-    crc32: Option<&str>,
-    crc32c: Option<&str>,
-    crc64: Option<&str>,
-    sha1: Option<&str>,
-    sha256: Option<&str>,
+    wanted: Option<ChecksumAlgorithm>,
+    present: [(ChecksumAlgorithm, Option<&str>); 5],
 ) -> Option<Checksum> {
-    let v = match wanted {
-        ChecksumAlgorithm::Crc32 => crc32,
-        ChecksumAlgorithm::Crc32c => crc32c,
-        ChecksumAlgorithm::Crc64Nvme => crc64,
-        ChecksumAlgorithm::Sha1 => sha1,
-        ChecksumAlgorithm::Sha256 => sha256,
-    }?;
-    Some(Checksum {
-        algorithm: wanted,
-        value: v.to_owned(),
-    })
-}
-
-/// The one checksum a response carries, whichever it is.
-fn any_checksum(
-    crc32: Option<&str>,
-    crc32c: Option<&str>,
-    crc64: Option<&str>,
-    sha1: Option<&str>,
-    sha256: Option<&str>,
-) -> Option<Checksum> {
-    ChecksumAlgorithm::ALL
+    present
         .into_iter()
-        .find_map(|a| checksum_of(a, crc32, crc32c, crc64, sha1, sha256))
+        .filter(|(a, _)| wanted.is_none_or(|w| w == *a))
+        .find_map(|(algorithm, v)| {
+            v.map(|v| Checksum {
+                algorithm,
+                value: v.to_owned(),
+            })
+        })
 }
 
 fn check_etag(loc: &str, op: Op, got: Option<&str>, want: &str) -> Result<()> {
@@ -973,13 +955,7 @@ macro_rules! object_meta {
             cache_control: out.cache_control().map(str::to_owned),
             metadata,
             mtime,
-            checksum: any_checksum(
-                out.checksum_crc32(),
-                out.checksum_crc32_c(),
-                out.checksum_crc64_nvme(),
-                out.checksum_sha1(),
-                out.checksum_sha256(),
-            ),
+            checksum: checksum_of(None, response_checksums!(out)),
             storage_class: out.storage_class().map(|s| s.as_str().to_owned()),
         }
     }};
