@@ -354,6 +354,15 @@ impl Cache {
         index::append(&self.root, &line).map_err(io("append to the index of", &self.root))
     }
 
+    /// Whether `key` has an entry (its content is not checked).
+    ///
+    /// # Errors
+    ///
+    /// When the index cannot be read.
+    pub fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.info(key)?.is_some())
+    }
+
     /// Whether content with this integrity is present (not verified).
     pub fn exists_hash(&self, sri: &Integrity) -> bool {
         self.content_path(sri).is_file()
@@ -876,6 +885,76 @@ pub mod r#async {
     pub async fn rm_entry(cache: &Cache, key: &str) -> Result<()> {
         let (c, k) = (cache.clone(), key.to_owned());
         blocking(move || c.rm_entry(&k)).await
+    }
+
+    /// [`Cache::put_hash`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::put_hash`].
+    pub async fn put_hash(cache: &Cache, data: Vec<u8>) -> Result<Integrity> {
+        let c = cache.clone();
+        blocking(move || c.put_hash(&data)).await
+    }
+
+    /// [`Cache::ls`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::ls`].
+    pub async fn ls(cache: &Cache) -> Result<Vec<Entry>> {
+        let c = cache.clone();
+        blocking(move || c.ls()).await
+    }
+
+    /// [`Cache::rm_content`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::rm_content`].
+    pub async fn rm_content(cache: &Cache, sri: &Integrity) -> Result<()> {
+        let (c, s) = (cache.clone(), sri.clone());
+        blocking(move || c.rm_content(&s)).await
+    }
+
+    /// [`Cache::clear`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::clear`].
+    pub async fn clear(cache: &Cache) -> Result<()> {
+        let c = cache.clone();
+        blocking(move || c.clear()).await
+    }
+
+    /// [`Cache::compact`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::compact`].
+    pub async fn compact(cache: &Cache) -> Result<u64> {
+        let c = cache.clone();
+        blocking(move || c.compact()).await
+    }
+
+    /// [`Cache::copy_out`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::copy_out`].
+    pub async fn copy_out(cache: &Cache, key: &str, dest: &Path) -> Result<u64> {
+        let (c, k, d) = (cache.clone(), key.to_owned(), dest.to_path_buf());
+        blocking(move || c.copy_out(&k, &d)).await
+    }
+
+    /// [`Cache::link_to`], async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::link_to`].
+    pub async fn link_to(cache: &Cache, key: &str, file: &Path) -> Result<Integrity> {
+        let (c, k, f) = (cache.clone(), key.to_owned(), file.to_path_buf());
+        blocking(move || c.link_to(&k, &f)).await
     }
 
     /// [`Cache::verify`], async.

@@ -114,34 +114,43 @@ fn cache_writers_killed_at_random_points_never_yield_wrong_data() {
     let mut killed = 0;
     for round in 0..40 {
         let i = round % keys;
-        let mut child = larder(d.path())
-            .env("LARDER_CACHE", &cache_dir)
-            .args(["cache", "put", &format!("k{i}"), "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let data = all[i].clone();
-        let writer = std::thread::spawn(move || {
-            // Paced, so that kills land mid-write.
-            for chunk in data.chunks(64 << 10) {
-                if stdin.write_all(chunk).is_err() {
-                    return;
+        // Two processes write the same key at once; a third writes another key.
+        let mut children = Vec::new();
+        for k in [i, i, (i + 1) % keys] {
+            let mut child = larder(d.path())
+                .env("LARDER_CACHE", &cache_dir)
+                .args(["cache", "put", &format!("k{k}"), "-"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let data = all[k].clone();
+            let writer = std::thread::spawn(move || {
+                // Paced, so that kills land mid-write.
+                for chunk in data.chunks(64 << 10) {
+                    if stdin.write_all(chunk).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-        });
-        // Three rounds in four are killed (SIGKILL) at a random point.
-        if next() % 4 != 0 {
-            std::thread::sleep(std::time::Duration::from_millis(next() % 25));
-            if child.kill().is_ok() {
-                killed += 1;
+            });
+            children.push((child, writer));
+        }
+        // Three writers in four are killed (SIGKILL) at a random point.
+        for (child, _) in &mut children {
+            if next() % 4 != 0 {
+                std::thread::sleep(std::time::Duration::from_millis(next() % 10));
+                if child.kill().is_ok() {
+                    killed += 1;
+                }
             }
         }
-        let _ = writer.join();
-        let _ = child.wait();
+        for (mut child, writer) in children {
+            let _ = writer.join();
+            let _ = child.wait();
+        }
         // Whatever state the cache is in, a read is the right data or nothing.
         for (k, want) in all.iter().enumerate() {
             match cache.get(&format!("k{k}")) {
@@ -151,7 +160,7 @@ fn cache_writers_killed_at_random_points_never_yield_wrong_data() {
             }
         }
     }
-    assert!(killed > 10, "writers were killed ({killed})");
+    assert!(killed > 30, "writers were killed ({killed})");
     // verify finds no corrupt content; gc removes what the killed writers left in tmp/.
     let st = cache.check(std::time::Duration::ZERO).unwrap();
     assert_eq!((st.bad_content, st.rejected_entries), (0, 0), "{st:?}");
