@@ -132,6 +132,17 @@ fn big(c: &mut Criterion) {
             })
         })
     });
+    g.bench_function(BenchmarkId::new("write", "larder-sha256"), |b| {
+        b.iter_custom(|n| {
+            fresh(n, |dir| {
+                drop(
+                    larder_cache::Cache::new(dir)
+                        .put_with("big", &data, sha256())
+                        .unwrap(),
+                )
+            })
+        })
+    });
     g.bench_function(BenchmarkId::new("write", "cacache"), |b| {
         b.iter_custom(|n| {
             fresh(n, |dir| {
