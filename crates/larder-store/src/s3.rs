@@ -492,9 +492,23 @@ impl S3Store {
                         ChecksumType::FullObject
                     });
         }
-        let created = create
-            .send()
+        // The create runs as a background task: if this put is cancelled while the request is
+        // in flight, the upload still comes into being on the server, and the task, finding no
+        // one to hand it to, aborts it.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (client, bucket, key2) = (i.client.clone(), i.url.bucket.clone(), full_key.clone());
+        background().spawn(async move {
+            let res = create.send().await;
+            if let Err(Ok(orphan)) = tx.send(res) {
+                let orphan: aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput = orphan;
+                if let Some(id) = orphan.upload_id() {
+                    drop(AbortGuard::new(client, bucket, key2, id.to_owned()));
+                }
+            }
+        });
+        let created = rx
             .await
+            .map_err(|e| Error::new(ErrorKind::Other, Op::Put, loc.clone()).with_source(e))?
             .map_err(|e| map_sdk_error(e, Op::Put, loc.clone()))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
         let mut guard = AbortGuard::new(
@@ -814,10 +828,7 @@ impl Drop for AbortGuard {
         background().spawn_on(
             async move {
             tasks.shutdown().await;
-            for attempt in 0..5u32 {
-                if attempt > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-                }
+            for attempt in 0..6u32 {
                 if let Err(e) = client
                     .abort_multipart_upload()
                     .bucket(&bucket)
@@ -829,9 +840,12 @@ impl Drop for AbortGuard {
                     let gone = matches!(&e, SdkError::ServiceError(c) if c.err().code() == Some("NoSuchUpload"));
                     if !gone {
                         tracing::warn!(bucket, key, upload_id, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "could not abort a multipart upload");
-                        continue;
                     }
                 }
+                // A part request the server had already received may still land after the
+                // abort and bring the upload back: look again only after a pause.
+                tokio::time::sleep(std::time::Duration::from_millis(300 * (u64::from(attempt) + 1)))
+                    .await;
                 let still = client
                     .list_parts()
                     .bucket(&bucket)

@@ -92,8 +92,9 @@ pub async fn s3_store(
         .expect("S3 store")
 }
 
-/// Waits up to 5 s for the multipart uploads under `prefix` to be gone (aborts run in the
-/// background) and returns what is still there.
+/// Waits for the background aborts of this process to finish (as the CLI does before it
+/// exits), then up to 5 s more for the uploads under `prefix` to be gone; returns what is
+/// still there.
 ///
 /// # Panics
 ///
@@ -102,6 +103,10 @@ pub async fn uploads_left_after_abort(
     store: &larder_store::S3Store,
     prefix: &str,
 ) -> Vec<(larder_store::Key, String)> {
+    assert!(
+        larder_store::s3::finish_background_aborts(std::time::Duration::from_secs(60)).await,
+        "the background aborts did not finish in 60 s"
+    );
     let mut left = Vec::new();
     for _ in 0..50 {
         left = store.multipart_uploads(prefix).await.expect("list uploads");
