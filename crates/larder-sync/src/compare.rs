@@ -172,9 +172,7 @@ pub async fn compare(
             }
         }
         CompareMode::Etag => {
-            // Compute each side's ETag in the other's shape (part count) where one is local.
-            let d = inspector.etag(Side::Dst, dst, src.etag.as_deref()).await;
-            let s = inspector.etag(Side::Src, src, d.as_deref()).await;
+            let (s, d) = etags(inspector, src, dst).await;
             match (s, d) {
                 (Some(s), Some(d)) if s == d => None,
                 _ => Some(Reason::Etag),
@@ -184,22 +182,47 @@ pub async fn compare(
             let Some(a) = checksum else {
                 return Some(Reason::Checksum);
             };
-            // Read the stored value first, then compute the other side's in its shape.
-            let (s, d) = if inspector.stores_checksums(Side::Src) {
-                let s = inspector.checksum(Side::Src, src, a, None).await;
-                (
-                    s.clone(),
-                    inspector.checksum(Side::Dst, dst, a, s.as_deref()).await,
-                )
-            } else {
-                let d = inspector.checksum(Side::Dst, dst, a, None).await;
-                (inspector.checksum(Side::Src, src, a, d.as_deref()).await, d)
-            };
+            let (s, d) = checksums(inspector, a, src, dst).await;
             match (s, d) {
                 (Some(s), Some(d)) if s == d => None,
                 _ => Some(Reason::Checksum),
             }
         }
+    }
+}
+
+/// Both sides' ETags, a local side's computed in the shape (part count, part size) of the
+/// other's.
+pub(crate) async fn etags(
+    inspector: &dyn Inspector,
+    src: &Entry,
+    dst: &Entry,
+) -> (Option<String>, Option<String>) {
+    let d = inspector.etag(Side::Dst, dst, src.etag.as_deref()).await;
+    let s = inspector.etag(Side::Src, src, d.as_deref()).await;
+    (s, d)
+}
+
+/// Both sides' checksums: the stored one read first, the other computed in its shape
+/// (composite with the same part count where it is).
+pub(crate) async fn checksums(
+    inspector: &dyn Inspector,
+    algorithm: ChecksumAlgorithm,
+    src: &Entry,
+    dst: &Entry,
+) -> (Option<String>, Option<String>) {
+    if inspector.stores_checksums(Side::Src) {
+        let s = inspector.checksum(Side::Src, src, algorithm, None).await;
+        let d = inspector
+            .checksum(Side::Dst, dst, algorithm, s.as_deref())
+            .await;
+        (s, d)
+    } else {
+        let d = inspector.checksum(Side::Dst, dst, algorithm, None).await;
+        let s = inspector
+            .checksum(Side::Src, src, algorithm, d.as_deref())
+            .await;
+        (s, d)
     }
 }
 

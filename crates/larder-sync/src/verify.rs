@@ -12,7 +12,6 @@ use futures::StreamExt;
 use larder_store::integrity::ChecksumAlgorithm;
 use larder_store::{Entry, Store};
 
-use crate::compare::{Inspector, Side};
 use crate::inspect::StoreInspector;
 use crate::{march, Filters, MarchItem, Pair};
 
@@ -159,20 +158,12 @@ async fn status_of(
             dst: d.size,
         };
     }
-    let de = insp.etag(Side::Dst, d, s.etag.as_deref()).await;
-    let se = insp.etag(Side::Src, s, de.as_deref()).await;
+    let (se, de) = crate::compare::etags(insp, s, d).await;
     if se.is_none() || se != de {
         return Status::EtagMismatch { src: se, dst: de };
     }
     if let Some(a) = checksum {
-        let (sc, dc) = if insp.stores_checksums(Side::Src) {
-            let sc = insp.checksum(Side::Src, s, a, None).await;
-            let dc = insp.checksum(Side::Dst, d, a, sc.as_deref()).await;
-            (sc, dc)
-        } else {
-            let dc = insp.checksum(Side::Dst, d, a, None).await;
-            (insp.checksum(Side::Src, s, a, dc.as_deref()).await, dc)
-        };
+        let (sc, dc) = crate::compare::checksums(insp, a, s, d).await;
         if sc.is_none() || sc != dc {
             return Status::ChecksumMismatch { src: sc, dst: dc };
         }
