@@ -184,8 +184,12 @@ impl LocalStore {
                 .find_clash(key.as_str())
                 .unwrap_or_else(|| Error::io(Op::Put, parent.display(), e)));
         }
-        if let Some(clash) = self.find_clash(key.as_str()) {
-            return Err(clash);
+        // The parents are directories now; the one clash left is a directory at the target.
+        if tokio::fs::metadata(&target).await.is_ok_and(|m| m.is_dir()) {
+            return Err(
+                Error::new(ErrorKind::Conflict, Op::Put, self.location(key.as_str()))
+                    .with_detail("a directory of the same name is there"),
+            );
         }
         let tmp = parent.join(format!("{TEMP_PREFIX}{:016x}", rand_u64()));
         let guard = TempGuard(Some(tmp.clone()));

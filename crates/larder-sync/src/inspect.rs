@@ -60,6 +60,8 @@ pub struct StoreInspector {
     cache: Option<Arc<MetaCache>>,
     part_size: u64,
     heads: AtomicU64,
+    /// The stores' identities, the metadata cache's keys (built once, not per lookup).
+    ids: [String; 2],
 }
 
 impl std::fmt::Debug for StoreInspector {
@@ -79,12 +81,22 @@ impl StoreInspector {
         cache: Option<Arc<MetaCache>>,
         part_size: u64,
     ) -> Self {
+        let ids = [src.identity(), dst.identity()];
         StoreInspector {
             src,
             dst,
             cache,
             part_size,
             heads: AtomicU64::new(0),
+            ids,
+        }
+    }
+
+    /// The identity of `side`'s store.
+    pub fn identity(&self, side: Side) -> &str {
+        match side {
+            Side::Src => &self.ids[0],
+            Side::Dst => &self.ids[1],
         }
     }
 
@@ -108,7 +120,7 @@ impl StoreInspector {
                 if let (Some(c), Some(etag)) = (&self.cache, &meta.etag) {
                     if Some(etag) == entry.etag.as_ref() && meta.size == entry.size {
                         c.record(
-                            &store.identity(),
+                            self.identity(side),
                             entry.key.as_str(),
                             etag,
                             meta.size,
@@ -207,7 +219,7 @@ impl Inspector for StoreInspector {
         }
         let cached = match (&self.cache, &entry.etag) {
             (Some(c), Some(etag)) => {
-                c.lookup(&store.identity(), entry.key.as_str(), etag, entry.size)
+                c.lookup(self.identity(side), entry.key.as_str(), etag, entry.size)
             }
             _ => None,
         };

@@ -343,16 +343,18 @@ pub async fn sync(
         }
     }
 
-    let topts = execute::TransferOptions {
+    let topts = Arc::new(execute::TransferOptions {
         checksum: opts.checksum,
         guess_content_type: opts.guess_content_type,
-    };
+    });
+    // Shared by every step: SyncOptions holds compiled filters, too costly to clone per key.
+    let shared = Arc::new(opts.clone());
     let steps = items.map(|item| {
         let (src, dst, inspector, opts, topts) = (
             src.clone(),
             dst.clone(),
             inspector.clone(),
-            opts.clone(),
+            shared.clone(),
             topts.clone(),
         );
         async move { step(item, &src, &dst, &inspector, &opts, &topts).await }
@@ -496,6 +498,7 @@ async fn delete_all(
             return;
         }
     };
+    let dst_id = dst.identity();
     for batch in batches {
         let batch = match batch {
             Ok(b) => b,
@@ -524,7 +527,7 @@ async fn delete_all(
                 continue;
             }
             if let Some(c) = &opts.cache {
-                c.forget(&dst.identity(), p.key.as_str());
+                c.forget(&dst_id, p.key.as_str());
             }
             report.deleted += 1;
             emit(Event::Done {
@@ -619,7 +622,13 @@ async fn step(
         Ok(t) => {
             if let (Some(c), Some(etag)) = (&opts.cache, &t.dst_etag) {
                 if !dst.capabilities().native_mtime {
-                    c.record(&dst.identity(), entry.key.as_str(), etag, t.bytes, t.mtime);
+                    c.record(
+                        inspector.identity(compare::Side::Dst),
+                        entry.key.as_str(),
+                        etag,
+                        t.bytes,
+                        t.mtime,
+                    );
                 }
             }
             Step::Done {
