@@ -513,7 +513,10 @@ async fn delete_all(
         } else {
             match dst.delete(&keys).await {
                 Ok(r) => r.failed,
-                Err(e) => keys.iter().map(|k| (k.clone(), clone_err(&e))).collect(),
+                Err(e) => keys
+                    .iter()
+                    .map(|k| (k.clone(), batch_failure(&e, &dst.location(k.as_str()))))
+                    .collect(),
             }
         };
         for p in batch {
@@ -544,8 +547,12 @@ async fn delete_all(
     }
 }
 
-fn clone_err(e: &larder_store::Error) -> larder_store::Error {
-    larder_store::Error::new(e.kind(), e.op(), e.location()).with_detail(e.to_string())
+/// A failed batch delete, as the failure of one key in it: named by the key's location, with
+/// the batch's cause (not its message, which names the batch).
+fn batch_failure(e: &larder_store::Error, location: &str) -> larder_store::Error {
+    larder_store::Error::new(e.kind(), e.op(), location)
+        .with_detail(e.detail().unwrap_or(e.kind().as_str()).to_owned())
+        .with_retryable(e.is_retryable())
 }
 
 /// A "folder" object (`photos/`, empty), as consoles create: a directory cannot hold it as a

@@ -251,3 +251,102 @@ async fn folder_markers_are_left_out_of_a_directory_not_errors() {
     let r = sync(src, other.clone(), opts()).await.unwrap();
     assert_eq!(r.uploaded, 2);
 }
+
+/// A memory store whose batch delete fails as a whole (credentials revoked, server down).
+#[derive(Debug)]
+struct DeleteFails(MemoryStore);
+
+impl std::fmt::Display for DeleteFails {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for DeleteFails {
+    fn list(
+        &self,
+        p: &str,
+    ) -> futures::stream::BoxStream<'static, larder_store::Result<larder_store::Entry>> {
+        self.0.list(p)
+    }
+    async fn head(
+        &self,
+        k: &larder_store::Key,
+    ) -> larder_store::Result<Option<larder_store::ObjectMeta>> {
+        self.0.head(k).await
+    }
+    async fn get(
+        &self,
+        k: &larder_store::Key,
+        o: larder_store::GetOptions,
+    ) -> larder_store::Result<larder_store::GetResult> {
+        self.0.get(k, o).await
+    }
+    async fn put(
+        &self,
+        k: &larder_store::Key,
+        b: larder_store::Body,
+        o: larder_store::PutOptions,
+    ) -> larder_store::Result<larder_store::PutResult> {
+        self.0.put(k, b, o).await
+    }
+    async fn delete(
+        &self,
+        _: &[larder_store::Key],
+    ) -> larder_store::Result<larder_store::DeleteReport> {
+        Err(larder_store::Error::new(
+            ErrorKind::PermissionDenied,
+            larder_store::Op::Delete,
+            "memory://",
+        )
+        .with_detail("AccessDenied: no delete for you"))
+    }
+    async fn copy(
+        &self,
+        f: &larder_store::Key,
+        t: &larder_store::Key,
+        o: larder_store::CopyOptions,
+    ) -> larder_store::Result<larder_store::PutResult> {
+        self.0.copy(f, t, o).await
+    }
+    fn capabilities(&self) -> larder_store::Capabilities {
+        self.0.capabilities()
+    }
+    fn location(&self, k: &str) -> String {
+        self.0.location(k)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_batch_delete_names_each_key_and_the_cause() {
+    let src = Arc::new(MemoryStore::new());
+    put(&*src, "keep", "k", t(1)).await;
+    let inner = MemoryStore::new();
+    put(&inner, "extra/1", "x", t(1)).await;
+    put(&inner, "extra/2", "x", t(1)).await;
+    let dst = Arc::new(DeleteFails(inner));
+    let r = sync(
+        src,
+        dst,
+        SyncOptions {
+            delete: true,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.deleted, 0);
+    let msgs: Vec<&str> = r.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        [
+            "failed to delete `memory://extra/1`: AccessDenied: no delete for you",
+            "failed to delete `memory://extra/2`: AccessDenied: no delete for you",
+        ]
+    );
+    assert!(r
+        .errors
+        .iter()
+        .all(|e| e.kind == ErrorKind::PermissionDenied));
+}
