@@ -261,8 +261,11 @@ enum Step {
     },
     Filtered,
     Delete(Entry),
-    Failed(KeyFailure),
-    SrcListError(KeyFailure),
+    Failed {
+        failure: KeyFailure,
+        /// The source listing failed here: it may be incomplete, so nothing may be deleted.
+        src_listing: bool,
+    },
 }
 
 fn failure(key: &str, e: &larder_store::Error) -> KeyFailure {
@@ -419,28 +422,19 @@ pub async fn sync(
                         Some(format!("the queue of pending deletions failed: {err}"));
                 }
             }
-            Step::Failed(f) | Step::SrcListError(f) if opts.stop_on_error => {
+            Step::Failed {
+                failure,
+                src_listing,
+            } => {
+                src_errors += src_listing as u64;
                 emit(Event::Failed {
-                    key: f.key.clone(),
-                    error: f.message.clone(),
+                    key: failure.key.clone(),
+                    error: failure.message.clone(),
                 });
-                report.errors.push(f);
-                break;
-            }
-            Step::Failed(f) => {
-                emit(Event::Failed {
-                    key: f.key.clone(),
-                    error: f.message.clone(),
-                });
-                report.errors.push(f);
-            }
-            Step::SrcListError(f) => {
-                src_errors += 1;
-                emit(Event::Failed {
-                    key: f.key.clone(),
-                    error: f.message.clone(),
-                });
-                report.errors.push(f);
+                report.errors.push(failure);
+                if opts.stop_on_error {
+                    break;
+                }
             }
         }
     }
@@ -570,8 +564,18 @@ async fn step(
     topts: &execute::TransferOptions,
 ) -> Step {
     let (entry, reason) = match item {
-        MarchItem::SrcError(e) => return Step::SrcListError(failure(e.location(), &e)),
-        MarchItem::DstError(e) => return Step::Failed(failure(e.location(), &e)),
+        MarchItem::SrcError(e) => {
+            return Step::Failed {
+                failure: failure(e.location(), &e),
+                src_listing: true,
+            }
+        }
+        MarchItem::DstError(e) => {
+            return Step::Failed {
+                failure: failure(e.location(), &e),
+                src_listing: false,
+            }
+        }
         MarchItem::Pair(Pair::DstOnly(d)) => {
             // A key the filters leave out is not the sync's business, not even to delete.
             return if opts.delete && opts.filters.keeps_key(d.key.as_str()) {
@@ -646,6 +650,9 @@ async fn step(
                 verified: t.verified,
             }
         }
-        Err(e) => Step::Failed(failure(entry.key.as_str(), &e)),
+        Err(e) => Step::Failed {
+            failure: failure(entry.key.as_str(), &e),
+            src_listing: false,
+        },
     }
 }

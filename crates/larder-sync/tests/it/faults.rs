@@ -350,3 +350,44 @@ async fn a_failed_batch_delete_names_each_key_and_the_cause() {
         .iter()
         .all(|e| e.kind == ErrorKind::PermissionDenied));
 }
+
+#[tokio::test]
+async fn a_source_listing_error_refuses_deletions() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("good"), "g").unwrap();
+    // A name that is not UTF-8 cannot be listed as a key: the listing is incomplete.
+    std::fs::write(
+        dir.path().join(std::ffi::OsStr::from_bytes(b"bad-\xff")),
+        "b",
+    )
+    .unwrap();
+    let src = Arc::new(LocalStore::new(dir.path()));
+    let dst = Arc::new(MemoryStore::new());
+    put(&*dst, "extra", "e", t(1)).await;
+    let r = sync(
+        src,
+        dst.clone(),
+        SyncOptions {
+            delete: true,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.uploaded, 1);
+    assert_eq!(r.errors.len(), 1);
+    assert_eq!(r.errors[0].kind, ErrorKind::InvalidKey);
+    assert!(
+        r.delete_refused
+            .as_deref()
+            .unwrap()
+            .contains("source listing had 1 error"),
+        "{:?}",
+        r.delete_refused
+    );
+    assert!(
+        dst.head(&key("extra")).await.unwrap().is_some(),
+        "nothing deleted"
+    );
+}
