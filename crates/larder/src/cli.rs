@@ -115,7 +115,7 @@ pub enum Command {
     Sync(Box<SyncArgs>),
     /// Compare SRC and DST key by key (size, ETag, checksum) without transferring.
     Verify(Box<VerifyArgs>),
-    /// List the objects at a location: a local path or s3://bucket/prefix.
+    /// List the objects at a location: a local path, s3://bucket/prefix or cacache:///dir.
     Ls(LsArgs),
     /// The local content-addressed cache (npm cacache format).
     Cache(CacheArgs),
@@ -128,10 +128,8 @@ pub enum Command {
 
 #[derive(Debug, ClapArgs)]
 pub struct SyncArgs {
-    /// Source: a local directory or s3://bucket/prefix.
-    pub src: String,
-    /// Destination: a local directory or s3://bucket/prefix.
-    pub dst: String,
+    #[command(flatten)]
+    pub pair: PairArgs,
     /// How to tell a key is up to date: size-mtime, size, etag or checksum.
     #[arg(long, env = "LARDER_COMPARE", default_value = "size-mtime")]
     pub compare: larder_sync::CompareMode,
@@ -180,20 +178,12 @@ pub struct SyncArgs {
     /// Skip local symlinks instead of following them.
     #[arg(long, env = "LARDER_NO_FOLLOW_SYMLINKS")]
     pub no_follow_symlinks: bool,
-    #[command(flatten)]
-    pub filters: FilterArgs,
-    #[command(flatten)]
-    pub s3: S3Args,
-    #[command(flatten)]
-    pub sides: SideArgs,
 }
 
 #[derive(Debug, ClapArgs)]
 pub struct VerifyArgs {
-    /// Source: a local directory or s3://bucket/prefix.
-    pub src: String,
-    /// Destination: a local directory or s3://bucket/prefix.
-    pub dst: String,
+    #[command(flatten)]
+    pub pair: PairArgs,
     /// Also compare this additional checksum.
     #[arg(long, env = "LARDER_CHECKSUM_ALGORITHM", value_name = "ALGO")]
     pub checksum_algorithm: Option<larder_store::integrity::ChecksumAlgorithm>,
@@ -203,6 +193,15 @@ pub struct VerifyArgs {
     /// Print only keys that differ.
     #[arg(long, env = "LARDER_ONLY_DIFFERENCES")]
     pub only_differences: bool,
+}
+
+/// The two locations of `sync` and `verify`, which keys to consider, and how to reach S3.
+#[derive(Debug, ClapArgs)]
+pub struct PairArgs {
+    /// Source: a local directory, s3://bucket/prefix or cacache:///cache/dir.
+    pub src: String,
+    /// Destination: a local directory, s3://bucket/prefix or cacache:///cache/dir.
+    pub dst: String,
     #[command(flatten)]
     pub filters: FilterArgs,
     #[command(flatten)]
@@ -213,7 +212,7 @@ pub struct VerifyArgs {
 
 #[derive(Debug, ClapArgs)]
 pub struct LsArgs {
-    /// A local directory or s3://bucket/prefix.
+    /// A local directory, s3://bucket/prefix or cacache:///cache/dir.
     pub location: String,
     #[command(flatten)]
     pub s3: S3Args,

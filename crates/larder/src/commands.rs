@@ -11,7 +11,9 @@ use larder_store::{ErrorKind, LocalStore, S3Options, S3Store, S3Url, Store, Syml
 use larder_sync::{Action, Event, Filters, MetaCache, Status, SyncOptions, VerifyOptions};
 use serde_json::json;
 
-use crate::cli::{Args, Command, FilterArgs, LsArgs, S3Args, SideArgs, SyncArgs, VerifyArgs};
+use crate::cli::{
+    Args, Command, FilterArgs, LsArgs, PairArgs, S3Args, SideArgs, SyncArgs, VerifyArgs,
+};
 use crate::exit;
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
@@ -139,6 +141,26 @@ pub async fn open(
     }
 }
 
+/// Opens the source and destination of `sync` and `verify`. A local source (a directory or
+/// a cache directory) must exist: listing a missing one would look like an empty source.
+async fn open_pair(
+    p: &PairArgs,
+    symlinks: SymlinkPolicy,
+    tune: impl Fn(S3Options) -> S3Options,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Store>)> {
+    let local = p.src.strip_prefix("cacache://").unwrap_or(&p.src);
+    if !local.contains("://") && !std::path::Path::new(local).is_dir() {
+        anyhow::bail!("the source `{}` is not a directory", p.src);
+    }
+    let src = open(&p.src, tune(side_options(&p.s3, &p.sides, true)), symlinks)
+        .await
+        .with_context(|| format!("cannot open the source `{}`", p.src))?;
+    let dst = open(&p.dst, tune(side_options(&p.s3, &p.sides, false)), symlinks)
+        .await
+        .with_context(|| format!("cannot open the destination `{}`", p.dst))?;
+    Ok((src, dst))
+}
+
 fn filters(a: &FilterArgs) -> anyhow::Result<Filters> {
     let mut f = Filters::new(&a.include, &a.exclude, &a.include_regex, &a.exclude_regex)?;
     f.min_size = a.min_size;
@@ -174,18 +196,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         o.parts_in_flight = a.parts_in_flight;
         o
     };
-    let src = open(&a.src, tune(side_options(&a.s3, &a.sides, true)), symlinks)
-        .await
-        .with_context(|| format!("cannot open the source `{}`", a.src))?;
-    if !a.src.contains("://") {
-        let p = std::path::Path::new(&a.src);
-        if !p.is_dir() {
-            anyhow::bail!("the source `{}` is not a directory", a.src);
-        }
-    }
-    let dst = open(&a.dst, tune(side_options(&a.s3, &a.sides, false)), symlinks)
-        .await
-        .with_context(|| format!("cannot open the destination `{}`", a.dst))?;
+    let (src, dst) = open_pair(&a.pair, symlinks, tune).await?;
     let cache = if a.no_cache {
         None
     } else {
@@ -296,7 +307,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         allow_empty_source: a.allow_empty_source,
         max_delete: a.max_delete,
         dry_run: a.dry_run,
-        filters: filters(&a.filters)?,
+        filters: filters(&a.pair.filters)?,
         concurrency: a.concurrency.max(1),
         stop_on_error: a.stop_on_error,
         retries: a.retries,
@@ -371,20 +382,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
 }
 
 async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
-    let src = open(
-        &a.src,
-        side_options(&a.s3, &a.sides, true),
-        SymlinkPolicy::Follow,
-    )
-    .await
-    .with_context(|| format!("cannot open the source `{}`", a.src))?;
-    let dst = open(
-        &a.dst,
-        side_options(&a.s3, &a.sides, false),
-        SymlinkPolicy::Follow,
-    )
-    .await
-    .with_context(|| format!("cannot open the destination `{}`", a.dst))?;
+    let (src, dst) = open_pair(&a.pair, SymlinkPolicy::Follow, |o| o).await?;
     let only_diff = a.only_differences;
     let on_status = Arc::new(move |key: &str, st: &Status| {
         if only_diff && *st == Status::Match {
@@ -405,7 +403,7 @@ async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i3
         dst,
         VerifyOptions {
             checksum: a.checksum_algorithm,
-            filters: filters(&a.filters)?,
+            filters: filters(&a.pair.filters)?,
             concurrency: a.concurrency,
             on_status: Some(on_status),
             ..VerifyOptions::default()

@@ -149,6 +149,17 @@ fn bad_input_gets_one_line_and_the_documented_exit_code() {
             1,
             "/nonexistent/larder-src",
         ),
+        // A missing source is an error, not an empty source whose keys all look extra.
+        (
+            &["verify", "/nonexistent/larder-src", "DST"],
+            1,
+            "/nonexistent/larder-src",
+        ),
+        (
+            &["sync", "cacache:///nonexistent/cache", "DST"],
+            1,
+            "cacache:///nonexistent/cache",
+        ),
     ];
     for (args, code, needle) in cases {
         let args: Vec<String> = args
