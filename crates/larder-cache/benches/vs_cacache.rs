@@ -17,15 +17,7 @@ const SMALL_SIZE: usize = 10 << 10;
 const BIG: usize = 256 << 20;
 
 fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    larder_store::conformance::pattern(len, seed).to_vec()
 }
 
 /// SHA-256 instead of larder's default SHA-512: the `cacache` crate's default, for a

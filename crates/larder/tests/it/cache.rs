@@ -81,16 +81,7 @@ fn cache_commands_round_trip_and_refuse_corrupt_content() {
 
 /// Deterministic content of key `i`: a size and bytes of its own.
 fn data_for(i: usize) -> Vec<u8> {
-    let len = (i % 5 + 1) * (512 << 10) + i * 7;
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ i as u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    larder_store::conformance::pattern((i % 5 + 1) * (512 << 10) + i * 7, i as u64).to_vec()
 }
 
 #[test]
