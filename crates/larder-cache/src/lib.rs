@@ -825,14 +825,17 @@ impl Reader {
 pub mod r#async {
     use super::*;
 
+    /// Runs `f` on the blocking pool; a task that panicked or was cancelled is an error
+    /// naming the cache.
     async fn blocking<T: Send + 'static>(
+        cache: &Cache,
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| Error::Io {
-                op: "run",
-                path: PathBuf::new(),
+                op: "run a cache operation on",
+                path: cache.root().to_path_buf(),
                 source: std::io::Error::other(e),
             })?
     }
@@ -844,7 +847,7 @@ pub mod r#async {
     /// As [`Cache::put`].
     pub async fn put(cache: &Cache, key: &str, data: Vec<u8>) -> Result<Integrity> {
         let (c, k) = (cache.clone(), key.to_owned());
-        blocking(move || c.put(&k, &data)).await
+        blocking(cache, move || c.put(&k, &data)).await
     }
 
     /// [`Cache::get`], async.
@@ -854,7 +857,7 @@ pub mod r#async {
     /// As [`Cache::get`].
     pub async fn get(cache: &Cache, key: &str) -> Result<Vec<u8>> {
         let (c, k) = (cache.clone(), key.to_owned());
-        blocking(move || c.get(&k)).await
+        blocking(cache, move || c.get(&k)).await
     }
 
     /// [`Cache::get_hash`], async.
@@ -864,7 +867,7 @@ pub mod r#async {
     /// As [`Cache::get_hash`].
     pub async fn get_hash(cache: &Cache, sri: &Integrity) -> Result<Vec<u8>> {
         let (c, s) = (cache.clone(), sri.clone());
-        blocking(move || c.get_hash(&s)).await
+        blocking(cache, move || c.get_hash(&s)).await
     }
 
     /// [`Cache::info`], async.
@@ -874,7 +877,7 @@ pub mod r#async {
     /// As [`Cache::info`].
     pub async fn info(cache: &Cache, key: &str) -> Result<Option<Entry>> {
         let (c, k) = (cache.clone(), key.to_owned());
-        blocking(move || c.info(&k)).await
+        blocking(cache, move || c.info(&k)).await
     }
 
     /// [`Cache::rm_entry`], async.
@@ -884,7 +887,7 @@ pub mod r#async {
     /// As [`Cache::rm_entry`].
     pub async fn rm_entry(cache: &Cache, key: &str) -> Result<()> {
         let (c, k) = (cache.clone(), key.to_owned());
-        blocking(move || c.rm_entry(&k)).await
+        blocking(cache, move || c.rm_entry(&k)).await
     }
 
     /// [`Cache::put_hash`], async.
@@ -894,7 +897,7 @@ pub mod r#async {
     /// As [`Cache::put_hash`].
     pub async fn put_hash(cache: &Cache, data: Vec<u8>) -> Result<Integrity> {
         let c = cache.clone();
-        blocking(move || c.put_hash(&data)).await
+        blocking(cache, move || c.put_hash(&data)).await
     }
 
     /// [`Cache::ls`], async.
@@ -904,7 +907,7 @@ pub mod r#async {
     /// As [`Cache::ls`].
     pub async fn ls(cache: &Cache) -> Result<Vec<Entry>> {
         let c = cache.clone();
-        blocking(move || c.ls()).await
+        blocking(cache, move || c.ls()).await
     }
 
     /// [`Cache::rm_content`], async.
@@ -914,7 +917,7 @@ pub mod r#async {
     /// As [`Cache::rm_content`].
     pub async fn rm_content(cache: &Cache, sri: &Integrity) -> Result<()> {
         let (c, s) = (cache.clone(), sri.clone());
-        blocking(move || c.rm_content(&s)).await
+        blocking(cache, move || c.rm_content(&s)).await
     }
 
     /// [`Cache::clear`], async.
@@ -924,7 +927,7 @@ pub mod r#async {
     /// As [`Cache::clear`].
     pub async fn clear(cache: &Cache) -> Result<()> {
         let c = cache.clone();
-        blocking(move || c.clear()).await
+        blocking(cache, move || c.clear()).await
     }
 
     /// [`Cache::compact`], async.
@@ -934,7 +937,7 @@ pub mod r#async {
     /// As [`Cache::compact`].
     pub async fn compact(cache: &Cache) -> Result<u64> {
         let c = cache.clone();
-        blocking(move || c.compact()).await
+        blocking(cache, move || c.compact()).await
     }
 
     /// [`Cache::copy_out`], async.
@@ -944,7 +947,7 @@ pub mod r#async {
     /// As [`Cache::copy_out`].
     pub async fn copy_out(cache: &Cache, key: &str, dest: &Path) -> Result<u64> {
         let (c, k, d) = (cache.clone(), key.to_owned(), dest.to_path_buf());
-        blocking(move || c.copy_out(&k, &d)).await
+        blocking(cache, move || c.copy_out(&k, &d)).await
     }
 
     /// [`Cache::link_to`], async.
@@ -954,7 +957,7 @@ pub mod r#async {
     /// As [`Cache::link_to`].
     pub async fn link_to(cache: &Cache, key: &str, file: &Path) -> Result<Integrity> {
         let (c, k, f) = (cache.clone(), key.to_owned(), file.to_path_buf());
-        blocking(move || c.link_to(&k, &f)).await
+        blocking(cache, move || c.link_to(&k, &f)).await
     }
 
     /// [`Cache::verify`], async.
@@ -964,6 +967,6 @@ pub mod r#async {
     /// As [`Cache::verify`].
     pub async fn verify(cache: &Cache, stale_tmp: Duration) -> Result<VerifyStats> {
         let c = cache.clone();
-        blocking(move || c.verify(stale_tmp)).await
+        blocking(cache, move || c.verify(stale_tmp)).await
     }
 }
