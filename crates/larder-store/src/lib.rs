@@ -215,6 +215,44 @@ pub fn parse_mtime(s: &str) -> Option<std::time::SystemTime> {
     }
 }
 
+/// The modification time other tools record in an object's user metadata (keys lowercase,
+/// without `x-amz-meta-`), so that a bucket they filled can be compared without re-sending:
+///
+/// * `mtime`: rclone and s3fs (Unix seconds, fractional allowed);
+/// * `file-mtime`: s5cmd (Unix seconds);
+/// * `s3cmd-attrs`: s3cmd (`…/mtime:1700000000/…`);
+/// * `mc-attrs`: MinIO `mc` with `--preserve` (`…/mtime:1700000000#123456789/…`).
+///
+/// The first present and well-formed wins, in that order. larder's own
+/// [`MTIME_METADATA`] is read before any of these (by the backends).
+pub fn foreign_mtime<'a>(
+    mut get: impl FnMut(&str) -> Option<&'a str>,
+) -> Option<std::time::SystemTime> {
+    if let Some(t) = get("mtime").and_then(parse_mtime) {
+        return Some(t);
+    }
+    if let Some(t) = get("file-mtime").and_then(parse_mtime) {
+        return Some(t);
+    }
+    for name in ["s3cmd-attrs", "mc-attrs"] {
+        let Some(attrs) = get(name) else { continue };
+        let found = attrs.split('/').find_map(|a| {
+            let v = a.trim().strip_prefix("mtime:")?;
+            match v.split_once('#') {
+                Some((secs, nanos)) => {
+                    let nanos: u32 = nanos.parse().ok().filter(|n| *n < 1_000_000_000)?;
+                    parse_mtime(&format!("{secs}.{nanos:09}"))
+                }
+                None => parse_mtime(v),
+            }
+        });
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +272,40 @@ mod tests {
             Some(UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000))
         );
         assert_eq!(parse_mtime("x"), None);
+    }
+
+    #[test]
+    fn other_tools_mtimes() {
+        let t = |secs, nanos| Some(UNIX_EPOCH + Duration::new(secs, nanos));
+        let read = |pairs: &[(&'static str, &'static str)]| {
+            let pairs = pairs.to_vec();
+            foreign_mtime(move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v))
+        };
+        assert_eq!(
+            read(&[("mtime", "1700000000.25")]),
+            t(1_700_000_000, 250_000_000)
+        );
+        assert_eq!(read(&[("file-mtime", "1700000001")]), t(1_700_000_001, 0));
+        assert_eq!(
+            read(&[(
+                "s3cmd-attrs",
+                "atime:1700000009/ctime:1700000008/gid:0/md5:abc/mode:33188/mtime:1700000002/uid:0"
+            )]),
+            t(1_700_000_002, 0)
+        );
+        assert_eq!(
+            read(&[(
+                "mc-attrs",
+                "atime:1700000009#1/mtime:1700000003#5/mode:33188"
+            )]),
+            t(1_700_000_003, 5)
+        );
+        assert_eq!(
+            read(&[("mtime", "garbage"), ("file-mtime", "1700000004")]),
+            t(1_700_000_004, 0),
+            "a malformed value is passed over"
+        );
+        assert_eq!(read(&[("s3cmd-attrs", "mode:33188/uid:0")]), None);
+        assert_eq!(read(&[("other", "1700000000")]), None);
     }
 }

@@ -418,6 +418,13 @@ impl Store for LocalStore {
         self.put_inner(to, body, &opts).await
     }
 
+    /// `file://` and the absolute root, so that state recorded for a directory (the
+    /// metadata cache's content memo) is found again from another working directory.
+    fn identity(&self) -> String {
+        let abs = std::path::absolute(self.root.as_path()).unwrap_or_else(|_| (*self.root).clone());
+        format!("file://{}", abs.display())
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             native_mtime: true,

@@ -952,6 +952,9 @@ fn split_metadata(
             out.insert(k.to_ascii_lowercase(), v.clone());
         }
     }
+    // Other tools' recorded mtimes (rclone, s3cmd, s5cmd, mc) when larder's is absent; their
+    // entries stay in the user metadata, so they are carried as they were.
+    let mtime = mtime.or_else(|| crate::foreign_mtime(|k| out.get(k).map(String::as_str)));
     (out, mtime)
 }
 

@@ -14,13 +14,27 @@
 //!
 //! Modes that need more than a listing gives ask an [`Inspector`] (which reads object metadata
 //! through a cache, or hashes a local file) only when sizes already match.
+//!
+//! # Adoption
+//!
+//! In `size-mtime` mode a key whose mtimes are not both known without a request (an object
+//! another tool wrote, so larder recorded no mtime for it), or differ, is first decided by
+//! content when that costs no request: the listing carries each object's ETag, so a local
+//! file is hashed (MD5, or the multipart ETag with the part size tried from the likely ones)
+//! and compared; two objects compare their ETags. Same content: the key is skipped as
+//! [`Reason::Adopted`] and the match is recorded in the metadata cache, so the next run needs
+//! neither a hash nor a request. Different content: transferred. Only when content cannot
+//! decide (ETags that are not MD5-based, multipart layouts that cannot be recomputed) are the
+//! recorded mtimes read with a HEAD, including the ones rclone, s3cmd, s5cmd and mc store.
+//! A local file larger than [`HASH_BEFORE_HEAD_MAX`] whose object's mtime is not cached is
+//! looked at with one HEAD before it is read whole.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use larder_store::integrity::ChecksumAlgorithm;
+use larder_store::integrity::{etag_part_count, normalize_etag, ChecksumAlgorithm};
 use larder_store::Entry;
 
 /// How to decide that a key is up to date.
@@ -63,6 +77,41 @@ impl fmt::Display for CompareMode {
     }
 }
 
+/// Above this size a local file is not hashed to adopt an object before one HEAD has shown
+/// that the object's recorded mtime does not already match (a HEAD is cheaper than reading
+/// the file).
+pub const HASH_BEFORE_HEAD_MAX: u64 = 64 << 20;
+
+/// How a key with no usable recorded mtime was found to hold the right content already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adoption {
+    /// The local file's MD5 equals the object's ETag.
+    Md5,
+    /// The local file's multipart ETag, recomputed with the object's part size, equals it.
+    MultipartEtag,
+    /// Both objects have the same MD5-based ETag.
+    SameEtag,
+}
+
+impl fmt::Display for Adoption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Adoption::Md5 => "the file's MD5 equals the object's ETag",
+            Adoption::MultipartEtag => "the file's multipart ETag equals the object's",
+            Adoption::SameEtag => "both objects have the same ETag",
+        })
+    }
+}
+
+/// The outcome of comparing one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Leave the destination alone ([`Reason::UpToDate`] or [`Reason::Adopted`]).
+    Skip(Reason),
+    /// Transfer, for this reason.
+    Transfer(Reason),
+}
+
 /// Why a key is transferred or skipped: shown by dry-run and in events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
@@ -85,6 +134,9 @@ pub enum Reason {
     Custom(String),
     /// Up to date under the compare mode.
     UpToDate,
+    /// Same content, found without a recorded mtime (another tool wrote it): skipped, and
+    /// remembered so the next run decides from the metadata cache.
+    Adopted(Adoption),
     /// The destination has it and the source does not: deleted by `--delete`.
     Extra,
 }
@@ -99,6 +151,7 @@ impl fmt::Display for Reason {
             Reason::Checksum => f.write_str("checksum differs"),
             Reason::Custom(s) => f.write_str(s),
             Reason::UpToDate => f.write_str("up to date"),
+            Reason::Adopted(how) => write!(f, "adopted: same content, {how}"),
             Reason::Extra => f.write_str("not in source"),
         }
     }
@@ -123,6 +176,15 @@ pub trait Inspector: Send + Sync {
     ) -> Option<String>;
     /// Whether `side` stores checksums (so its value is read, not computed).
     fn stores_checksums(&self, side: Side) -> bool;
+    /// The data's modification time when it is known without a request (a local file's, or
+    /// one the metadata cache holds for this version of the object); `None` otherwise.
+    async fn known_mtime(&self, side: Side, entry: &Entry) -> Option<SystemTime>;
+    /// Whether `side`'s ETags are MD5-based, so content can be compared through them.
+    fn etag_md5(&self, side: Side) -> bool;
+    /// Called when `src` and `dst` were found to hold the same content without a usable
+    /// recorded mtime: remember it (the source's mtime is `src_mtime`), so the next
+    /// comparison of the same versions is decided from recorded state.
+    fn adopted(&self, src: &Entry, dst: &Entry, src_mtime: Option<SystemTime>);
 }
 
 /// Which side of a sync.
@@ -140,7 +202,7 @@ pub trait Comparator: Send + Sync + fmt::Debug {
     fn compare(&self, src: &Entry, dst: &Entry) -> Option<String>;
 }
 
-/// Decides whether `src` must be transferred over `dst`. `None`: up to date.
+/// Decides whether `src` must be transferred over `dst`.
 pub async fn compare(
     mode: CompareMode,
     custom: Option<&Arc<dyn Comparator>>,
@@ -149,46 +211,163 @@ pub async fn compare(
     inspector: &dyn Inspector,
     src: &Entry,
     dst: &Entry,
-) -> Option<Reason> {
+) -> Decision {
+    use Decision::{Skip, Transfer};
     if let Some(c) = custom {
-        return c.compare(src, dst).map(Reason::Custom);
+        return match c.compare(src, dst) {
+            Some(r) => Transfer(Reason::Custom(r)),
+            None => Skip(Reason::UpToDate),
+        };
     }
     if src.size != dst.size {
-        return Some(Reason::Size {
+        return Transfer(Reason::Size {
             src: src.size,
             dst: dst.size,
         });
     }
-    match mode {
-        CompareMode::Size => None,
-        CompareMode::SizeMtime => {
-            let (a, b) = (
-                inspector.mtime(Side::Src, src).await,
-                inspector.mtime(Side::Dst, dst).await,
-            );
-            match (a, b) {
-                (Some(a), Some(b)) if within(a, b, window) => None,
-                _ => Some(Reason::Mtime),
-            }
+    let equal = |same: bool, otherwise: Reason| {
+        if same {
+            Skip(Reason::UpToDate)
+        } else {
+            Transfer(otherwise)
         }
+    };
+    match mode {
+        CompareMode::Size => Skip(Reason::UpToDate),
+        CompareMode::SizeMtime => size_mtime(inspector, window, src, dst).await,
         CompareMode::Etag => {
             let (s, d) = etags(inspector, src, dst).await;
-            match (s, d) {
-                (Some(s), Some(d)) if s == d => None,
-                _ => Some(Reason::Etag),
-            }
+            equal(s.is_some() && s == d, Reason::Etag)
         }
         CompareMode::Checksum => {
             let Some(a) = checksum else {
-                return Some(Reason::Checksum);
+                return Transfer(Reason::Checksum);
             };
             let (s, d) = checksums(inspector, a, src, dst).await;
-            match (s, d) {
-                (Some(s), Some(d)) if s == d => None,
-                _ => Some(Reason::Checksum),
-            }
+            equal(s.is_some() && s == d, Reason::Checksum)
         }
     }
+}
+
+/// `size-mtime` with adoption (see the module docs). Sizes are already equal.
+async fn size_mtime(
+    inspector: &dyn Inspector,
+    window: Duration,
+    src: &Entry,
+    dst: &Entry,
+) -> Decision {
+    let a = inspector.known_mtime(Side::Src, src).await;
+    let b = inspector.known_mtime(Side::Dst, dst).await;
+    if let (Some(a), Some(b)) = (a, b) {
+        if within(a, b, window) {
+            return Decision::Skip(Reason::UpToDate);
+        }
+    }
+    if let Some(d) = by_content(inspector, window, src, dst, a, b).await {
+        return d;
+    }
+    // Content cannot decide: the recorded mtimes, read with a HEAD where not cached.
+    let a = match a {
+        Some(a) => Some(a),
+        None => inspector.mtime(Side::Src, src).await,
+    };
+    let b = match b {
+        Some(b) => Some(b),
+        None => inspector.mtime(Side::Dst, dst).await,
+    };
+    match (a, b) {
+        (Some(a), Some(b)) if within(a, b, window) => Decision::Skip(Reason::UpToDate),
+        _ => Decision::Transfer(Reason::Mtime),
+    }
+}
+
+/// Decides by content when ETags allow it; `None` when they cannot tell.
+async fn by_content(
+    inspector: &dyn Inspector,
+    window: Duration,
+    src: &Entry,
+    dst: &Entry,
+    a: Option<SystemTime>,
+    b: Option<SystemTime>,
+) -> Option<Decision> {
+    let md5 = |side: Side, etag: &str| inspector.etag_md5(side) && looks_like_md5_etag(etag);
+    match (src.etag.as_deref(), dst.etag.as_deref()) {
+        (Some(s), Some(d)) => {
+            if !md5(Side::Src, s) || !md5(Side::Dst, d) {
+                return None;
+            }
+            if normalize_etag(s) == normalize_etag(d) {
+                inspector.adopted(src, dst, a);
+                return Some(Decision::Skip(Reason::Adopted(Adoption::SameEtag)));
+            }
+            // Two single-part MD5s that differ: different bytes. Multipart ones may be the
+            // same bytes cut at other part sizes.
+            (etag_part_count(s).is_none() && etag_part_count(d).is_none())
+                .then_some(Decision::Transfer(Reason::Etag))
+        }
+        (None, Some(d)) if md5(Side::Dst, d) => {
+            // A large file: one HEAD may show the recorded mtime matches, before reading it.
+            if b.is_none() && src.size > HASH_BEFORE_HEAD_MAX {
+                let (Some(a), Some(m)) = (a, inspector.mtime(Side::Dst, dst).await) else {
+                    return local_vs_object(inspector, Side::Src, src, dst, d, a).await;
+                };
+                if within(a, m, window) {
+                    return Some(Decision::Skip(Reason::UpToDate));
+                }
+            }
+            local_vs_object(inspector, Side::Src, src, dst, d, a).await
+        }
+        (Some(s), None) if md5(Side::Src, s) => {
+            if a.is_none() && dst.size > HASH_BEFORE_HEAD_MAX {
+                let (Some(m), Some(b)) = (inspector.mtime(Side::Src, src).await, b) else {
+                    return local_vs_object(inspector, Side::Dst, dst, src, s, a).await;
+                };
+                if within(m, b, window) {
+                    return Some(Decision::Skip(Reason::UpToDate));
+                }
+            }
+            local_vs_object(inspector, Side::Dst, dst, src, s, a).await
+        }
+        _ => None,
+    }
+}
+
+/// Compares a local file with an object through the object's MD5-based ETag.
+async fn local_vs_object(
+    inspector: &dyn Inspector,
+    local_side: Side,
+    local: &Entry,
+    object: &Entry,
+    object_etag: &str,
+    src_mtime: Option<SystemTime>,
+) -> Option<Decision> {
+    let want = normalize_etag(object_etag);
+    let multipart = etag_part_count(&want).is_some();
+    let got = inspector.etag(local_side, local, Some(&want)).await?;
+    if got == want {
+        let (src, dst) = match local_side {
+            Side::Src => (local, object),
+            Side::Dst => (object, local),
+        };
+        inspector.adopted(src, dst, src_mtime);
+        let how = if multipart {
+            Adoption::MultipartEtag
+        } else {
+            Adoption::Md5
+        };
+        Some(Decision::Skip(Reason::Adopted(how)))
+    } else if multipart {
+        // The part size may have been a guess: let the recorded mtimes decide.
+        None
+    } else {
+        Some(Decision::Transfer(Reason::Etag))
+    }
+}
+
+fn looks_like_md5_etag(e: &str) -> bool {
+    let e = normalize_etag(e);
+    let (hex, parts) = e.split_once('-').unwrap_or((&e, "1"));
+    hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && parts.parse::<u32>().is_ok()
 }
 
 /// Both sides' ETags, a local side's computed in the shape (part count, part size) of the

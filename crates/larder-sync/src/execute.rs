@@ -44,6 +44,9 @@ pub struct Transferred {
     pub dst_etag: Option<String>,
     /// The source mtime recorded at the destination.
     pub mtime: Option<std::time::SystemTime>,
+    /// The source object's ETag and its own recorded mtime (user metadata, not
+    /// LastModified), as the GET answered: what a HEAD would have told.
+    pub src_seen: Option<(String, Option<std::time::SystemTime>)>,
 }
 
 /// What the source's bytes must hash to.
@@ -232,7 +235,11 @@ pub(crate) async fn transfer(
         location: src.location(entry.key.as_str()),
         outcome: outcome.clone(),
     };
-    let mtime = meta.mtime.or(meta.last_modified);
+    // Without a recorded mtime the source's LastModified stands for it, as compare reads it:
+    // the listing's (milliseconds), not the GET's Last-Modified header (whole seconds), or
+    // the next run would see the times differ.
+    let mtime = meta.mtime.or(entry.last_modified).or(meta.last_modified);
+    let src_seen = meta.etag.clone().map(|e| (e, meta.mtime));
     let dst_caps = dst.capabilities();
     let content_type = meta.content_type.clone().or_else(|| {
         (opts.guess_content_type && dst_caps.metadata)
@@ -267,6 +274,7 @@ pub(crate) async fn transfer(
         verified,
         dst_etag: put.etag,
         mtime,
+        src_seen,
     })
 }
 

@@ -58,6 +58,8 @@ pub struct StoreInspector {
     src: Arc<dyn Store>,
     dst: Arc<dyn Store>,
     cache: Option<Arc<MetaCache>>,
+    /// Whether what is learnt is written to the cache (not in a dry run).
+    record: bool,
     part_size: u64,
     heads: AtomicU64,
     /// The stores' identities, the metadata cache's keys (built once, not per lookup).
@@ -86,10 +88,23 @@ impl StoreInspector {
             src,
             dst,
             cache,
+            record: true,
             part_size,
             heads: AtomicU64::new(0),
             ids,
         }
+    }
+
+    /// Reads the metadata cache but writes nothing to it: a dry run leaves no state behind,
+    /// so the run after it sends exactly the requests the dry run counted.
+    pub fn read_only(mut self) -> Self {
+        self.record = false;
+        self
+    }
+
+    /// The cache, when what is learnt may be written to it.
+    fn recorder(&self) -> Option<&MetaCache> {
+        self.cache.as_deref().filter(|_| self.record)
     }
 
     /// The identity of `side`'s store.
@@ -117,7 +132,7 @@ impl StoreInspector {
         self.heads.fetch_add(1, Ordering::Relaxed);
         match store.head(&entry.key).await {
             Ok(Some(meta)) => {
-                if let (Some(c), Some(etag)) = (&self.cache, &meta.etag) {
+                if let (Some(c), Some(etag)) = (self.recorder(), &meta.etag) {
                     if Some(etag) == entry.etag.as_ref() && meta.size == entry.size {
                         c.record(
                             self.identity(side),
@@ -142,17 +157,90 @@ impl StoreInspector {
     /// other side's object tells it (the size of its part 1, one HEAD, as s3sync's
     /// `--auto-chunksize`), else the likely ones.
     async fn part_sizes(&self, side: Side, entry: &Entry, parts: u64) -> Vec<u64> {
+        match self.exact_part_size(side, entry, parts).await {
+            Some(p) => vec![p],
+            None => candidate_part_sizes(entry.size, parts, &[self.part_size]),
+        }
+    }
+
+    /// The part size of the object on the other side than `side` (one HEAD), when it splits
+    /// `entry` into `parts` parts.
+    async fn exact_part_size(&self, side: Side, entry: &Entry, parts: u64) -> Option<u64> {
         let other = match side {
             Side::Src => Side::Dst,
             Side::Dst => Side::Src,
         };
         self.heads.fetch_add(1, Ordering::Relaxed);
         match self.store(other).first_part_size(&entry.key).await {
-            Ok(Some(p)) if entry.size.div_ceil(p) == parts => return vec![p],
-            Ok(_) => {}
-            Err(e) => tracing::warn!("{e}"),
+            Ok(Some(p)) if entry.size.div_ceil(p) == parts => Some(p),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
         }
-        candidate_part_sizes(entry.size, parts, &[self.part_size])
+    }
+
+    /// The ETag a local entry would have, in the shape of `like`: remembered from an earlier
+    /// hash of the same file (same size and mtime) when the metadata cache has it, else
+    /// computed and remembered. A multipart shape is tried with the likely part sizes first
+    /// and asks the object for its exact one (one HEAD) only when none of them matches.
+    async fn local_etag(&self, side: Side, entry: &Entry, like: Option<&str>) -> Option<String> {
+        let like = like.map(larder_store::integrity::normalize_etag);
+        if let (Some(c), Some(like), Some(mtime)) = (&self.cache, &like, entry.last_modified) {
+            if c.lookup(self.identity(side), entry.key.as_str(), like, entry.size)
+                == Some(Some(mtime))
+            {
+                return like.clone().into();
+            }
+        }
+        let parts = like.as_deref().and_then(etag_part_count).filter(|n| *n > 1);
+        let etag = match parts {
+            None => self
+                .hash_local(side, entry, &[], None)
+                .await
+                .and_then(|d| d[0].md5_hex())?,
+            Some(parts) => {
+                let parts = u64::from(parts);
+                let guesses = candidate_part_sizes(entry.size, parts, &[self.part_size]);
+                let mut etags = self.multipart_etags(side, entry, &guesses).await?;
+                if !etags.iter().any(|e| Some(e) == like.as_ref()) {
+                    if let Some(p) = self.exact_part_size(side, entry, parts).await {
+                        if !guesses.contains(&p) {
+                            etags = self.multipart_etags(side, entry, &[p]).await?;
+                        }
+                    }
+                }
+                etags
+                    .iter()
+                    .find(|e| Some(*e) == like.as_ref())
+                    .or(etags.first())
+                    .cloned()?
+            }
+        };
+        if let (Some(c), Some(mtime)) = (self.recorder(), entry.last_modified) {
+            c.record(
+                self.identity(side),
+                entry.key.as_str(),
+                &etag,
+                entry.size,
+                Some(mtime),
+            );
+        }
+        Some(etag)
+    }
+
+    async fn multipart_etags(
+        &self,
+        side: Side,
+        entry: &Entry,
+        part_sizes: &[u64],
+    ) -> Option<Vec<String>> {
+        if part_sizes.is_empty() {
+            return Some(Vec::new());
+        }
+        let digests = self.hash_local(side, entry, part_sizes, None).await?;
+        Some(digests.iter().filter_map(|d| d.multipart_etag()).collect())
     }
 
     /// Streams an entry's bytes through `f`; `None` when it cannot be read (logged).
@@ -237,28 +325,10 @@ impl Inspector for StoreInspector {
     }
 
     async fn etag(&self, side: Side, entry: &Entry, like: Option<&str>) -> Option<String> {
-        if let Some(e) = &entry.etag {
-            return Some(e.clone());
+        match &entry.etag {
+            Some(e) => Some(e.clone()),
+            None => self.local_etag(side, entry, like).await,
         }
-        let parts = like.and_then(etag_part_count).filter(|n| *n > 1);
-        let Some(parts) = parts else {
-            return self
-                .hash_local(side, entry, &[], None)
-                .await
-                .and_then(|d| d[0].md5_hex());
-        };
-        let sizes = self.part_sizes(side, entry, parts as u64).await;
-        if sizes.is_empty() {
-            return None;
-        }
-        let digests = self.hash_local(side, entry, &sizes, None).await?;
-        let etags: Vec<String> = digests.iter().filter_map(|d| d.multipart_etag()).collect();
-        let like = like.map(larder_store::integrity::normalize_etag);
-        etags
-            .iter()
-            .find(|e| Some(*e) == like.as_ref())
-            .or(etags.first())
-            .cloned()
     }
 
     async fn checksum(
@@ -308,6 +378,39 @@ impl Inspector for StoreInspector {
 
     fn stores_checksums(&self, side: Side) -> bool {
         self.store(side).capabilities().checksums
+    }
+
+    async fn known_mtime(&self, side: Side, entry: &Entry) -> Option<SystemTime> {
+        if self.store(side).capabilities().native_mtime {
+            return entry.last_modified;
+        }
+        let (c, etag) = (self.cache.as_ref()?, entry.etag.as_ref()?);
+        let recorded = c.lookup(self.identity(side), entry.key.as_str(), etag, entry.size)?;
+        match side {
+            Side::Src => recorded.or(entry.last_modified),
+            Side::Dst => recorded,
+        }
+    }
+
+    fn etag_md5(&self, side: Side) -> bool {
+        self.store(side).capabilities().etag_md5
+    }
+
+    fn adopted(&self, _src: &Entry, dst: &Entry, src_mtime: Option<SystemTime>) {
+        // An object destination now stands for the source's mtime; a local destination's
+        // content was remembered when it was hashed.
+        if self.store(Side::Dst).capabilities().native_mtime {
+            return;
+        }
+        if let (Some(c), Some(etag), Some(mtime)) = (self.recorder(), &dst.etag, src_mtime) {
+            c.record(
+                self.identity(Side::Dst),
+                dst.key.as_str(),
+                etag,
+                dst.size,
+                Some(mtime),
+            );
+        }
     }
 }
 

@@ -47,7 +47,7 @@ use larder_store::integrity::ChecksumAlgorithm;
 use larder_store::{Entry, ErrorKind, Key, Store};
 use tokio_util::sync::CancellationToken;
 
-pub use compare::{Comparator, CompareMode, Reason};
+pub use compare::{Adoption, Comparator, CompareMode, Decision, Reason};
 pub use filter::Filters;
 pub use march::{march, MarchItem, Pair};
 pub use state::MetaCache;
@@ -202,8 +202,11 @@ pub struct KeyFailure {
 pub struct SyncReport {
     /// Objects transferred (or, in a dry run, to transfer).
     pub uploaded: u64,
-    /// Objects up to date.
+    /// Objects up to date (adopted ones included).
     pub skipped: u64,
+    /// Of the skipped, objects found to hold the right content without a usable recorded
+    /// mtime (written by another tool) and remembered as such: see [`Reason::Adopted`].
+    pub adopted: u64,
     /// Objects deleted (or to delete).
     pub deleted: u64,
     /// Objects left out by the filters.
@@ -293,12 +296,12 @@ pub async fn sync(
         dry_run: opts.dry_run,
         ..SyncReport::default()
     };
-    let inspector = Arc::new(inspect::StoreInspector::new(
-        src.clone(),
-        dst.clone(),
-        opts.cache.clone(),
-        opts.part_size,
-    ));
+    let mut inspector =
+        inspect::StoreInspector::new(src.clone(), dst.clone(), opts.cache.clone(), opts.part_size);
+    if opts.dry_run {
+        inspector = inspector.read_only();
+    }
+    let inspector = Arc::new(inspector);
     let emit = |ev: Event| {
         if let Some(f) = &opts.on_event {
             f(&ev);
@@ -397,7 +400,10 @@ pub async fn sync(
                         report.etag_verified += verified.etag as u64;
                         report.checksum_verified += verified.checksum as u64;
                     }
-                    Action::Skip => report.skipped += 1,
+                    Action::Skip => {
+                        report.skipped += 1;
+                        report.adopted += matches!(reason, Reason::Adopted(_)) as u64;
+                    }
                     Action::Delete => {}
                 }
                 emit(Event::Done {
@@ -605,16 +611,16 @@ async fn step(
             )
             .await
             {
-                None => {
+                Decision::Skip(reason) => {
                     return Step::Done {
                         action: Action::Skip,
                         key: s.key,
                         size: s.size,
-                        reason: Reason::UpToDate,
+                        reason,
                         verified: Default::default(),
                     }
                 }
-                Some(r) => (s, r),
+                Decision::Transfer(r) => (s, r),
             }
         }
     };
@@ -639,6 +645,19 @@ async fn step(
                         etag,
                         t.bytes,
                         t.mtime,
+                    );
+                }
+            }
+            // What the GET told of the source object, so the next run needs no HEAD nor a
+            // hash of the file just written to decide it is up to date.
+            if let (Some(c), Some((etag, mtime))) = (&opts.cache, &t.src_seen) {
+                if !src.capabilities().native_mtime && Some(etag) == entry.etag.as_ref() {
+                    c.record(
+                        inspector.identity(compare::Side::Src),
+                        entry.key.as_str(),
+                        etag,
+                        t.bytes,
+                        *mtime,
                     );
                 }
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::StreamExt;
 use larder_store::{ErrorKind, LocalStore, S3Options, S3Store, S3Url, Store, SymlinkPolicy};
-use larder_sync::{Action, Event, Filters, MetaCache, Status, SyncOptions, VerifyOptions};
+use larder_sync::{Action, Event, Filters, MetaCache, Reason, Status, SyncOptions, VerifyOptions};
 use serde_json::json;
 
 use crate::cli::{
@@ -251,10 +251,19 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                         "{}",
                         json!({"event": action.to_string(), "key": key, "size": size,
                                "reason": reason.to_string(), "dry_run": dry_run,
+                               "adopted": matches!(reason, Reason::Adopted(_)),
                                "etag_verified": verified.0, "checksum_verified": verified.1})
                     );
-                } else if ((print_plan || verbose > 0) && *action != Action::Skip) || verbose > 1 {
-                    let line = format!("{action:<8} {size:>12}  {key}  ({reason})");
+                } else if ((print_plan || verbose > 0)
+                    && (*action != Action::Skip || matches!(reason, Reason::Adopted(_))))
+                    || verbose > 1
+                {
+                    // An adopted key is a skip a user wants to see: larder decided by content.
+                    let label = match reason {
+                        Reason::Adopted(_) => "adopt".to_owned(),
+                        _ => action.to_string(),
+                    };
+                    let line = format!("{label:<8} {size:>12}  {key}  ({reason})");
                     match &bar2 {
                         Some(b) => b.println(line),
                         None => {
@@ -329,6 +338,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
             json!({
                 "event": "summary",
                 "transferred": report.uploaded, "skipped": report.skipped,
+                "adopted": report.adopted,
                 "deleted": report.deleted, "filtered": report.filtered,
                 "bytes": report.bytes, "errors": report.errors.len(),
                 "etag_verified": report.etag_verified,
@@ -350,10 +360,11 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
             "transferred"
         };
         eprintln!(
-            "{verb} {} objects ({:.2} MiB), skipped {}, {} {}{} | etag verified {}, checksum verified {} | {:.0} objects/s, {:.2} MiB/s, {:.2}s",
+            "{verb} {} objects ({:.2} MiB), skipped {}{}, {} {}{} | etag verified {}, checksum verified {} | {:.0} objects/s, {:.2} MiB/s, {:.2}s",
             report.uploaded,
             mib(report.bytes),
             report.skipped,
+            if report.adopted > 0 { format!(" ({} adopted by content)", report.adopted) } else { String::new() },
             if report.dry_run { "would delete" } else { "deleted" },
             report.deleted,
             if report.filtered > 0 { format!(", filtered {}", report.filtered) } else { String::new() },

@@ -1,6 +1,7 @@
 //! Integration tests of the sync engine: semantics on memory stores, every direction against
 //! the Garage test server, and faults.
 
+mod adopt;
 mod directions;
 mod faults;
 mod semantics;

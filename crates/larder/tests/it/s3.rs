@@ -297,3 +297,125 @@ fn s3_to_s3_takes_endpoints_per_side() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("could not reach the server"));
 }
+
+/// rclone, installed by `.ci/run` (Debian's `rclone`), pointed at the test server.
+fn rclone(state: &Path) -> Command {
+    let env = larder_testutil::s3_env();
+    let mut c = Command::new("rclone");
+    // rclone 1.60 cannot load a CA bundle over its own transport (and needs none here).
+    c.env_remove("AWS_CA_BUNDLE")
+        .env("RCLONE_CONFIG", state.join("no-rclone.conf"))
+        .env("RCLONE_CONFIG_T_TYPE", "s3")
+        .env("RCLONE_CONFIG_T_PROVIDER", "Other")
+        .env("RCLONE_CONFIG_T_ACCESS_KEY_ID", &env.access_key_id)
+        .env("RCLONE_CONFIG_T_SECRET_ACCESS_KEY", &env.secret_access_key)
+        .env("RCLONE_CONFIG_T_REGION", &env.region)
+        .env("RCLONE_CONFIG_T_ENDPOINT", &env.endpoint)
+        .env("RCLONE_CONFIG_T_FORCE_PATH_STYLE", "true")
+        .args([
+            "--quiet",
+            "--s3-upload-cutoff",
+            "5M",
+            "--s3-chunk-size",
+            "5M",
+        ]);
+    c
+}
+
+/// A bucket another tool filled is adopted: no PUT and no HEAD, each key reported as
+/// adopted in the dry run, and the run after that costs only the LIST.
+fn assert_adopts_without_resending(d: &Path, src: &Path, url: &str, tool: &str) {
+    let (mut c, _) = larder_s3(d);
+    let out = run(c.args(["sync", "--dry-run"]).arg(src).arg(url));
+    assert_eq!(out.status.code(), Some(0), "{tool}");
+    let plan = String::from_utf8_lossy(&out.stdout);
+    let adopted: Vec<&str> = plan.lines().filter(|l| l.starts_with("adopt ")).collect();
+    assert_eq!(
+        adopted.len(),
+        3,
+        "{tool}: every key adopted in the plan:\n{plan}"
+    );
+    assert!(
+        !plan.lines().any(|l| l.starts_with("transfer")),
+        "{tool}: {plan}"
+    );
+    for _ in 0..2 {
+        let (mut c, _) = larder_s3(d);
+        let out = run(c.args(["sync", "--json"]).arg(src).arg(url));
+        assert_eq!(out.status.code(), Some(0), "{tool}");
+        let s = summary(&out);
+        assert_eq!(
+            (
+                s["transferred"].as_u64(),
+                s["skipped"].as_u64(),
+                s["heads"].as_u64()
+            ),
+            (Some(0), Some(3), Some(0)),
+            "{tool}: nothing re-sent, no HEAD"
+        );
+    }
+    // The second of those runs decided from the state database: nothing adopted again.
+    let (mut c, _) = larder_s3(d);
+    let out = run(c.args(["sync", "--json"]).arg(src).arg(url));
+    assert_eq!(summary(&out)["adopted"].as_u64(), Some(0), "{tool}");
+}
+
+#[test]
+fn s3_buckets_filled_by_the_aws_cli_and_rclone_are_adopted_not_reuploaded() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    tree(&src);
+    let (_, url) = larder_s3(d.path());
+    let status = aws(d.path())
+        .args(["s3", "sync", "--only-show-errors"])
+        .arg(&src)
+        .arg(&url)
+        .status()
+        .expect("the AWS CLI is installed (pip install awscli)");
+    assert!(status.success());
+    assert_adopts_without_resending(d.path(), &src, &url, "aws s3 sync");
+
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    tree(&src);
+    let (_, url) = larder_s3(d.path());
+    let env = larder_testutil::s3_env();
+    let remote = format!("T:{}", url.strip_prefix("s3://").unwrap());
+    let status = rclone(d.path())
+        .arg("copy")
+        .arg(&src)
+        .arg(&remote)
+        .status()
+        .expect("rclone is installed (apt-get install rclone)");
+    assert!(status.success(), "rclone copy to {} failed", env.endpoint);
+    assert_adopts_without_resending(d.path(), &src, &url, "rclone copy");
+
+    // And the other way: files rclone downloaded (mtimes restored from its metadata) and
+    // files copied without their mtimes are not downloaded again.
+    let down = d.path().join("down");
+    let status = rclone(d.path())
+        .arg("copy")
+        .arg(&remote)
+        .arg(&down)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let plain = d.path().join("plain");
+    tree(&plain);
+    for dst in [&down, &plain] {
+        let (mut c, _) = larder_s3(d.path());
+        let out = run(c.args(["sync", "--json"]).arg(&url).arg(dst));
+        assert_eq!(out.status.code(), Some(0));
+        let s = summary(&out);
+        assert_eq!(
+            (
+                s["transferred"].as_u64(),
+                s["skipped"].as_u64(),
+                s["heads"].as_u64()
+            ),
+            (Some(0), Some(3), Some(0)),
+            "{}",
+            dst.display()
+        );
+    }
+}
