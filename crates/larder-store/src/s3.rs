@@ -978,6 +978,16 @@ macro_rules! object_meta {
     }};
 }
 
+/// Decodes a key listed with `encoding-type=url`: percent-decoding with `+` as a space, as
+/// S3 encodes (AWS writes a space as `+` and `+` as `%2B`; Garage writes `%20`).
+fn decode_listed_key(raw: &str) -> Option<String> {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|k| k.into_owned())
+}
+
 /// Parses `bytes START-END/TOTAL`.
 fn parse_content_range(s: &str) -> Option<(u64, u64, u64)> {
     let s = s.trim().strip_prefix("bytes ")?;
@@ -1024,6 +1034,9 @@ impl Store for S3Store {
                     .bucket(&i.url.bucket)
                     .prefix(&full_prefix)
                     .max_keys(i.opts.list_page_size)
+                    // Keys with characters XML 1.0 cannot carry (control characters) would
+                    // make the whole page unparsable: have them URL-encoded, decoded below.
+                    .encoding_type(aws_sdk_s3::types::EncodingType::Url)
                     .set_continuation_token(token)
                     .send()
                     .await;
@@ -1042,7 +1055,19 @@ impl Store for S3Store {
                     .contents()
                     .iter()
                     .filter_map(|o| {
-                        let key = this.strip(o.key()?)?;
+                        let raw = o.key()?;
+                        let Some(full) = decode_listed_key(raw) else {
+                            return Some(Err(Error::new(
+                                ErrorKind::InvalidKey,
+                                Op::List,
+                                this.location(""),
+                            )
+                            .with_detail(format!(
+                                "the server listed a key that is not valid URL-encoded UTF-8: `{}`",
+                                raw.escape_debug()
+                            ))));
+                        };
+                        let key = this.strip(&full)?;
                         Some(Ok(Entry {
                             key,
                             size: o.size().unwrap_or(0).max(0) as u64,
@@ -1531,6 +1556,23 @@ where
 mod tests {
     use super::*;
     use crate::integrity::md5_hex;
+
+    #[test]
+    fn listed_keys_are_url_decoded_once() {
+        for (raw, key) in [
+            ("a%20b", "a b"),
+            ("a+b", "a b"),
+            ("a%2Bb", "a+b"),
+            ("100%25", "100%"),
+            ("ctl-%01.txt", "ctl-\u{1}.txt"),
+            ("esc-%1B", "esc-\u{1b}"),
+            ("caf%C3%A9", "café"),
+            ("%252B", "%2B"),
+        ] {
+            assert_eq!(decode_listed_key(raw).as_deref(), Some(key), "{raw}");
+        }
+        assert_eq!(decode_listed_key("bad-%FF"), None, "not UTF-8");
+    }
 
     #[test]
     fn parse_urls() {

@@ -307,3 +307,35 @@ async fn s3_a_one_part_multipart_object_is_verified_on_download() {
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!((r.uploaded, r.etag_verified), (1, 1));
 }
+
+#[tokio::test]
+async fn s3_keys_with_control_characters_sync_both_ways_and_nul_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(LocalStore::new(dir.path().join("src")));
+    put(&*local, "ctl-\u{1}.txt", "one", t(1)).await;
+    put(&*local, "esc-\u{1b}[0m", "esc", t(2)).await;
+    put(&*local, "normal.txt", "plain", t(3)).await;
+    let bucket = s3("ctl").await;
+    let r = sync(local.clone(), bucket.clone(), opts()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.uploaded, 3);
+    // Listed again (URL-encoded listing), so a re-sync is a no-op, not an unlistable prefix.
+    let r = sync(local.clone(), bucket.clone(), opts()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!((r.uploaded, r.skipped), (0, 3));
+
+    // A key no local file system can name (NUL): refused by name, the rest completes.
+    put(&*bucket, "nul-\u{0}.txt", "nul", t(4)).await;
+    let back = Arc::new(LocalStore::new(dir.path().join("back")));
+    let r = sync(bucket.clone(), back.clone(), opts()).await.unwrap();
+    assert_eq!(r.uploaded, 3);
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    assert_eq!(r.errors[0].key, "nul-\u{0}.txt");
+    assert!(
+        r.errors[0].message.contains("NUL"),
+        "{}",
+        r.errors[0].message
+    );
+    assert_eq!(contents(&*back).await, contents(&*local).await);
+    assert!(dir.path().join("back/ctl-\u{1}.txt").is_file());
+}
