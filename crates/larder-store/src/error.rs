@@ -154,7 +154,11 @@ impl Error {
             K::Interrupted | K::TimedOut => ErrorKind::Transient,
             _ => ErrorKind::Io,
         };
-        Error::new(kind, op, path.to_string()).with_source(err)
+        // The OS's own words ("No space left on device (os error 28)") are the detail, so
+        // the one-line message says the cause, not only its kind.
+        Error::new(kind, op, path.to_string())
+            .with_detail(err.to_string())
+            .with_source(err)
     }
 
     /// What went wrong.

@@ -66,6 +66,15 @@ pub enum SymlinkPolicy {
 pub struct LocalStore {
     root: Arc<PathBuf>,
     symlinks: SymlinkPolicy,
+    /// Remove stale temp files met while listing: see [`LocalStore::with_temp_cleanup`].
+    cleanup: Option<Arc<TempCleanup>>,
+}
+
+/// What [`LocalStore::with_temp_cleanup`] removes, and how many it did.
+#[derive(Debug)]
+struct TempCleanup {
+    before: std::time::SystemTime,
+    removed: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Display for LocalStore {
@@ -81,7 +90,29 @@ impl LocalStore {
         LocalStore {
             root: Arc::new(root.into()),
             symlinks: SymlinkPolicy::default(),
+            cleanup: None,
         }
+    }
+
+    /// Listing also removes larder temp files that a killed run left behind: created before
+    /// `before` (the start of this run) and not locked by a live writer (every put holds an
+    /// exclusive lock on its temp file until the rename). A writer of another live process
+    /// keeps its lock, so its file is left alone. [`LocalStore::stale_temps_removed`] counts
+    /// them.
+    pub fn with_temp_cleanup(mut self, before: std::time::SystemTime) -> Self {
+        self.cleanup = Some(Arc::new(TempCleanup {
+            before,
+            removed: std::sync::atomic::AtomicU64::new(0),
+        }));
+        self
+    }
+
+    /// How many stale temp files listings have removed (see
+    /// [`LocalStore::with_temp_cleanup`]).
+    pub fn stale_temps_removed(&self) -> u64 {
+        self.cleanup
+            .as_ref()
+            .map_or(0, |c| c.removed.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Sets the symlink policy.
@@ -193,17 +224,20 @@ impl LocalStore {
         }
         let tmp = parent.join(format!("{TEMP_PREFIX}{:016x}", rand_u64()));
         let guard = TempGuard(Some(tmp.clone()));
-        let loc = |p: &Path| p.display().to_string();
+        // Errors name the target, not its temp file: that is the path the user knows.
+        let loc = |_: &Path| target.display().to_string();
         // Opened synchronously (one open(2)): with tokio's open on the blocking pool, a put
         // cancelled while the open was pending would drop the guard first, and the open would
         // then create a temp file that nothing removes.
-        let mut file = tokio::fs::File::from_std(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?,
-        );
+        let std_file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?;
+        // Held until the rename: a cleanup (`with_temp_cleanup`) takes an unlocked temp file
+        // for one a killed run left behind. Where locks are unsupported, files are left.
+        let _ = std_file.try_lock();
+        let mut file = tokio::fs::File::from_std(std_file);
         let mut hasher = Hasher::new();
         if let Some(a) = opts.checksum {
             hasher = hasher.with_checksum(a);
@@ -239,13 +273,18 @@ impl LocalStore {
             if let Some(t) = mtime {
                 let ft = filetime::FileTime::from_system_time(t);
                 filetime::set_file_handle_times(&file, None, Some(ft))
-                    .map_err(|e| Error::io(Op::Put, tmp2.display(), e))?;
+                    .map_err(|e| Error::io(Op::Put, target2.display(), e))?;
             }
             file.sync_all()
-                .map_err(|e| Error::io(Op::Put, tmp2.display(), e))?;
+                .map_err(|e| Error::io(Op::Put, target2.display(), e))?;
+            // Renamed while still open and locked (Unix allows it), so no cleanup can take
+            // the file for stale in between; elsewhere closed first, as rename requires.
+            #[cfg(not(unix))]
             drop(file);
             std::fs::rename(&tmp2, &target2)
                 .map_err(|e| Error::io(Op::Put, target2.display(), e))?;
+            #[cfg(unix)]
+            drop(file);
             // Make the rename itself durable.
             if let Some(dir) = target2.parent() {
                 if let Ok(d) = std::fs::File::open(dir) {
@@ -329,6 +368,7 @@ impl Store for LocalStore {
         let walker = Walker {
             root: self.root.clone(),
             policy: self.symlinks,
+            cleanup: self.cleanup.clone(),
             prefix: prefix.to_owned(),
             tx,
         };
@@ -437,10 +477,50 @@ impl Store for LocalStore {
     }
 }
 
+/// Removes a larder temp file if no live writer holds its lock and it was created before
+/// `before`; whether it did.
+fn remove_if_stale(path: &Path, before: std::time::SystemTime) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    // The creation (status change) time: a put sets the temp file's mtime to the source's.
+    #[cfg(unix)]
+    let created = {
+        use std::os::unix::fs::MetadataExt;
+        std::time::UNIX_EPOCH
+            + std::time::Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec() as u32)
+    };
+    #[cfg(not(unix))]
+    let created = meta.modified().unwrap_or(before);
+    if created >= before {
+        return false;
+    }
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    match f.try_lock() {
+        Ok(()) => {
+            let removed = std::fs::remove_file(path).is_ok();
+            if removed {
+                tracing::info!(
+                    "removed a stale temp file a killed run left: {}",
+                    path.display()
+                );
+            }
+            removed
+        }
+        Err(_) => false,
+    }
+}
+
 /// The blocking walk behind [`LocalStore::list`].
 struct Walker {
     root: Arc<PathBuf>,
     policy: SymlinkPolicy,
+    cleanup: Option<Arc<TempCleanup>>,
     prefix: String,
     tx: tokio::sync::mpsc::Sender<Result<Entry>>,
 }
@@ -609,6 +689,11 @@ impl Walker {
                 }
             };
             if name.starts_with(TEMP_PREFIX) {
+                if let Some(c) = &self.cleanup {
+                    if remove_if_stale(&path, c.before) {
+                        c.removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
                 continue;
             }
             // Quick reject of whole subtrees outside the prefix, before any stat.

@@ -197,6 +197,14 @@ pub struct S3Options {
     pub copy_multipart_threshold: u64,
     /// Attempts per request, with the SDK's exponential backoff and jitter (default 5).
     pub max_attempts: u32,
+    /// How long to wait for a connection (default 10 s).
+    pub connect_timeout: std::time::Duration,
+    /// How long to wait for the first byte of an answer once a request is sent (default
+    /// 60 s): a server that accepts the connection and never answers fails, retried.
+    pub read_timeout: std::time::Duration,
+    /// How long a body may stall (no byte up or down) before the transfer fails (default
+    /// 60 s; at least 1 s).
+    pub idle_timeout: std::time::Duration,
 }
 
 impl Default for S3Options {
@@ -216,6 +224,9 @@ impl Default for S3Options {
             list_page_size: 1000,
             copy_multipart_threshold: MAX_SINGLE,
             max_attempts: 5,
+            connect_timeout: std::time::Duration::from_secs(10),
+            read_timeout: std::time::Duration::from_secs(60),
+            idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -230,6 +241,8 @@ struct Inner {
     client: Client,
     url: S3Url,
     opts: S3Options,
+    /// How errors name the server: `` `http://127.0.0.1:3900` `` or `AWS S3`.
+    endpoint: Arc<str>,
 }
 
 impl fmt::Debug for S3Store {
@@ -315,15 +328,32 @@ impl S3Store {
             .retry_config(
                 aws_sdk_s3::config::retry::RetryConfig::standard()
                     .with_max_attempts(opts.max_attempts.max(1)),
+            )
+            .timeout_config(
+                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(opts.connect_timeout)
+                    .read_timeout(opts.read_timeout)
+                    .build(),
+            )
+            .stalled_stream_protection(
+                aws_sdk_s3::config::StalledStreamProtectionConfig::enabled()
+                    .grace_period(opts.idle_timeout.max(std::time::Duration::from_secs(1)))
+                    .build(),
             );
         if sdk.region().is_none() {
             conf = conf.region(aws_config::Region::new("us-east-1"));
         }
+        let endpoint = match &opts.endpoint_url {
+            Some(e) => format!("`{e}`"),
+            None => "AWS S3".to_owned(),
+        }
+        .into();
         Ok(S3Store {
             inner: Arc::new(Inner {
                 client: Client::from_conf(conf.build()),
                 url,
                 opts,
+                endpoint,
             }),
         })
     }
@@ -348,7 +378,8 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| {
-                let mut err = map_sdk_error(e, Op::Open, format!("s3://{}", i.url.bucket));
+                let mut err =
+                    map_sdk_error(&i.endpoint, e, Op::Open, format!("s3://{}", i.url.bucket));
                 if err.kind() == ErrorKind::NotFound {
                     err = err.with_detail(format!("bucket `{}` does not exist", i.url.bucket));
                 }
@@ -377,7 +408,9 @@ impl S3Store {
                 .set_upload_id_marker(id_marker.take())
                 .send()
                 .await
-                .map_err(|e| map_sdk_error(e, Op::List, self.location(prefix)))?;
+                .map_err(|e| {
+                    map_sdk_error(&self.inner.endpoint, e, Op::List, self.location(prefix))
+                })?;
             for u in page.uploads() {
                 if let (Some(k), Some(id)) = (u.key().and_then(|k| self.strip(k)), u.upload_id()) {
                     out.push((k, id.to_owned()));
@@ -430,14 +463,13 @@ impl S3Store {
             .body(SdkByteStream::from(data))
             .send()
             .await
-            .map_err(|e| map_sdk_error(e, Op::Put, loc.clone()))?;
-        let etag = out.e_tag().map(normalize_etag);
-        check_etag(
-            &loc,
-            Op::Put,
-            etag.as_deref(),
-            &digests.md5_hex().expect("md5 computed"),
-        )?;
+            .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Put, loc.clone()))?;
+        let md5 = digests.md5_hex().expect("md5 computed");
+        let etag = match out.e_tag().map(normalize_etag) {
+            Some(e) => Some(e),
+            None => Some(self.confirm_stored(key, &loc, digests.size, &md5).await?),
+        };
+        check_etag(&loc, Op::Put, etag.as_deref(), &md5)?;
         let checksum = opts
             .checksum
             .and_then(|a| checksum_of(Some(a), response_checksums!(&out)));
@@ -451,6 +483,32 @@ impl S3Store {
             digests: Some(digests),
             version_id: out.version_id().map(str::to_owned),
         })
+    }
+
+    /// A write the server acknowledged without an ETag is not taken on trust: one HEAD must
+    /// show the object with the size and the ETag (`want`) of what was sent. Anything else is
+    /// an integrity error naming the key, never a silent success. Returns the ETag seen.
+    async fn confirm_stored(&self, key: &Key, loc: &str, size: u64, want: &str) -> Result<String> {
+        let unverified = |why: String| {
+            Error::new(ErrorKind::Integrity, Op::Put, loc)
+                .with_detail(format!("the server answered without an ETag, and {why}"))
+        };
+        match self.head(key).await? {
+            None => Err(unverified("does not have the object".to_owned())),
+            Some(m) if m.size != size => Err(unverified(format!(
+                "holds {} bytes where {size} were sent",
+                m.size
+            ))),
+            Some(ObjectMeta { etag: None, .. }) => Err(unverified(
+                "a HEAD shows none either: the write cannot be verified".to_owned(),
+            )),
+            Some(ObjectMeta { etag: Some(e), .. }) if e != want && looks_like_md5_etag(&e) => {
+                Err(unverified(format!(
+                    "the object's ETag `{e}` is not the MD5 of what was sent `{want}`"
+                )))
+            }
+            Some(ObjectMeta { etag: Some(e), .. }) => Ok(e),
+        }
     }
 
     /// A multipart upload of `first` followed by the rest of `stream`.
@@ -509,7 +567,7 @@ impl S3Store {
         let created = rx
             .await
             .map_err(|e| Error::new(ErrorKind::Other, Op::Put, loc.clone()).with_source(e))?
-            .map_err(|e| map_sdk_error(e, Op::Put, loc.clone()))?;
+            .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Put, loc.clone()))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
         let mut guard = AbortGuard::new(
             i.client.clone(),
@@ -573,6 +631,7 @@ impl S3Store {
             // upload declared an algorithm, composite or full-object.
             guard.tasks.spawn(upload_part(
                 client,
+                i.endpoint.clone(),
                 bucket,
                 fk,
                 uid,
@@ -627,11 +686,17 @@ impl S3Store {
         let out = complete
             .send()
             .await
-            .map_err(|e| map_sdk_error(e, Op::Put, loc.clone()))?;
+            .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Put, loc.clone()))?;
         guard.disarm();
 
-        let etag = out.e_tag().map(normalize_etag);
         let expected = integrity::multipart_etag(&done.iter().map(|p| p.md5).collect::<Vec<_>>());
+        let etag = match out.e_tag().map(normalize_etag) {
+            Some(e) => Some(e),
+            None => Some(
+                self.confirm_stored(key, &loc, digests.size, &expected)
+                    .await?,
+            ),
+        };
         check_etag(&loc, Op::Put, etag.as_deref(), &expected)?;
         let checksum = opts
             .checksum
@@ -676,9 +741,14 @@ impl S3Store {
         if opts.checksum {
             req = req.checksum_mode(ChecksumMode::Enabled);
         }
-        req.send()
-            .await
-            .map_err(|e| map_sdk_error(e, Op::Get, self.location(key.as_str())))
+        req.send().await.map_err(|e| {
+            map_sdk_error(
+                &self.inner.endpoint,
+                e,
+                Op::Get,
+                self.location(key.as_str()),
+            )
+        })
     }
 }
 
@@ -702,6 +772,7 @@ async fn join_part(
 #[allow(clippy::too_many_arguments)]
 async fn upload_part(
     client: Client,
+    endpoint: Arc<str>,
     bucket: String,
     key: String,
     upload_id: String,
@@ -728,7 +799,7 @@ async fn upload_part(
         .body(SdkByteStream::from(data))
         .send()
         .await
-        .map_err(|e| map_sdk_error(e, Op::Put, format!("{loc} (part {number})")))?;
+        .map_err(|e| map_sdk_error(&endpoint, e, Op::Put, format!("{loc} (part {number})")))?;
     let etag = out.e_tag().map(normalize_etag).unwrap_or_default();
     check_etag(
         &format!("{loc} (part {number})"),
@@ -1043,7 +1114,8 @@ impl Store for S3Store {
                 let out = match out {
                     Ok(o) => o,
                     Err(e) => {
-                        let mut err = map_sdk_error(e, Op::List, this.location(""));
+                        let mut err =
+                            map_sdk_error(&this.inner.endpoint, e, Op::List, this.location(""));
                         if err.kind() == ErrorKind::NotFound {
                             err = err
                                 .with_detail(format!("bucket `{}` does not exist", i.url.bucket));
@@ -1104,7 +1176,12 @@ impl Store for S3Store {
                 Ok(Some(object_meta!(&o, key.clone(), size)))
             }
             Err(e) => {
-                let err = map_sdk_error(e, Op::Head, self.location(key.as_str()));
+                let err = map_sdk_error(
+                    &self.inner.endpoint,
+                    e,
+                    Op::Head,
+                    self.location(key.as_str()),
+                );
                 if err.kind() == ErrorKind::NotFound {
                     Ok(None)
                 } else {
@@ -1260,7 +1337,9 @@ impl Store for S3Store {
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|e| map_sdk_error(e, Op::Delete, self.location("")))?;
+                .map_err(|e| {
+                    map_sdk_error(&self.inner.endpoint, e, Op::Delete, self.location(""))
+                })?;
             for e in out.errors() {
                 let Some(key) = e.key().and_then(|k| self.strip(k)) else {
                     continue;
@@ -1312,6 +1391,7 @@ impl Store for S3Store {
                 .await
                 .map_err(|e| {
                     map_sdk_error(
+                        &self.inner.endpoint,
                         e,
                         Op::Copy,
                         format!("{} to {loc}", self.location(from.as_str())),
@@ -1344,7 +1424,7 @@ impl Store for S3Store {
             .set_metadata(Some(md.into_iter().collect()))
             .send()
             .await
-            .map_err(|e| map_sdk_error(e, Op::Copy, loc.clone()))?;
+            .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Copy, loc.clone()))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
         let guard = AbortGuard::new(
             i.client.clone(),
@@ -1375,10 +1455,14 @@ impl Store for S3Store {
                     .set_copy_source_if_match(meta.etag.as_ref().map(|e| format!("\"{e}\"")));
                 let loc = loc.clone();
                 async move {
-                    let out = req
-                        .send()
-                        .await
-                        .map_err(|e| map_sdk_error(e, Op::Copy, format!("{loc} (part {n})")))?;
+                    let out = req.send().await.map_err(|e| {
+                        map_sdk_error(
+                            &self.inner.endpoint,
+                            e,
+                            Op::Copy,
+                            format!("{loc} (part {n})"),
+                        )
+                    })?;
                     Ok(CompletedPart::builder()
                         .part_number(n)
                         .set_e_tag(
@@ -1406,7 +1490,7 @@ impl Store for S3Store {
             )
             .send()
             .await
-            .map_err(|e| map_sdk_error(e, Op::Copy, loc.clone()))?;
+            .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Copy, loc.clone()))?;
         guard.disarm();
         Ok(PutResult {
             size: meta.size,
@@ -1427,7 +1511,14 @@ impl Store for S3Store {
             .part_number(1)
             .send()
             .await
-            .map_err(|e| map_sdk_error(e, Op::Head, self.location(key.as_str())))?;
+            .map_err(|e| {
+                map_sdk_error(
+                    &self.inner.endpoint,
+                    e,
+                    Op::Head,
+                    self.location(key.as_str()),
+                )
+            })?;
         Ok(match out.parts_count() {
             Some(n) if n > 1 => out.content_length().map(|l| l.max(0) as u64),
             _ => None,
@@ -1502,6 +1593,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Maps an SDK error to a store error at the trait boundary.
 fn map_sdk_error<E>(
+    endpoint: &str,
     err: SdkError<E, aws_smithy_runtime_api::http::Response>,
     op: Op,
     location: String,
@@ -1513,16 +1605,31 @@ where
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
             let code = ctx.err().code().unwrap_or("");
-            let kind = kind_of_code(code, status);
+            let mut kind = kind_of_code(code, status);
             let msg = ctx.err().message().unwrap_or("");
+            let not_s3 = code.is_empty() && (status < 300 || status == 404 || status >= 500);
+            if not_s3 {
+                // A proxy's error page may pass; a wrong endpoint stops the run at its start.
+                kind = ErrorKind::Transient;
+            }
             let detail = match (code.is_empty(), msg.is_empty()) {
-                (true, _) => format!("HTTP {status} ({kind})"),
+                // No S3 error code: the body was not S3's XML (a web server, a proxy's error
+                // page, garbage), whatever the status says.
+                (true, _) if not_s3 => format!(
+                    "{endpoint} answered with something that is not S3 (HTTP {status}, a body \
+                     that is not an S3 response: {})",
+                    root_cause(&err).replace(" This is likely a bug in the SDK.", "")
+                ),
+                (true, _) => format!("HTTP {status} ({kind}) from {endpoint}"),
                 (false, true) => format!("{code} (HTTP {status})"),
                 (false, false) => format!("{code}: {msg}"),
             };
             (kind, detail)
         }
-        SdkError::TimeoutError(_) => (ErrorKind::Transient, "the request timed out".to_owned()),
+        SdkError::TimeoutError(_) => (
+            ErrorKind::Transient,
+            format!("{endpoint} did not answer in time (timed out)"),
+        ),
         SdkError::DispatchFailure(d) => {
             let cause = root_cause(&err);
             if d.is_user() || cause.contains("credentials") {
@@ -1530,20 +1637,40 @@ where
                     ErrorKind::PermissionDenied,
                     format!("no usable credentials: {cause}"),
                 )
+            } else if d.is_timeout() {
+                (
+                    ErrorKind::Transient,
+                    format!("could not connect to {endpoint} (timed out): {cause}"),
+                )
+            } else if ["unexpected message", "invalid HTTP", "parse", "malformed"]
+                .iter()
+                .any(|w| cause.contains(w))
+            {
+                (
+                    ErrorKind::Transient,
+                    format!("{endpoint} answered with something that is not HTTP/S3: {cause}"),
+                )
+            } else if d.is_io() || d.is_other() {
+                (
+                    ErrorKind::Transient,
+                    format!("could not reach {endpoint}: {cause}"),
+                )
             } else {
                 (
                     ErrorKind::Transient,
-                    format!("could not reach the server: {cause}"),
+                    format!("{endpoint} answered with something that is not HTTP/S3: {cause}"),
                 )
             }
         }
-        SdkError::ResponseError(_) => (
-            ErrorKind::Transient,
-            format!(
-                "the server's response could not be read: {}",
-                root_cause(&err)
-            ),
-        ),
+        SdkError::ResponseError(_) => {
+            let cause = root_cause(&err);
+            let what = if cause.contains("timed out") || cause.contains("timeout") {
+                "stopped answering (timed out)"
+            } else {
+                "answered with something that is not S3"
+            };
+            (ErrorKind::Transient, format!("{endpoint} {what}: {cause}"))
+        }
         _ => (ErrorKind::Other, root_cause(&err)),
     };
     // The detail already says what the SDK error says; its own chain ("service error:

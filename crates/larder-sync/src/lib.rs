@@ -318,36 +318,36 @@ pub async fn sync(
         })
         .boxed()
     };
-    let mut items = march(
-        counted(src.list(""), src_count.clone()),
-        counted(dst.list(""), dst_count.clone()),
-    )
-    .boxed()
-    .peekable();
-
-    // A listing that fails before yielding anything, for a reason no retry fixes, is fatal.
-    if let Some(MarchItem::SrcError(e) | MarchItem::DstError(e)) =
-        std::pin::Pin::new(&mut items).peek().await
+    let mut src_list = counted(src.list(""), src_count.clone()).peekable();
+    let mut dst_list = counted(dst.list(""), dst_count.clone()).peekable();
+    // A listing whose very first answer is an error no retry fixes (missing bucket, rejected
+    // credentials, an endpoint that is not S3 or does not answer) is fatal: checked on both
+    // sides before anything is planned, so no transfer starts blind.
     {
-        let at_root = e.location() == src.location("") || e.location() == dst.location("");
-        let hopeless = matches!(
-            e.kind(),
-            ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::Transient
+        let (mut s, mut d) = (
+            std::pin::Pin::new(&mut src_list),
+            std::pin::Pin::new(&mut dst_list),
         );
-        if hopeless
-            && at_root
-            && e.op() == larder_store::Op::List
-            && src_count.load(std::sync::atomic::Ordering::Relaxed) == 0
-            && dst_count.load(std::sync::atomic::Ordering::Relaxed) == 0
-        {
-            let (MarchItem::SrcError(e) | MarchItem::DstError(e)) =
-                items.next().await.expect("peeked")
-            else {
+        let (a, b) = futures::join!(s.as_mut().peek(), d.as_mut().peek());
+        let fatal = |first: Option<&larder_store::Result<Entry>>, store: &Arc<dyn Store>| {
+            matches!(first, Some(Err(e)) if e.op() == larder_store::Op::List
+                && e.location() == store.location("")
+                && matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::Transient))
+        };
+        let (src_fatal, dst_fatal) = (fatal(a, &src), fatal(b, &dst));
+        if src_fatal || dst_fatal {
+            let first = if src_fatal {
+                s.next().await
+            } else {
+                d.next().await
+            };
+            let Some(Err(e)) = first else {
                 unreachable!("peeked an error")
             };
             return Err(SyncError::Store(e));
         }
     }
+    let items = march(src_list.boxed(), dst_list.boxed()).boxed();
 
     let topts = Arc::new(execute::TransferOptions {
         checksum: opts.checksum,
@@ -480,6 +480,9 @@ pub async fn sync(
         }
     }
     report.heads = inspector.heads();
+    if let Some(c) = &opts.cache {
+        c.flush();
+    }
     report.elapsed = started.elapsed();
     Ok(report)
 }

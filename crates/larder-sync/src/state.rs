@@ -11,6 +11,7 @@
 //! runs in WAL mode with `synchronous = NORMAL` (a crash may lose the last writes, which
 //! only costs HEADs).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,8 +39,22 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE objects (
 /// See the module docs.
 #[derive(Debug)]
 pub struct MetaCache {
-    conn: Mutex<Connection>,
+    inner: Mutex<Inner>,
 }
+
+/// A row as written: `None` forgets the key.
+type Row = Option<(String, u64, Option<i64>)>;
+
+/// Writes wait here and go to SQLite in one transaction per [`FLUSH_EVERY`] (and at
+/// [`MetaCache::flush`] or drop): one commit per object would cost more than the sync.
+#[derive(Debug)]
+struct Inner {
+    conn: Connection,
+    pending: HashMap<(String, String), Row>,
+}
+
+/// Pending writes that trigger a flush.
+const FLUSH_EVERY: usize = 2048;
 
 fn to_ns(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -92,8 +107,20 @@ impl MetaCache {
             ))?;
         }
         Ok(MetaCache {
-            conn: Mutex::new(conn),
+            inner: Mutex::new(Inner {
+                conn,
+                pending: HashMap::new(),
+            }),
         })
+    }
+
+    /// Writes what is pending. Called by `sync` at its end and on drop; a crash before it
+    /// loses those records, which only costs work (hashes, HEADs) on the next run.
+    pub fn flush(&self) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        if let Err(e) = inner.flush() {
+            tracing::warn!("metadata cache write failed: {e}");
+        }
     }
 
     /// The recorded mtime of `key` in `store` if the cache holds this version (same ETag and
@@ -105,46 +132,85 @@ impl MetaCache {
         etag: &str,
         size: u64,
     ) -> Option<Option<SystemTime>> {
-        let conn = self.conn.lock().expect("cache lock");
-        let row: Option<(String, i64, Option<i64>)> = conn
-            .prepare_cached(
-                "SELECT etag, size, mtime_ns FROM objects WHERE store = ?1 AND key = ?2",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![store, key], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        let inner = self.inner.lock().expect("cache lock");
+        let row: Row = match inner.pending.get(&(store.to_owned(), key.to_owned())) {
+            Some(pending) => pending.clone(),
+            None => inner
+                .conn
+                .prepare_cached(
+                    "SELECT etag, size, mtime_ns FROM objects WHERE store = ?1 AND key = ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![store, key], |r| {
+                        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+                    })
+                    .optional()
                 })
-                .optional()
-            })
-            .unwrap_or_else(|e| {
-                tracing::warn!("metadata cache read failed: {e}");
-                None
-            });
+                .unwrap_or_else(|e| {
+                    tracing::warn!("metadata cache read failed: {e}");
+                    None
+                }),
+        };
         match row {
-            Some((e, s, m)) if e == etag && s as u64 == size => Some(m.map(from_ns)),
+            Some((e, s, m)) if e == etag && s == size => Some(m.map(from_ns)),
             _ => None,
         }
     }
 
     /// Records what `store` holds at `key`.
     pub fn record(&self, store: &str, key: &str, etag: &str, size: u64, mtime: Option<SystemTime>) {
-        let conn = self.conn.lock().expect("cache lock");
-        let r = conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO objects (store, key, etag, size, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .and_then(|mut s| s.execute(params![store, key, etag, size as i64, mtime.map(to_ns)]));
-        if let Err(e) = r {
-            tracing::warn!("metadata cache write failed: {e}");
-        }
+        self.write(store, key, Some((etag.to_owned(), size, mtime.map(to_ns))));
     }
 
     /// Forgets `key` in `store` (after a delete).
     pub fn forget(&self, store: &str, key: &str) {
-        let conn = self.conn.lock().expect("cache lock");
-        let _ = conn
-            .prepare_cached("DELETE FROM objects WHERE store = ?1 AND key = ?2")
-            .and_then(|mut s| s.execute(params![store, key]));
+        self.write(store, key, None);
+    }
+
+    fn write(&self, store: &str, key: &str, row: Row) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        inner
+            .pending
+            .insert((store.to_owned(), key.to_owned()), row);
+        if inner.pending.len() >= FLUSH_EVERY {
+            if let Err(e) = inner.flush() {
+                tracing::warn!("metadata cache write failed: {e}");
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn flush(&mut self) -> rusqlite::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO objects (store, key, etag, size, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut del = tx.prepare_cached("DELETE FROM objects WHERE store = ?1 AND key = ?2")?;
+            for ((store, key), row) in self.pending.drain() {
+                match row {
+                    Some((etag, size, mtime)) => {
+                        put.execute(params![store, key, etag, size as i64, mtime])?
+                    }
+                    None => del.execute(params![store, key])?,
+                };
+            }
+        }
+        tx.commit()
+    }
+}
+
+impl Drop for MetaCache {
+    fn drop(&mut self) {
+        if let Ok(inner) = self.inner.get_mut() {
+            if let Err(e) = inner.flush() {
+                tracing::warn!("metadata cache write failed: {e}");
+            }
+        }
     }
 }
 
@@ -163,6 +229,37 @@ mod tests {
         assert_eq!(c.lookup("s3://other/", "k", "abc", 3), None, "other store");
         c.forget("s3://b/", "k");
         assert_eq!(c.lookup("s3://b/", "k", "abc", 3), None);
+    }
+
+    #[test]
+    fn pending_writes_are_read_back_and_flushed_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("meta.sqlite3");
+        let c = MetaCache::open(&p).unwrap();
+        let n = FLUSH_EVERY * 2 + 10;
+        for i in 0..n {
+            c.record("s", &format!("k{i}"), "e", i as u64, None);
+        }
+        c.forget("s", "k0");
+        assert_eq!(c.lookup("s", "k0", "e", 0), None, "a pending forget wins");
+        assert_eq!(c.lookup("s", "k1", "e", 1), Some(None), "flushed");
+        assert_eq!(
+            c.lookup("s", &format!("k{}", n - 1), "e", n as u64 - 1),
+            Some(None)
+        );
+        // Another connection sees the flushed batches, not yet the pending rest.
+        let other = MetaCache::open(&p).unwrap();
+        assert_eq!(other.lookup("s", "k1", "e", 1), Some(None));
+        assert_eq!(
+            other.lookup("s", &format!("k{}", n - 1), "e", n as u64 - 1),
+            None
+        );
+        c.flush();
+        assert_eq!(
+            other.lookup("s", &format!("k{}", n - 1), "e", n as u64 - 1),
+            Some(None)
+        );
+        assert_eq!(other.lookup("s", "k0", "e", 0), None);
     }
 
     #[test]

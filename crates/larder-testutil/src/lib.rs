@@ -5,6 +5,8 @@
 //! run without it fails loudly instead of skipping. To run only the offline tests, filter the
 //! S3 ones out: `cargo nextest run -E 'not test(/s3/)'`.
 
+pub mod proxy;
+
 use std::env;
 
 /// Where the S3 test server is and how to sign in.

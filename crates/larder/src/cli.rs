@@ -44,6 +44,16 @@ pub struct S3Args {
     /// Use path-style addressing (default: on with an endpoint URL).
     #[arg(long, env = "LARDER_PATH_STYLE", value_name = "BOOL")]
     pub path_style: Option<bool>,
+    /// Give up connecting to the server after this long (each attempt; retried).
+    #[arg(long, env = "LARDER_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    pub connect_timeout: std::time::Duration,
+    /// Give up on a request whose answer has not started after this long (each attempt;
+    /// retried): a server that accepts connections and never answers.
+    #[arg(long, env = "LARDER_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+    /// Fail a transfer whose body moves no byte for this long (retried).
+    #[arg(long, env = "LARDER_IDLE_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Per-side overrides, for S3→S3 between servers or accounts.
@@ -148,11 +158,11 @@ pub struct SyncArgs {
     /// Print the plan (action, key, size, reason) and write nothing.
     #[arg(long, short = 'n', env = "LARDER_DRY_RUN")]
     pub dry_run: bool,
-    /// Objects in flight at once.
-    #[arg(long, short = 'j', env = "LARDER_CONCURRENCY", default_value_t = 32)]
+    /// Objects in flight at once (at least 1).
+    #[arg(long, short = 'j', env = "LARDER_CONCURRENCY", default_value_t = 32, value_parser = parse_positive)]
     pub concurrency: usize,
-    /// Parts of one object in flight at once.
-    #[arg(long, env = "LARDER_PARTS_IN_FLIGHT", default_value_t = 4)]
+    /// Parts of one object in flight at once (at least 1).
+    #[arg(long, env = "LARDER_PARTS_IN_FLIGHT", default_value_t = 4, value_parser = parse_positive)]
     pub parts_in_flight: usize,
     /// Part size of multipart uploads.
     #[arg(long, env = "LARDER_PART_SIZE", default_value = "8Mi", value_parser = parse_size)]
@@ -187,8 +197,8 @@ pub struct VerifyArgs {
     /// Also compare this additional checksum.
     #[arg(long, env = "LARDER_CHECKSUM_ALGORITHM", value_name = "ALGO")]
     pub checksum_algorithm: Option<larder_store::integrity::ChecksumAlgorithm>,
-    /// Keys compared at once.
-    #[arg(long, short = 'j', env = "LARDER_CONCURRENCY", default_value_t = 16)]
+    /// Keys compared at once (at least 1).
+    #[arg(long, short = 'j', env = "LARDER_CONCURRENCY", default_value_t = 16, value_parser = parse_positive)]
     pub concurrency: usize,
     /// Print only keys that differ.
     #[arg(long, env = "LARDER_ONLY_DIFFERENCES")]
@@ -216,6 +226,26 @@ pub struct LsArgs {
     pub location: String,
     #[command(flatten)]
     pub s3: S3Args,
+}
+
+/// Parses a count that must be at least 1.
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+/// Parses a timeout: a duration (`500ms`, `10s`, `5m`) that is not zero.
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be longer than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!(
+            "`{s}` is not a duration (e.g. 500ms, 10s, 5m): {e}"
+        )),
+    }
 }
 
 /// Parses `1234`, `10K`, `5M`, `1G` (powers of 1000) and `10Ki`, `8Mi`, `1Gi` (of 1024);

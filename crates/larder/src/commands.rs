@@ -83,6 +83,9 @@ pub fn s3_options(a: &S3Args) -> S3Options {
         region: a.region.clone(),
         profile: a.profile.clone(),
         force_path_style: a.path_style,
+        connect_timeout: a.connect_timeout,
+        read_timeout: a.timeout,
+        idle_timeout: a.idle_timeout,
         ..S3Options::default()
     }
 }
@@ -196,7 +199,18 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         o.parts_in_flight = a.parts_in_flight;
         o
     };
-    let (src, dst) = open_pair(&a.pair, symlinks, tune).await?;
+    let (src, mut dst) = open_pair(&a.pair, symlinks, tune).await?;
+    // A local destination: temp files a killed run left are removed as the walk meets them.
+    let local_dst = (!a.dry_run && !a.pair.dst.contains("://")).then(|| {
+        Arc::new(
+            LocalStore::new(&a.pair.dst)
+                .with_symlinks(symlinks)
+                .with_temp_cleanup(std::time::SystemTime::now()),
+        )
+    });
+    if let Some(l) = &local_dst {
+        dst = l.clone();
+    }
     let cache = if a.no_cache {
         None
     } else {
@@ -301,14 +315,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         }
     });
 
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let c2 = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("larder: interrupted: stopping, aborting uploads in flight");
-            c2.cancel();
-        }
-    });
+    let stop = crate::signals::Stop::listen();
     let opts = SyncOptions {
         compare: a.compare,
         checksum: a.checksum_algorithm,
@@ -317,14 +324,14 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         max_delete: a.max_delete,
         dry_run: a.dry_run,
         filters: filters(&a.pair.filters)?,
-        concurrency: a.concurrency.max(1),
+        concurrency: a.concurrency,
         stop_on_error: a.stop_on_error,
         retries: a.retries,
         mtime_window: a.modify_window,
         part_size: a.part_size,
         cache,
         on_event: Some(on_event),
-        cancel,
+        cancel: stop.token.clone(),
         ..SyncOptions::default()
     };
     let report = larder_sync::sync(src, dst, opts).await?;
@@ -348,6 +355,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                 "dry_run": report.dry_run, "cancelled": report.cancelled,
                 "source_listed": report.src_listed, "target_listed": report.dst_listed,
                 "heads": report.heads,
+                "stale_temps_removed": local_dst.as_ref().map_or(0, |l| l.stale_temps_removed()),
                 "elapsed_seconds": secs,
                 "objects_per_second": report.uploaded as f64 / secs,
                 "mib_per_second": mib(report.bytes) / secs,
@@ -375,6 +383,10 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
             secs,
         );
     }
+    let stale = local_dst.as_ref().map_or(0, |l| l.stale_temps_removed());
+    if stale > 0 && !quiet && !json {
+        eprintln!("larder: removed {stale} stale temp file(s) an interrupted run left behind");
+    }
     if let Some(why) = &report.delete_refused {
         eprintln!("larder: warning: no deletions: {why}");
     }
@@ -382,7 +394,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         eprintln!("larder: {} key(s) failed", report.errors.len());
     }
     Ok(if report.cancelled {
-        exit::INTERRUPTED
+        stop.exit_code()
     } else if report.errors.len() > report.verify_failures() {
         exit::ERROR
     } else if report.verify_failures() > 0 || report.delete_refused.is_some() {

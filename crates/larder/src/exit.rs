@@ -11,6 +11,8 @@ pub const USAGE: i32 = 2;
 pub const WARNING: i32 = 3;
 /// Interrupted (Ctrl-C): in-flight uploads aborted, nothing half-written.
 pub const INTERRUPTED: i32 = 130;
+/// Terminated (SIGTERM): the same orderly stop as Ctrl-C.
+pub const TERMINATED: i32 = 143;
 
 /// The text `--help` shows.
 pub const HELP: &str = "Exit codes:
@@ -18,4 +20,5 @@ pub const HELP: &str = "Exit codes:
   1    error (a key failed, bad credentials, missing bucket, unreachable server)
   2    invalid arguments
   3    warnings (a verification mismatch, deletions refused; `verify` found differences)
-  130  interrupted (Ctrl-C); in-flight uploads were aborted, nothing half-written";
+  130  interrupted (Ctrl-C); in-flight uploads were aborted, nothing half-written
+  143  terminated (SIGTERM); the same orderly stop as Ctrl-C";

@@ -7,6 +7,7 @@ mod cache_cmd;
 mod cli;
 mod commands;
 mod exit;
+mod signals;
 
 use clap::Parser;
 

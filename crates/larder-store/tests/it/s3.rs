@@ -154,7 +154,8 @@ async fn s3_unreachable_endpoint_is_transient_and_says_so() {
     assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
     assert!(err.is_retryable());
     assert!(
-        err.to_string().contains("could not reach the server"),
+        err.to_string()
+            .contains(&format!("could not reach `http://127.0.0.1:{port}`")),
         "{err}"
     );
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::*;
 
 /// `larder` pointed at the test server with its credentials.
-fn larder_s3(state: &Path) -> (Command, String) {
+pub fn larder_s3(state: &Path) -> (Command, String) {
     let env = larder_testutil::s3_env();
     let mut c = larder(state);
     c.env("AWS_ACCESS_KEY_ID", &env.access_key_id)
@@ -295,7 +295,11 @@ fn s3_to_s3_takes_endpoints_per_side() {
         .arg(&from)
         .arg(&to));
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("could not reach the server"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("could not reach `http://127.0.0.1:9`"),
+        "{err}"
+    );
 }
 
 /// rclone, installed by `.ci/run` (Debian's `rclone`), pointed at the test server.

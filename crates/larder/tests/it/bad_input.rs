@@ -1,0 +1,385 @@
+//! Bad or hostile surroundings (issue #14): a server that never answers, one that answers
+//! garbage, a full disk, SIGTERM, temp files a killed run left, impossible option values.
+//! Each gives a documented exit code and a one-line error naming the culprit, and leaves
+//! nothing half-written.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::s3::larder_s3;
+use crate::*;
+
+/// `larder` with credentials, pointed at `endpoint`.
+fn larder_at(state: &Path, endpoint: &str) -> Command {
+    let mut c = larder(state);
+    c.env("AWS_ACCESS_KEY_ID", "GK0000")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_REGION", "garage")
+        .env("LARDER_ENDPOINT_URL", endpoint);
+    c
+}
+
+/// A TCP server on 127.0.0.1 that hands every connection to `serve` on its own thread, for
+/// the life of the test process.
+fn server(serve: fn(std::net::TcpStream)) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || serve(s));
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn stderr_line(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("larder: error"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one error line:\n{err}");
+    lines[0].to_owned()
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_naming_the_endpoint() {
+    let endpoint = server(|mut s| {
+        // Accept, read what comes, never answer.
+        let mut buf = [0u8; 4096];
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("src/a"), b"a");
+    let started = Instant::now();
+    let out = run(larder_at(d.path(), &endpoint)
+        .args(["sync", "--timeout", "1s", "--connect-timeout", "1s"])
+        .arg(d.path().join("src"))
+        .arg("s3://bucket/x"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "gave up in {:?}",
+        started.elapsed()
+    );
+    let line = stderr_line(&out);
+    assert!(line.contains(&format!("`{endpoint}`")), "{line}");
+    assert!(line.contains("timed out"), "{line}");
+}
+
+#[test]
+fn a_server_that_answers_garbage_is_named_as_not_s3() {
+    // An HTTP server that answers everything 200 with a body that is not S3's XML.
+    let web = server(|mut s| {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                return;
+            }
+            let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 18\r\n\r\n";
+            if s.write_all(head)
+                .and_then(|_| s.write_all(b"<html>hello</html>"))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    // Not HTTP at all.
+    let raw = server(|mut s| {
+        let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n\x00\x01\x02 garbage garbage\r\n\r\n");
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+    });
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("src/a"), b"a");
+    for endpoint in [web, raw] {
+        let out = run(larder_at(d.path(), &endpoint)
+            .args(["sync", "--timeout", "2s", "--connect-timeout", "1s"])
+            .arg(d.path().join("src"))
+            .arg("s3://bucket/x"));
+        assert_eq!(out.status.code(), Some(1));
+        let line = stderr_line(&out);
+        assert!(line.contains(&format!("`{endpoint}`")), "{line}");
+        assert!(
+            line.contains("not S3") || line.contains("not HTTP"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn zero_concurrency_and_parts_are_usage_errors() {
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("src/a"), b"a");
+    for args in [
+        ["--concurrency", "0"],
+        ["--parts-in-flight", "0"],
+        ["--timeout", "0s"],
+    ] {
+        let out = run(larder(d.path())
+            .arg("sync")
+            .args(args)
+            .arg(d.path().join("src"))
+            .arg(d.path().join("dst")));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(args[0]), "{args:?}: {err}");
+        assert!(!d.path().join("dst").exists(), "nothing written");
+    }
+    let out = run(larder(d.path())
+        .args(["verify", "-j", "0"])
+        .arg(d.path().join("src"))
+        .arg(d.path().join("dst")));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Larder temp files under `dir`.
+fn temps(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in walk(dir) {
+        let name = e.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(".larder-tmp.") {
+            out.push(e.display().to_string());
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn temp_files_a_killed_run_left_are_removed_by_the_next_run_and_live_ones_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    write(&src.join("a.txt"), b"alpha");
+    write(&src.join("sub/b.txt"), b"bravo");
+    let dst = d.path().join("dst");
+    // Left by a killed run: nobody holds them.
+    write(&dst.join(".larder-tmp.00000000000000aa"), b"partial");
+    write(&dst.join("sub/.larder-tmp.00000000000000bb"), b"partial");
+    // Held by a live writer (this process, as another larder would): kept.
+    let live = dst.join("sub/.larder-tmp.00000000000000cc");
+    write(&live, b"in flight");
+    let held = std::fs::File::open(&live).unwrap();
+    held.try_lock().unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // created before the run starts
+    let out = run(larder(d.path())
+        .args(["sync", "--json"])
+        .arg(&src)
+        .arg(&dst));
+    assert_eq!(out.status.code(), Some(0));
+    let s = summary(&out);
+    assert_eq!(s["transferred"], 2);
+    assert_eq!(s["stale_temps_removed"], 2);
+    assert_eq!(temps(&dst), [live.display().to_string()]);
+    drop(held);
+    // Without --json the count is said in words.
+    let out = run(larder(d.path()).args(["sync"]).arg(&src).arg(&dst));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("removed 1 stale temp file"));
+    assert!(temps(&dst).is_empty());
+}
+
+#[test]
+fn s3_sigterm_mid_download_stops_like_ctrl_c_and_exits_143() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    for i in 0..40 {
+        write(&src.join(format!("f{i:02}")), &vec![i as u8; 3 << 20]);
+    }
+    let (mut c, url) = larder_s3(d.path());
+    assert_eq!(
+        run(c.args(["sync", "-q"]).arg(&src).arg(&url))
+            .status
+            .code(),
+        Some(0)
+    );
+    let back = d.path().join("back");
+    let (mut c, _) = larder_s3(d.path());
+    let mut child = c
+        .args(["sync", "-q", "-j", "8"])
+        .arg(&url)
+        .arg(&back)
+        .spawn()
+        .unwrap();
+    // Wait for downloads to be under way (temp files or finished files appear).
+    let started = Instant::now();
+    while walk(&back).is_empty() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "terminated");
+    assert!(
+        temps(&back).is_empty(),
+        "temp files left: {:?}",
+        temps(&back)
+    );
+    // What is there is whole; a rerun completes.
+    for f in walk(&back) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            std::fs::read(&f).unwrap(),
+            std::fs::read(src.join(&name)).unwrap()
+        );
+    }
+    let (mut c, _) = larder_s3(d.path());
+    assert_eq!(
+        run(c.args(["sync", "-q"]).arg(&url).arg(&back))
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(walk(&back).len(), 40);
+}
+
+/// A 1 MiB tmpfs, unmounted when dropped (the tests run as root, as CI does).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount(8)");
+        assert!(ok.success(), "mounting a tmpfs needs root (as CI runs)");
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn s3_a_full_disk_names_the_file_and_the_cause_and_leaves_no_temp_file() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    write(&src.join("small.txt"), b"fits");
+    write(&src.join("big.bin"), &vec![9u8; 3 << 20]);
+    let (mut c, url) = larder_s3(d.path());
+    assert_eq!(
+        run(c.args(["sync", "-q"]).arg(&src).arg(&url))
+            .status
+            .code(),
+        Some(0)
+    );
+    let full = Tmpfs::mount(&d.path().join("full"));
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c.args(["sync", "--retries", "0"]).arg(&url).arg(&full.0));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("big.bin"))
+        .unwrap_or_else(|| panic!("an error naming big.bin:\n{err}"));
+    assert!(line.contains("No space left on device"), "{line}");
+    assert!(
+        line.contains(&full.0.join("big.bin").display().to_string()),
+        "{line}"
+    );
+    assert!(temps(&full.0).is_empty(), "{:?}", temps(&full.0));
+    assert_eq!(std::fs::read(full.0.join("small.txt")).unwrap(), b"fits");
+    assert!(!full.0.join("big.bin").exists());
+}
+
+#[test]
+fn s3_a_put_answered_without_an_etag_is_checked_and_never_a_silent_success() {
+    use larder_testutil::proxy::{Fault, Proxy};
+    let env = larder_testutil::s3_env();
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    write(&src.join("a.txt"), b"alpha");
+    write(&src.join("b.txt"), b"bravo");
+    write(&src.join("big.bin"), &vec![5u8; 12 << 20]);
+    let (_, url) = larder_s3(d.path());
+
+    // The server stored the objects but its answers lost their ETags: one HEAD each shows
+    // the right object, so the transfers count as verified.
+    let strip = Proxy::start(&env.endpoint, Fault::StripPutEtag);
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c
+        .env("LARDER_ENDPOINT_URL", &strip.endpoint)
+        .args([
+            "sync",
+            "--json",
+            "--multipart-threshold",
+            "5Mi",
+            "--part-size",
+            "5Mi",
+        ])
+        .arg(&src)
+        .arg(&url));
+    assert_eq!(out.status.code(), Some(0));
+    let s = summary(&out);
+    assert_eq!(
+        (s["transferred"].as_u64(), s["etag_verified"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(
+        strip.faulted(),
+        3,
+        "two PUTs and one CompleteMultipartUpload lost their ETag"
+    );
+
+    // The server answers 200 without an ETag and stores nothing: each key is reported, by
+    // name, as not verified, with the warnings exit code.
+    let swallow = Proxy::start(&env.endpoint, Fault::SwallowPuts);
+    write(&src.join("a.txt"), b"ALPHA!");
+    write(&src.join("c.txt"), b"charlie");
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c
+        .env("LARDER_ENDPOINT_URL", &swallow.endpoint)
+        .args(["sync", "--json", "--retries", "0"])
+        .arg(&src)
+        .arg(&url));
+    assert_eq!(out.status.code(), Some(3));
+    let lines = json_lines(&out);
+    let mut failed: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["event"] == "error")
+        .map(|v| {
+            let e = v["error"].as_str().unwrap();
+            assert!(e.contains("without an ETag"), "{e}");
+            // c.txt is not there at all; a.txt is, but the old version.
+            assert!(
+                e.contains("does not have the object") || e.contains("holds 5 bytes where 6"),
+                "{e}"
+            );
+            v["key"].as_str().unwrap()
+        })
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["a.txt", "c.txt"]);
+    let s = summary(&out);
+    assert_eq!(
+        (s["transferred"].as_u64(), s["verify_failures"].as_u64()),
+        (Some(0), Some(2))
+    );
+}
