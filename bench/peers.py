@@ -135,7 +135,12 @@ def run(workload, tool, cmd, objects, mib):
     rss = ru.ru_maxrss / 1024
     ok = os.waitstatus_to_exitcode(status) == 0
     RESULTS.append(dict(workload=workload, tool=tool, secs=secs, cpu=cpu, rss=rss, reqs=reqs, ok=ok))
-    rate = f"{objects / secs:8.0f} obj/s" if objects else f"{mib / secs:8.1f} MiB/s"
+    if objects:
+        rate = f"{objects / secs:8.0f} obj/s"
+    elif mib:
+        rate = f"{mib / secs:8.1f} MiB/s"
+    else:
+        rate = f"{'':>14}"
     req = " ".join(f"{k}={v}" for k, v in sorted(reqs.items()))
     print(f"{workload:<4} {tool:<7} {secs:8.2f} s {rate}  cpu {cpu:7.2f} s  "
           f"peak RSS {rss:6.0f} MiB  {'ok' if ok else 'FAILED'}  {req}", flush=True)

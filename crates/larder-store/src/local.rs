@@ -18,8 +18,8 @@
 //! stream stops it.
 //!
 //! Larder's own temp files (names starting with [`TEMP_PREFIX`]) are never listed. Sockets,
-//! FIFOs and devices are skipped. A file name that is not UTF-8 is an error item; the walk
-//! goes on.
+//! FIFOs and devices are never read: each is an error item naming it (kind
+//! [`ErrorKind::Unsupported`]), as is a file name that is not UTF-8; the walk goes on.
 //!
 //! # Symlinks
 //!
@@ -43,7 +43,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{Error, ErrorKind, Op, Result};
 use crate::integrity::Hasher;
@@ -388,24 +388,73 @@ impl Store for LocalStore {
     }
 
     async fn get(&self, key: &Key, opts: GetOptions) -> Result<GetResult> {
-        let (path, m) = self.meta_of(key, Op::Get).await?.ok_or_else(|| {
+        let path = self.path_of(key.as_str(), Op::Get)?;
+        let not_found = || {
             Error::new(ErrorKind::NotFound, Op::Get, self.location(key.as_str()))
                 .with_detail("no such file")
-        })?;
-        let meta = Self::object_meta(key, &m);
-        let range = match &opts.range {
-            None => 0..meta.size,
-            Some(r) => r.resolve(meta.size, Op::Get, &path.display().to_string())?,
         };
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| Error::io(Op::Get, path.display(), e))?;
-        if range.start > 0 {
-            file.seek(SeekFrom::Start(range.start))
-                .await
-                .map_err(|e| Error::io(Op::Get, path.display(), e))?;
+        // One trip to the blocking pool: stat (a FIFO or device is never opened), open, and
+        // for a small read the bytes too; most of the cost of many small files is the trips.
+        let (p, want) = (path.clone(), opts.range.clone());
+        let opened = tokio::task::spawn_blocking(move || -> Result<Option<Opened>> {
+            use std::io::{Read, Seek};
+            let io = |e: std::io::Error| Error::io(Op::Get, p.display(), e);
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => return Ok(None),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    return Ok(None)
+                }
+                Err(e) => return Err(io(e)),
+            }
+            let mut file = std::fs::File::open(&p).map_err(io)?;
+            // The metadata of what was opened, not of what the path named a moment before.
+            let m = file.metadata().map_err(io)?;
+            if !m.is_file() {
+                return Ok(None);
+            }
+            let range = match &want {
+                None => 0..m.len(),
+                Some(r) => r.resolve(m.len(), Op::Get, &p.display().to_string())?,
+            };
+            if range.start > 0 {
+                file.seek(SeekFrom::Start(range.start)).map_err(io)?;
+            }
+            let len = range.end - range.start;
+            let data = if len <= SMALL_READ {
+                let mut buf = Vec::with_capacity(len as usize);
+                (&mut file).take(len).read_to_end(&mut buf).map_err(io)?;
+                Some(buf)
+            } else {
+                None
+            };
+            Ok(Some(Opened {
+                file,
+                meta: m,
+                range,
+                data,
+            }))
+        })
+        .await
+        .map_err(|e| {
+            Error::new(ErrorKind::Other, Op::Get, path.display().to_string()).with_source(e)
+        })??;
+        let Some(o) = opened else {
+            return Err(not_found());
+        };
+        let meta = Self::object_meta(key, &o.meta);
+        let range = o.range;
+        if let Some(data) = o.data {
+            let body = futures::stream::once(async move { Ok(bytes::Bytes::from(data)) }).boxed();
+            return Ok(GetResult { meta, range, body });
         }
         let shown = path.display().to_string();
+        let file = tokio::fs::File::from_std(o.file);
         let body = tokio_util::io::ReaderStream::with_capacity(
             file.take(range.end - range.start),
             1 << 20,
@@ -477,6 +526,24 @@ impl Store for LocalStore {
     }
 }
 
+/// What a file that is neither a regular file nor a directory is, for messages.
+fn special_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        } else if t.is_socket() {
+            return "a socket";
+        } else if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    let _ = meta;
+    "a special file"
+}
+
 /// Removes a larder temp file if no live writer holds its lock and it was created before
 /// `before`; whether it did.
 fn remove_if_stale(path: &Path, before: std::time::SystemTime) -> bool {
@@ -515,6 +582,18 @@ fn remove_if_stale(path: &Path, before: std::time::SystemTime) -> bool {
         Err(_) => false,
     }
 }
+
+/// A file opened by [`LocalStore::get`] on the blocking pool.
+struct Opened {
+    file: std::fs::File,
+    meta: std::fs::Metadata,
+    range: std::ops::Range<u64>,
+    /// The bytes of the range, when it is small enough to read at once.
+    data: Option<Vec<u8>>,
+}
+
+/// Reads up to this size are done in one blocking call and one chunk.
+const SMALL_READ: u64 = 256 << 10;
 
 /// The blocking walk behind [`LocalStore::list`].
 struct Walker {
@@ -749,7 +828,16 @@ impl Walker {
                     kind: ChildKind::File(meta),
                 });
             } else {
-                tracing::debug!(path = %path.display(), "skipping a special file");
+                // Never read (a FIFO would block, a device never ends), never silently
+                // dropped: an error item naming it, and the walk goes on.
+                let err = Error::new(ErrorKind::Unsupported, Op::List, path.display().to_string())
+                    .with_detail(format!(
+                        "{} is not a regular file: skipped, not read",
+                        special_kind(&meta)
+                    ));
+                if !self.send(Err(err)) {
+                    return None;
+                }
             }
         }
         children.sort_unstable_by(|a, b| a.sort.as_bytes().cmp(b.sort.as_bytes()));

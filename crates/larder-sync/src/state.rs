@@ -7,9 +7,15 @@
 //! never judged by stale metadata. The cache is only an optimisation: deleting it costs HEADs,
 //! never correctness.
 //!
+//! It also remembers what a local file's content hashed to (store `file://…`, keyed by size
+//! and mtime), so a file adopted or compared by ETag once is not read again.
+//!
 //! Schema changes are append-only migrations keyed by `PRAGMA user_version`; the database
-//! runs in WAL mode with `synchronous = NORMAL` (a crash may lose the last writes, which
-//! only costs HEADs).
+//! runs in WAL mode with `synchronous = NORMAL`. Writes are batched (one transaction per
+//! 2,048 rows, and at [`MetaCache::flush`]) and lookups share read transactions: a crash may
+//! lose the last writes and a reader may see another process's writes late, which only costs
+//! work (hashes, HEADs), never a wrong answer, since every row is checked against the
+//! version (ETag and size, or size and mtime) it describes.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -51,7 +57,14 @@ type Row = Option<(String, u64, Option<i64>)>;
 struct Inner {
     conn: Connection,
     pending: HashMap<(String, String), Row>,
+    /// Lookups made in the read transaction now open (0: none open). Reads share one
+    /// transaction, so SQLite takes its file locks once per [`READS_PER_TRANSACTION`], not
+    /// once per lookup; writers of other processes are not blocked by it (WAL).
+    reads: usize,
 }
+
+/// Lookups per read transaction.
+const READS_PER_TRANSACTION: usize = 4096;
 
 /// Pending writes that trigger a flush.
 const FLUSH_EVERY: usize = 2048;
@@ -110,6 +123,7 @@ impl MetaCache {
             inner: Mutex::new(Inner {
                 conn,
                 pending: HashMap::new(),
+                reads: 0,
             }),
         })
     }
@@ -132,19 +146,21 @@ impl MetaCache {
         etag: &str,
         size: u64,
     ) -> Option<Option<SystemTime>> {
-        let inner = self.inner.lock().expect("cache lock");
+        let mut inner = self.inner.lock().expect("cache lock");
         let row: Row = match inner.pending.get(&(store.to_owned(), key.to_owned())) {
             Some(pending) => pending.clone(),
             None => inner
-                .conn
-                .prepare_cached(
-                    "SELECT etag, size, mtime_ns FROM objects WHERE store = ?1 AND key = ?2",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![store, key], |r| {
-                        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+                .begin_read()
+                .and_then(|conn| {
+                    conn.prepare_cached(
+                        "SELECT etag, size, mtime_ns FROM objects WHERE store = ?1 AND key = ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![store, key], |r| {
+                            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+                        })
+                        .optional()
                     })
-                    .optional()
                 })
                 .unwrap_or_else(|e| {
                     tracing::warn!("metadata cache read failed: {e}");
@@ -181,7 +197,29 @@ impl MetaCache {
 }
 
 impl Inner {
+    /// The connection inside a read transaction (opened, or renewed past
+    /// [`READS_PER_TRANSACTION`] so the WAL can be checkpointed).
+    fn begin_read(&mut self) -> rusqlite::Result<&Connection> {
+        if self.reads >= READS_PER_TRANSACTION {
+            self.end_read()?;
+        }
+        if self.reads == 0 {
+            self.conn.execute_batch("BEGIN DEFERRED")?;
+        }
+        self.reads += 1;
+        Ok(&self.conn)
+    }
+
+    fn end_read(&mut self) -> rusqlite::Result<()> {
+        if self.reads > 0 {
+            self.reads = 0;
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> rusqlite::Result<()> {
+        self.end_read()?;
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -255,11 +293,14 @@ mod tests {
             None
         );
         c.flush();
+        // `other` reads from its snapshot until its read transaction is renewed (a stale
+        // row is still a true fact about the version it names); a new reader sees it all.
+        let third = MetaCache::open(&p).unwrap();
         assert_eq!(
-            other.lookup("s", &format!("k{}", n - 1), "e", n as u64 - 1),
+            third.lookup("s", &format!("k{}", n - 1), "e", n as u64 - 1),
             Some(None)
         );
-        assert_eq!(other.lookup("s", "k0", "e", 0), None);
+        assert_eq!(third.lookup("s", "k0", "e", 0), None);
     }
 
     #[test]

@@ -155,6 +155,7 @@ async fn open_pair(
     if !local.contains("://") && !std::path::Path::new(local).is_dir() {
         anyhow::bail!("the source `{}` is not a directory", p.src);
     }
+    refuse_overlap(&p.src, &p.dst)?;
     let src = open(&p.src, tune(side_options(&p.s3, &p.sides, true)), symlinks)
         .await
         .with_context(|| format!("cannot open the source `{}`", p.src))?;
@@ -162,6 +163,47 @@ async fn open_pair(
         .await
         .with_context(|| format!("cannot open the destination `{}`", p.dst))?;
     Ok((src, dst))
+}
+
+/// Two local locations where one is inside the other (or both are one): a sync would copy
+/// the destination into itself, or delete the source. A usage error.
+fn refuse_overlap(src: &str, dst: &str) -> anyhow::Result<()> {
+    let local = |l: &str| -> Option<std::path::PathBuf> {
+        let l = l.strip_prefix("cacache://").unwrap_or(l);
+        (!l.contains("://")).then(|| resolve(std::path::Path::new(l)))
+    };
+    let (Some(a), Some(b)) = (local(src), local(dst)) else {
+        return Ok(());
+    };
+    if a.starts_with(&b) || b.starts_with(&a) {
+        return Err(larder_store::Error::new(
+            ErrorKind::InvalidConfig,
+            larder_store::Op::Open,
+            format!("{src}` and `{dst}"),
+        )
+        .with_detail("the source and the destination overlap (one is inside the other)")
+        .into());
+    }
+    Ok(())
+}
+
+/// An absolute path with symlinks resolved as far as the path exists (the rest appended).
+fn resolve(p: &std::path::Path) -> std::path::PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = existing.canonicalize() {
+            return rest.iter().rev().fold(c, |acc, part| acc.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return abs,
+        }
+    }
 }
 
 fn filters(a: &FilterArgs) -> anyhow::Result<Filters> {
