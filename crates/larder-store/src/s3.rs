@@ -1075,12 +1075,21 @@ fn body_stream(body: SdkByteStream, loc: String) -> ByteStream {
             match body.try_next().await {
                 Ok(Some(b)) => Some((Ok(b), Some(body))),
                 Ok(None) => None,
-                Err(e) => Some((
-                    Err(Error::new(ErrorKind::Transient, Op::Get, loc)
-                        .with_detail("the connection failed while reading the body")
-                        .with_source(e)),
-                    None,
-                )),
+                Err(e) => {
+                    let cause = root_cause(&e);
+                    let detail = if cause.contains("throughput") {
+                        // The SDK's stalled-stream protection (S3Options::idle_timeout).
+                        format!("the body stalled: no byte arrived within the idle timeout (timed out; {cause})")
+                    } else {
+                        format!("the connection failed while reading the body: {cause}")
+                    };
+                    Some((
+                        Err(Error::new(ErrorKind::Transient, Op::Get, loc)
+                            .with_detail(detail)
+                            .with_source(e)),
+                        None,
+                    ))
+                }
             }
         }
     })

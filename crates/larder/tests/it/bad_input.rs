@@ -383,3 +383,78 @@ fn s3_a_put_answered_without_an_etag_is_checked_and_never_a_silent_success() {
         (Some(0), Some(2))
     );
 }
+
+#[test]
+fn a_download_whose_body_stalls_times_out_naming_the_key() {
+    // Enough of S3 to list one 1 MiB object, whose body stops after 1 KiB and never ends.
+    let endpoint = server(|s| {
+        let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+        let mut s = s;
+        loop {
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let first = head.lines().next().unwrap_or("").to_owned();
+            if first.contains("list-type=2") {
+                let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                    <ListBucketResult><Name>bucket</Name><Prefix>x/</Prefix><KeyCount>1</KeyCount>\
+                    <MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>\
+                    <Contents><Key>x/stalls.bin</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified>\
+                    <ETag>&quot;0123456789abcdef0123456789abcdef&quot;</ETag><Size>1048576</Size>\
+                    <StorageClass>STANDARD</StorageClass></Contents></ListBucketResult>";
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+                    xml.len()
+                );
+            } else if first.starts_with("GET") {
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\
+                      ETag: \"0123456789abcdef0123456789abcdef\"\r\n\r\n",
+                );
+                let _ = s.write_all(&[7u8; 1024]);
+                std::thread::sleep(Duration::from_secs(120));
+                return;
+            } else {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        }
+    });
+    let d = tempfile::tempdir().unwrap();
+    let dst = d.path().join("dst");
+    let started = Instant::now();
+    let out = run(larder_at(d.path(), &endpoint)
+        .args([
+            "sync",
+            "--idle-timeout",
+            "2s",
+            "--retries",
+            "0",
+            "s3://bucket/x",
+        ])
+        .arg(&dst));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("stalls.bin"))
+        .unwrap_or_else(|| panic!("an error naming the key:\n{err}"));
+    assert!(
+        line.contains("timed out") || line.contains("stalled"),
+        "{line}"
+    );
+    assert!(temps(&dst).is_empty() && !dst.join("stalls.bin").exists());
+}
