@@ -15,7 +15,7 @@ use larder_store::integrity::{etag_part_count, ChecksumAlgorithm, CompositeHashe
 use larder_store::{Entry, GetOptions, Store};
 
 use crate::compare::{Inspector, Side};
-use crate::state::MetaCache;
+use larder_index::MetaCache;
 
 const MIB: u64 = 1 << 20;
 

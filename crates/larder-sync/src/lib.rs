@@ -35,7 +35,6 @@ pub mod filter;
 pub mod inspect;
 pub mod march;
 mod queue;
-pub mod state;
 pub mod verify;
 
 use std::fmt;
@@ -49,8 +48,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use compare::{Adoption, Comparator, CompareMode, Decision, Reason};
 pub use filter::Filters;
+pub use larder_index::MetaCache;
 pub use march::{march, MarchItem, Pair};
-pub use state::MetaCache;
 pub use verify::{verify, Status, VerifyOptions, VerifyReport};
 
 /// A callback for [`Event`]s.

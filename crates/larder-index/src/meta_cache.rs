@@ -109,16 +109,7 @@ impl MetaCache {
     }
 
     fn init(conn: Connection) -> rusqlite::Result<Self> {
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            conn.execute_batch(&format!(
-                "BEGIN; {m} PRAGMA user_version = {}; COMMIT;",
-                i + 1
-            ))?;
-        }
+        let conn = crate::db::init(conn, MIGRATIONS)?;
         Ok(MetaCache {
             inner: Mutex::new(Inner {
                 conn,

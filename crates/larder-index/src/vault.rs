@@ -1,0 +1,657 @@
+//! Vaults and their remote index.
+//!
+//! A vault is a named pair (local directory, `s3://bucket/prefix/`) with a [`Policy`]. Its
+//! index holds one [`ObjectRow`] per remote object (keys relative to the vault's prefix)
+//! and an [`IndexState`]: where the rows came from and when. Bulk sources (inventory,
+//! reconcile) replace all rows in one transaction; [`Index::objects`] streams them in key
+//! byte order, as a listing would, so a sync can march over the index instead of a LIST.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+const MIGRATIONS: &[&str] = &["CREATE TABLE vaults (
+        name TEXT PRIMARY KEY,
+        local_dir TEXT NOT NULL,
+        remote TEXT NOT NULL,
+        strategy TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        created_ns INTEGER NOT NULL
+    );
+    CREATE TABLE remote_index (
+        vault TEXT NOT NULL REFERENCES vaults(name) ON DELETE CASCADE,
+        key BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        etag TEXT,
+        storage_class TEXT,
+        last_modified_ns INTEGER,
+        source TEXT NOT NULL,
+        PRIMARY KEY (vault, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE index_state (
+        vault TEXT PRIMARY KEY REFERENCES vaults(name) ON DELETE CASCADE,
+        source TEXT NOT NULL,
+        indexed_ns INTEGER NOT NULL,
+        objects INTEGER NOT NULL,
+        manifest_etag TEXT,
+        manifest_generated_ns INTEGER
+    );"];
+
+/// How a vault keeps its two sides in step (DESIGN §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// The local directory publishes to the bucket.
+    Mirror,
+    /// Both sides take changes (two-way).
+    Sync,
+    /// Remote objects are indexed; bodies are fetched on access or when planned.
+    Cache,
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mirror" => Ok(Strategy::Mirror),
+            "sync" => Ok(Strategy::Sync),
+            "cache" => Ok(Strategy::Cache),
+            _ => Err(format!("unknown strategy `{s}` (mirror, sync or cache)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Strategy::Mirror => "mirror",
+            Strategy::Sync => "sync",
+            Strategy::Cache => "cache",
+        })
+    }
+}
+
+/// Request, byte and price budgets of one sync run; `None` is unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Budgets {
+    /// LIST requests.
+    pub list: Option<u64>,
+    /// GET requests.
+    pub get: Option<u64>,
+    /// PUT requests (parts included).
+    pub put: Option<u64>,
+    /// HEAD requests.
+    pub head: Option<u64>,
+    /// DELETE requests.
+    pub delete: Option<u64>,
+    /// Bytes uploaded.
+    pub upload_bytes: Option<u64>,
+    /// Bytes downloaded.
+    pub download_bytes: Option<u64>,
+    /// Estimated price in US dollars.
+    pub price_usd: Option<f64>,
+}
+
+/// A vault's policy: how often, how fresh the index must be, budgets, conflicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Policy {
+    /// Periodic sync interval, seconds (`None`: manual only).
+    pub interval_secs: Option<u64>,
+    /// An index older than this is stale: a sync refreshes it or stalls.
+    pub max_remote_index_age_secs: u64,
+    /// Budgets per run.
+    pub budgets: Budgets,
+    /// The conflict policy of two-way sync (`keep_local`, `keep_remote`, `ask`,
+    /// `overwrite`, `keep_both`); stored for the two-way strategy.
+    pub on_sync_conflict: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            interval_secs: None,
+            max_remote_index_age_secs: 24 * 3600,
+            budgets: Budgets::default(),
+            on_sync_conflict: "ask".to_owned(),
+        }
+    }
+}
+
+/// A vault as registered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vault {
+    /// Its name.
+    pub name: String,
+    /// The local directory.
+    pub local_dir: PathBuf,
+    /// The remote, `s3://bucket/prefix/`.
+    pub remote: String,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// The policy.
+    pub policy: Policy,
+}
+
+/// Where a vault's index rows came from last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexSource {
+    /// larder's manifest under `.larder/` in the bucket.
+    Manifest,
+    /// An S3 Inventory delivery.
+    Inventory,
+    /// S3 event notifications.
+    Events,
+    /// A ListObjectsV2 pass.
+    Reconcile,
+    /// What a sync wrote and saw.
+    Sync,
+}
+
+impl IndexSource {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexSource::Manifest => "manifest",
+            IndexSource::Inventory => "inventory",
+            IndexSource::Events => "events",
+            IndexSource::Reconcile => "reconcile",
+            IndexSource::Sync => "sync",
+        }
+    }
+
+    fn parse(s: &str) -> IndexSource {
+        match s {
+            "manifest" => IndexSource::Manifest,
+            "inventory" => IndexSource::Inventory,
+            "events" => IndexSource::Events,
+            "reconcile" => IndexSource::Reconcile,
+            _ => IndexSource::Sync,
+        }
+    }
+}
+
+/// The state of a vault's index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexState {
+    /// Where the rows came from last.
+    pub source: IndexSource,
+    /// When.
+    pub indexed_at: SystemTime,
+    /// Rows in the index.
+    pub objects: u64,
+    /// The ETag of the manifest last read or written.
+    pub manifest_etag: Option<String>,
+    /// When that manifest was generated.
+    pub manifest_generated_at: Option<SystemTime>,
+}
+
+impl IndexState {
+    /// Whether the index is younger than `max_age` at `now`.
+    pub fn is_fresh(&self, max_age: Duration, now: SystemTime) -> bool {
+        now.duration_since(self.indexed_at)
+            .map_or(true, |age| age <= max_age)
+    }
+}
+
+/// One remote object in the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRow {
+    /// The key, relative to the vault's prefix.
+    pub key: String,
+    /// Its size.
+    pub size: u64,
+    /// Its ETag, without quotes.
+    pub etag: Option<String>,
+    /// Its storage class (`STANDARD`, `GLACIER`, …).
+    pub storage_class: Option<String>,
+    /// Its LastModified.
+    pub last_modified: Option<SystemTime>,
+}
+
+impl ObjectRow {
+    /// Whether its body needs a restore before it can be read (archive tiers).
+    pub fn is_archived(&self) -> bool {
+        matches!(
+            self.storage_class.as_deref(),
+            Some("GLACIER" | "DEEP_ARCHIVE" | "GLACIER_FLEXIBLE_RETRIEVAL")
+        )
+    }
+}
+
+pub(crate) fn to_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos().min(i64::MAX as u128) as i64,
+        Err(e) => -(e.duration().as_nanos().min(i64::MAX as u128) as i64),
+    }
+}
+
+pub(crate) fn from_ns(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+/// The vault database (`$LARDER_HOME/index.sqlite3`).
+#[derive(Debug)]
+pub struct Index {
+    conn: Connection,
+    path: String,
+}
+
+/// Rows per page of [`Index::objects`].
+const PAGE: usize = 1000;
+
+impl Index {
+    /// Opens (creating) the database at `path`.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be created, is not a database, or has a newer schema.
+    pub fn open(path: &Path) -> Result<Index> {
+        let shown = path.display().to_string();
+        let conn = crate::db::open(path, MIGRATIONS).map_err(|source| Error::Db {
+            path: shown.clone(),
+            source,
+        })?;
+        Ok(Index { conn, path: shown })
+    }
+
+    /// An index in memory, for tests.
+    pub fn in_memory() -> Index {
+        let conn = crate::db::init(
+            Connection::open_in_memory().expect("sqlite in memory"),
+            MIGRATIONS,
+        )
+        .expect("migrations on an empty database");
+        Index {
+            conn,
+            path: ":memory:".to_owned(),
+        }
+    }
+
+    fn db(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        |source| Error::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Registers a vault.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::VaultExists`], [`Error::Invalid`] for a name that is not
+    /// `[A-Za-z0-9_.-]{1,64}`, or a database error.
+    pub fn add_vault(&self, v: &Vault) -> Result<()> {
+        let ok = !v.name.is_empty()
+            && v.name.len() <= 64
+            && v.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !ok {
+            return Err(Error::Invalid(format!(
+                "vault name `{}`: use 1 to 64 of A-Z a-z 0-9 _ . -",
+                v.name
+            )));
+        }
+        let policy = serde_json::to_string(&v.policy).expect("policy serialises");
+        let r = self.conn.execute(
+            "INSERT INTO vaults (name, local_dir, remote, strategy, policy, created_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                v.name,
+                v.local_dir.to_string_lossy(),
+                v.remote,
+                v.strategy.to_string(),
+                policy,
+                to_ns(SystemTime::now())
+            ],
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Error::VaultExists(v.name.clone()))
+            }
+            Err(e) => Err((self.db())(e)),
+        }
+    }
+
+    /// The vault named `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoVault`] or a database error.
+    pub fn vault(&self, name: &str) -> Result<Vault> {
+        self.conn
+            .query_row(
+                "SELECT name, local_dir, remote, strategy, policy FROM vaults WHERE name = ?1",
+                params![name],
+                row_to_vault,
+            )
+            .optional()
+            .map_err(self.db())?
+            .ok_or_else(|| Error::NoVault(name.to_owned()))
+    }
+
+    /// Every vault, by name.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub fn vaults(&self) -> Result<Vec<Vault>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, local_dir, remote, strategy, policy FROM vaults ORDER BY name")
+            .map_err(self.db())?;
+        let rows = st.query_map([], row_to_vault).map_err(self.db())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.db())
+    }
+
+    /// Removes a vault and its index (not its local files, not its objects).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoVault`] or a database error.
+    pub fn remove_vault(&self, name: &str) -> Result<()> {
+        let n = self
+            .conn
+            .execute("DELETE FROM vaults WHERE name = ?1", params![name])
+            .map_err(self.db())?;
+        if n == 0 {
+            return Err(Error::NoVault(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Replaces a vault's policy and strategy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoVault`] or a database error.
+    pub fn set_policy(&self, name: &str, strategy: Strategy, policy: &Policy) -> Result<()> {
+        let json = serde_json::to_string(policy).expect("policy serialises");
+        let n = self
+            .conn
+            .execute(
+                "UPDATE vaults SET strategy = ?2, policy = ?3 WHERE name = ?1",
+                params![name, strategy.to_string(), json],
+            )
+            .map_err(self.db())?;
+        if n == 0 {
+            return Err(Error::NoVault(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Replaces every index row of `vault` with `rows`, and its state, in one transaction:
+    /// on any error (from `rows` too) the index stays exactly as it was. Returns the rows
+    /// written. Duplicate keys: the last wins.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoVault`], the first error `rows` yields, or a database error.
+    pub fn replace_objects(
+        &mut self,
+        vault: &str,
+        source: IndexSource,
+        rows: impl IntoIterator<Item = Result<ObjectRow>>,
+        manifest: Option<(String, SystemTime)>,
+    ) -> Result<u64> {
+        self.vault(vault)?;
+        let path = self.path.clone();
+        let db = |source| Error::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute("DELETE FROM remote_index WHERE vault = ?1", params![vault])
+            .map_err(db)?;
+        {
+            let mut ins = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO remote_index
+                     (vault, key, size, etag, storage_class, last_modified_ns, source)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(db)?;
+            for row in rows {
+                let r = row?;
+                ins.execute(params![
+                    vault,
+                    r.key.as_bytes(),
+                    r.size as i64,
+                    r.etag,
+                    r.storage_class,
+                    r.last_modified.map(to_ns),
+                    source.as_str()
+                ])
+                .map_err(db)?;
+            }
+        }
+        let count: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM remote_index WHERE vault = ?1",
+                params![vault],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        let (etag, generated) = match manifest {
+            Some((e, t)) => (Some(e), Some(to_ns(t))),
+            None => (None, None),
+        };
+        tx.execute(
+            "INSERT OR REPLACE INTO index_state
+             (vault, source, indexed_ns, objects, manifest_etag, manifest_generated_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                vault,
+                source.as_str(),
+                to_ns(SystemTime::now()),
+                count,
+                etag,
+                generated
+            ],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(count as u64)
+    }
+
+    /// The state of a vault's index, `None` when it was never indexed.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub fn state(&self, vault: &str) -> Result<Option<IndexState>> {
+        self.conn
+            .query_row(
+                "SELECT source, indexed_ns, objects, manifest_etag, manifest_generated_ns
+                 FROM index_state WHERE vault = ?1",
+                params![vault],
+                |r| {
+                    Ok(IndexState {
+                        source: IndexSource::parse(&r.get::<_, String>(0)?),
+                        indexed_at: from_ns(r.get(1)?),
+                        objects: r.get::<_, i64>(2)? as u64,
+                        manifest_etag: r.get(3)?,
+                        manifest_generated_at: r.get::<_, Option<i64>>(4)?.map(from_ns),
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.db())
+    }
+
+    /// A vault's index rows in key byte order, read a page at a time (memory stays flat).
+    pub fn objects<'a>(&'a self, vault: &'a str) -> impl Iterator<Item = Result<ObjectRow>> + 'a {
+        let mut after: Option<Vec<u8>> = None;
+        let mut page: std::vec::IntoIter<ObjectRow> = Vec::new().into_iter();
+        let mut done = false;
+        std::iter::from_fn(move || loop {
+            if let Some(r) = page.next() {
+                return Some(Ok(r));
+            }
+            if done {
+                return None;
+            }
+            let rows = self.page(vault, after.as_deref());
+            match rows {
+                Err(e) => {
+                    done = true;
+                    return Some(Err(e));
+                }
+                Ok(rows) => {
+                    done = rows.len() < PAGE;
+                    after = rows.last().map(|r| r.key.as_bytes().to_vec());
+                    page = rows.into_iter();
+                }
+            }
+        })
+    }
+
+    fn page(&self, vault: &str, after: Option<&[u8]>) -> Result<Vec<ObjectRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT key, size, etag, storage_class, last_modified_ns FROM remote_index
+                 WHERE vault = ?1 AND (?2 IS NULL OR key > ?2) ORDER BY key LIMIT ?3",
+            )
+            .map_err(self.db())?;
+        let rows = st
+            .query_map(params![vault, after, PAGE as i64], |r| {
+                let key: Vec<u8> = r.get(0)?;
+                Ok(ObjectRow {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    size: r.get::<_, i64>(1)? as u64,
+                    etag: r.get(2)?,
+                    storage_class: r.get(3)?,
+                    last_modified: r.get::<_, Option<i64>>(4)?.map(from_ns),
+                })
+            })
+            .map_err(self.db())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.db())
+    }
+}
+
+fn row_to_vault(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vault> {
+    let strategy: String = r.get(3)?;
+    let policy: String = r.get(4)?;
+    Ok(Vault {
+        name: r.get(0)?,
+        local_dir: PathBuf::from(r.get::<_, String>(1)?),
+        remote: r.get(2)?,
+        strategy: strategy.parse().unwrap_or(Strategy::Mirror),
+        policy: serde_json::from_str(&policy).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vault(name: &str) -> Vault {
+        Vault {
+            name: name.to_owned(),
+            local_dir: PathBuf::from("/data/site"),
+            remote: "s3://bucket/site/".to_owned(),
+            strategy: Strategy::Mirror,
+            policy: Policy::default(),
+        }
+    }
+
+    fn row(key: &str, size: u64) -> Result<ObjectRow> {
+        Ok(ObjectRow {
+            key: key.to_owned(),
+            size,
+            etag: Some(format!("{size:032x}")),
+            storage_class: Some("STANDARD".to_owned()),
+            last_modified: Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
+        })
+    }
+
+    #[test]
+    fn vaults_are_added_listed_changed_and_removed() {
+        let ix = Index::in_memory();
+        ix.add_vault(&vault("b")).unwrap();
+        ix.add_vault(&vault("a")).unwrap();
+        assert!(matches!(
+            ix.add_vault(&vault("a")),
+            Err(Error::VaultExists(_))
+        ));
+        assert!(matches!(
+            ix.add_vault(&vault("../x")),
+            Err(Error::Invalid(_))
+        ));
+        let names: Vec<String> = ix.vaults().unwrap().into_iter().map(|v| v.name).collect();
+        assert_eq!(names, ["a", "b"]);
+        let mut p = Policy::default();
+        p.budgets.put = Some(5);
+        p.interval_secs = Some(900);
+        ix.set_policy("a", Strategy::Cache, &p).unwrap();
+        let a = ix.vault("a").unwrap();
+        assert_eq!((a.strategy, a.policy), (Strategy::Cache, p));
+        ix.remove_vault("a").unwrap();
+        assert!(matches!(ix.vault("a"), Err(Error::NoVault(_))));
+        assert!(matches!(ix.remove_vault("a"), Err(Error::NoVault(_))));
+    }
+
+    #[test]
+    fn objects_replace_atomically_and_stream_in_key_byte_order() {
+        let mut ix = Index::in_memory();
+        ix.add_vault(&vault("v")).unwrap();
+        let keys = ["b", "a/b", "a-b", "a", "é", "Z"];
+        let n = ix
+            .replace_objects(
+                "v",
+                IndexSource::Reconcile,
+                keys.iter().map(|k| row(k, 1)),
+                None,
+            )
+            .unwrap();
+        assert_eq!(n, 6);
+        let got: Vec<String> = ix.objects("v").map(|r| r.unwrap().key).collect();
+        assert_eq!(
+            got,
+            ["Z", "a", "a-b", "a/b", "b", "é"],
+            "byte order, as S3 lists"
+        );
+        // A failing source leaves everything as it was.
+        let bad = vec![row("x", 1), Err(Error::Invalid("broken".into()))];
+        assert!(ix
+            .replace_objects("v", IndexSource::Inventory, bad, None)
+            .is_err());
+        assert_eq!(ix.objects("v").count(), 6);
+        let st = ix.state("v").unwrap().unwrap();
+        assert_eq!((st.source, st.objects), (IndexSource::Reconcile, 6));
+        assert!(st.is_fresh(Duration::from_secs(60), SystemTime::now()));
+        assert!(!st.is_fresh(
+            Duration::from_secs(60),
+            SystemTime::now() + Duration::from_secs(61)
+        ));
+    }
+
+    #[test]
+    fn many_objects_page_through() {
+        let mut ix = Index::in_memory();
+        ix.add_vault(&vault("v")).unwrap();
+        let rows = (0..2_500).map(|i| row(&format!("k{i:05}"), i));
+        ix.replace_objects("v", IndexSource::Reconcile, rows, None)
+            .unwrap();
+        let got: Vec<ObjectRow> = ix.objects("v").map(|r| r.unwrap()).collect();
+        assert_eq!(got.len(), 2_500);
+        assert!(got.windows(2).all(|w| w[0].key < w[1].key));
+        assert_eq!(got[1234], row("k01234", 1234).unwrap());
+    }
+}
