@@ -87,7 +87,7 @@ pub struct SyncOptions {
     pub part_size: u64,
     /// Guess a Content-Type from the key's extension when the source has none.
     pub guess_content_type: bool,
-    /// The metadata cache (see [`state`]); without one, size-mtime comparisons against
+    /// The metadata cache (see [`MetaCache`]); without one, size-mtime comparisons against
     /// objects HEAD them.
     pub cache: Option<Arc<MetaCache>>,
     /// Called for every planned or finished action.

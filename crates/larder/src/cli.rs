@@ -129,6 +129,9 @@ pub enum Command {
     Ls(LsArgs),
     /// The local content-addressed cache (npm cacache format).
     Cache(CacheArgs),
+    /// Vaults: a local directory paired with s3://bucket/prefix, with a persistent index of
+    /// the remote objects, a policy and budgets.
+    Vault(crate::vault_cmd::VaultArgs),
     /// Print shell completions.
     Completions {
         /// The shell.

@@ -25,6 +25,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         Command::Cache(c) => {
             tokio::task::spawn_blocking(move || crate::cache_cmd::run(c, g.json, g.quiet)).await?
         }
+        Command::Vault(v) => crate::vault_cmd::run(v, g.json, g.quiet).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -120,7 +121,7 @@ fn side_options(common: &S3Args, sides: &SideArgs, source: bool) -> S3Options {
 
 /// Opens a location: `s3://…` or a local path. An S3 location is checked (one HeadBucket)
 /// so a missing bucket or rejected credentials fail here, with a clear message.
-pub async fn open(
+pub(crate) async fn open(
     location: &str,
     opts: S3Options,
     symlinks: SymlinkPolicy,

@@ -9,6 +9,9 @@ pub const USAGE: i32 = 2;
 /// Done, with warnings: a verification mismatch, deletions refused, or differences found by
 /// `verify`.
 pub const WARNING: i32 = 3;
+/// Stalled: a budget (requests, bytes, price) would have been exceeded, so the run stopped
+/// before the request; what was done is recorded, the next run resumes.
+pub const STALLED: i32 = 4;
 /// Interrupted (Ctrl-C): in-flight uploads aborted, nothing half-written.
 pub const INTERRUPTED: i32 = 130;
 /// Terminated (SIGTERM): the same orderly stop as Ctrl-C.
@@ -20,5 +23,6 @@ pub const HELP: &str = "Exit codes:
   1    error (a key failed, bad credentials, missing bucket, unreachable server)
   2    invalid arguments
   3    warnings (a verification mismatch, deletions refused; `verify` found differences)
+  4    stalled: a vault budget would have been exceeded; nothing past it was sent
   130  interrupted (Ctrl-C); in-flight uploads were aborted, nothing half-written
   143  terminated (SIGTERM); the same orderly stop as Ctrl-C";

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod exit;
 mod signals;
+mod vault_cmd;
 
 use clap::Parser;
 

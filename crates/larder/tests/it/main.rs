@@ -5,6 +5,7 @@ mod cache;
 mod cli;
 mod matrix;
 mod s3;
+mod vault;
 
 use std::path::Path;
 use std::process::{Command, Output};

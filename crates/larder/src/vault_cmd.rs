@@ -1,0 +1,468 @@
+//! `larder vault …`: vaults, their policy, and their remote index (named as Vaulthalla's
+//! `vh vault …`, so its users find them).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use clap::{Args as ClapArgs, Subcommand};
+use futures::StreamExt;
+use larder_index::inventory::Delivery;
+use larder_index::{Index, IndexSource, ObjectRow, Strategy, Vault};
+use larder_store::{S3Store, S3Url, Store};
+use serde_json::json;
+
+use crate::cli::{parse_size, S3Args};
+use crate::exit;
+
+#[derive(Debug, ClapArgs)]
+pub struct VaultArgs {
+    /// Where vaults and their index live (default: $XDG_DATA_HOME/larder, else
+    /// ~/.local/share/larder).
+    #[arg(long, global = true, env = "LARDER_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    #[command(flatten)]
+    pub s3: S3Args,
+    #[command(subcommand)]
+    pub command: VaultCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Register a vault: NAME, its local directory and s3://bucket/prefix.
+    Add {
+        /// The vault's name (A-Z a-z 0-9 _ . -).
+        name: String,
+        /// The local directory.
+        local_dir: PathBuf,
+        /// The remote, s3://bucket/prefix.
+        remote: String,
+        /// mirror (local publishes to the bucket), sync (two-way) or cache (index, fetch
+        /// bodies on access).
+        #[arg(long, default_value = "mirror")]
+        strategy: Strategy,
+    },
+    /// List the vaults.
+    List,
+    /// Forget a vault and its index (its files and objects stay).
+    Rm {
+        /// The vault.
+        name: String,
+    },
+    /// Print a vault's index rows (key, size, ETag, storage class, last-modified).
+    Index {
+        /// The vault.
+        name: String,
+    },
+    /// Vault sync: policy, index state, index sources.
+    Sync {
+        #[command(subcommand)]
+        command: VaultSyncCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultSyncCommand {
+    /// The vault's policy and the state of its remote index (source, time, count, fresh or
+    /// stale, manifest), and its budgets.
+    Info {
+        /// The vault.
+        name: String,
+    },
+    /// Change the vault's policy.
+    Set(Box<SetArgs>),
+    /// Import an S3 Inventory delivery into the index: a manifest.json (beside its
+    /// manifest.checksum and data files), or a CSV (.gz allowed) with a header or --schema.
+    Inventory {
+        /// The vault.
+        name: String,
+        /// The manifest.json or CSV file.
+        #[arg(long)]
+        file: PathBuf,
+        /// The columns of a CSV without a header, e.g. bucket,key,size,last_modified_date,etag,storage_class.
+        #[arg(long)]
+        schema: Option<String>,
+    },
+    /// Rebuild the index with a ListObjectsV2 pass (one LIST per 1,000 objects). Needs
+    /// --allow-list-scan or a LIST budget on the vault.
+    Reconcile {
+        /// The vault.
+        name: String,
+        /// Allow an unbudgeted scan of the whole prefix.
+        #[arg(long)]
+        allow_list_scan: bool,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct SetArgs {
+    /// The vault.
+    pub name: String,
+    /// Strategy: mirror, sync or cache.
+    #[arg(long)]
+    pub strategy: Option<Strategy>,
+    /// Periodic sync interval (e.g. 15m; 0 for manual only).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
+    /// An index older than this is stale (e.g. 24h).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max_remote_index_age: Option<Duration>,
+    /// Conflict policy for two-way sync: keep_local, keep_remote, ask, overwrite, keep_both.
+    #[arg(long, value_parser = ["keep_local", "keep_remote", "ask", "overwrite", "keep_both"])]
+    pub on_sync_conflict: Option<String>,
+    /// LIST requests per run.
+    #[arg(long, value_name = "N")]
+    pub s3_budget_list: Option<u64>,
+    /// GET requests per run.
+    #[arg(long, value_name = "N")]
+    pub s3_budget_get: Option<u64>,
+    /// PUT requests per run.
+    #[arg(long, value_name = "N")]
+    pub s3_budget_put: Option<u64>,
+    /// HEAD requests per run.
+    #[arg(long, value_name = "N")]
+    pub s3_budget_head: Option<u64>,
+    /// DELETE requests per run.
+    #[arg(long, value_name = "N")]
+    pub s3_budget_delete: Option<u64>,
+    /// Bytes uploaded per run (e.g. 10G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub budget_upload_bytes: Option<u64>,
+    /// Bytes downloaded per run.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub budget_download_bytes: Option<u64>,
+    /// Estimated price per run, US dollars.
+    #[arg(long, value_name = "USD")]
+    pub budget_price: Option<f64>,
+}
+
+fn home(explicit: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    if let Some(d) = explicit {
+        return Ok(d.to_path_buf());
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("larder"));
+    }
+    let h = std::env::var_os("HOME").context("neither --home, LARDER_HOME nor HOME is set")?;
+    Ok(PathBuf::from(h).join(".local/share/larder"))
+}
+
+fn fmt_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+pub async fn run(a: VaultArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
+    let home = home(a.home.as_deref())?;
+    let db = home.join("index.sqlite3");
+    let mut ix = Index::open(&db)?;
+    match a.command {
+        VaultCommand::Add {
+            name,
+            local_dir,
+            remote,
+            strategy,
+        } => {
+            let url = S3Url::parse(&remote)?;
+            let local_dir = std::path::absolute(&local_dir)
+                .with_context(|| format!("the local directory `{}`", local_dir.display()))?;
+            ix.add_vault(&Vault {
+                name: name.clone(),
+                local_dir,
+                remote: url.to_string(),
+                strategy,
+                policy: Default::default(),
+            })?;
+            if !quiet {
+                eprintln!("vault `{name}` added ({strategy}, {url})");
+            }
+            Ok(exit::OK)
+        }
+        VaultCommand::List => {
+            let mut out = std::io::stdout().lock();
+            for v in ix.vaults()? {
+                let state = ix.state(&v.name)?;
+                if json {
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"name": v.name, "local_dir": v.local_dir, "remote": v.remote,
+                               "strategy": v.strategy.to_string(),
+                               "objects": state.as_ref().map(|s| s.objects)})
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:<20} {:<7} {}  ⇄  {}",
+                        v.name,
+                        v.strategy.to_string(),
+                        v.local_dir.display(),
+                        v.remote
+                    )?;
+                }
+            }
+            Ok(exit::OK)
+        }
+        VaultCommand::Rm { name } => {
+            ix.remove_vault(&name)?;
+            if !quiet {
+                eprintln!("vault `{name}` removed (its files and objects are untouched)");
+            }
+            Ok(exit::OK)
+        }
+        VaultCommand::Index { name } => {
+            ix.vault(&name)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for r in ix.objects(&name) {
+                let r = r?;
+                let lm = r.last_modified.map(fmt_time);
+                if json {
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"key": r.key, "size": r.size, "etag": r.etag,
+                               "storage_class": r.storage_class, "last_modified": lm,
+                               "archived": r.is_archived()})
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:>12}  {:<20}  {:<12}  {:<36}  {}",
+                        r.size,
+                        lm.unwrap_or_default(),
+                        r.storage_class.as_deref().unwrap_or("-"),
+                        r.etag.as_deref().unwrap_or("-"),
+                        r.key
+                    )?;
+                }
+            }
+            out.flush()?;
+            Ok(exit::OK)
+        }
+        VaultCommand::Sync { command } => match command {
+            VaultSyncCommand::Info { name } => info(&ix, &name, json),
+            VaultSyncCommand::Set(s) => set(&ix, *s, quiet),
+            VaultSyncCommand::Inventory { name, file, schema } => {
+                let v = ix.vault(&name)?;
+                let url = S3Url::parse(&v.remote)?;
+                let d = Delivery::open(&file, schema.as_deref())?;
+                d.verify()?;
+                let manifest = d.manifest.clone();
+                let n = ix.replace_objects(
+                    &name,
+                    IndexSource::Inventory,
+                    d.rows(&url.bucket, &url.prefix),
+                    manifest,
+                )?;
+                if !quiet {
+                    eprintln!("vault `{name}`: {n} objects indexed from the inventory");
+                }
+                Ok(exit::OK)
+            }
+            VaultSyncCommand::Reconcile {
+                name,
+                allow_list_scan,
+            } => reconcile(ix, &name, allow_list_scan, &a.s3, quiet).await,
+        },
+    }
+}
+
+fn info(ix: &Index, name: &str, json: bool) -> anyhow::Result<i32> {
+    let v = ix.vault(name)?;
+    let st = ix.state(name)?;
+    let max_age = Duration::from_secs(v.policy.max_remote_index_age_secs);
+    let fresh = st.as_ref().map(|s| s.is_fresh(max_age, SystemTime::now()));
+    let b = &v.policy.budgets;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "name": v.name, "local_dir": v.local_dir, "remote": v.remote,
+                "strategy": v.strategy.to_string(),
+                "interval_seconds": v.policy.interval_secs,
+                "max_remote_index_age_seconds": v.policy.max_remote_index_age_secs,
+                "on_sync_conflict": v.policy.on_sync_conflict,
+                "index": st.as_ref().map(|s| json!({
+                    "source": s.source.as_str(), "indexed_at": fmt_time(s.indexed_at),
+                    "objects": s.objects, "manifest_etag": s.manifest_etag,
+                    "manifest_generated_at": s.manifest_generated_at.map(fmt_time),
+                    "fresh": fresh,
+                })),
+                "budgets": serde_json::to_value(b).expect("budgets serialise"),
+            })
+        );
+        return Ok(exit::OK);
+    }
+    println!("vault            {}", v.name);
+    println!("local            {}", v.local_dir.display());
+    println!("remote           {}", v.remote);
+    println!("strategy         {}", v.strategy);
+    println!(
+        "interval         {}",
+        v.policy
+            .interval_secs
+            .map_or("manual".to_owned(), |s| humantime::format_duration(
+                Duration::from_secs(s)
+            )
+            .to_string())
+    );
+    println!("conflicts        {}", v.policy.on_sync_conflict);
+    match &st {
+        None => println!("remote index     none yet (import an inventory or reconcile)"),
+        Some(s) => {
+            println!(
+                "remote index     {} objects from {}, indexed {} ({}, max age {})",
+                s.objects,
+                s.source.as_str(),
+                fmt_time(s.indexed_at),
+                if fresh == Some(true) {
+                    "fresh"
+                } else {
+                    "stale"
+                },
+                humantime::format_duration(max_age)
+            );
+            if let Some(e) = &s.manifest_etag {
+                println!(
+                    "manifest         {e}, generated {}",
+                    s.manifest_generated_at.map(fmt_time).unwrap_or_default()
+                );
+            }
+        }
+    }
+    let show = |n: Option<u64>| n.map_or("unlimited".to_owned(), |n| n.to_string());
+    println!(
+        "budgets          LIST {} GET {} PUT {} HEAD {} DELETE {} | up {} down {} | price {}",
+        show(b.list),
+        show(b.get),
+        show(b.put),
+        show(b.head),
+        show(b.delete),
+        show(b.upload_bytes),
+        show(b.download_bytes),
+        b.price_usd
+            .map_or("unlimited".to_owned(), |p| format!("${p:.4}"))
+    );
+    Ok(exit::OK)
+}
+
+fn set(ix: &Index, s: SetArgs, quiet: bool) -> anyhow::Result<i32> {
+    let v = ix.vault(&s.name)?;
+    let mut p = v.policy.clone();
+    if let Some(i) = s.interval {
+        p.interval_secs = (!i.is_zero()).then_some(i.as_secs().max(1));
+    }
+    if let Some(a) = s.max_remote_index_age {
+        p.max_remote_index_age_secs = a.as_secs();
+    }
+    if let Some(c) = s.on_sync_conflict {
+        p.on_sync_conflict = c;
+    }
+    let b = &mut p.budgets;
+    for (field, value) in [
+        (&mut b.list, s.s3_budget_list),
+        (&mut b.get, s.s3_budget_get),
+        (&mut b.put, s.s3_budget_put),
+        (&mut b.head, s.s3_budget_head),
+        (&mut b.delete, s.s3_budget_delete),
+        (&mut b.upload_bytes, s.budget_upload_bytes),
+        (&mut b.download_bytes, s.budget_download_bytes),
+    ] {
+        if value.is_some() {
+            *field = value;
+        }
+    }
+    if let Some(price) = s.budget_price {
+        anyhow::ensure!(
+            price.is_finite() && price >= 0.0,
+            "--budget-price {price}: a price is a number of dollars, 0 or more"
+        );
+        b.price_usd = Some(price);
+    }
+    ix.set_policy(&s.name, s.strategy.unwrap_or(v.strategy), &p)?;
+    if !quiet {
+        eprintln!("vault `{}` updated", s.name);
+    }
+    Ok(exit::OK)
+}
+
+/// A LIST pass that rebuilds the index. Streams: rows go to the index as pages arrive, all
+/// in one transaction that only commits when the listing completed.
+async fn reconcile(
+    mut ix: Index,
+    name: &str,
+    allow: bool,
+    s3: &S3Args,
+    quiet: bool,
+) -> anyhow::Result<i32> {
+    let v = ix.vault(name)?;
+    let known = ix.state(name)?.map_or(0, |s| s.objects);
+    let estimate = known.div_ceil(1000).max(1);
+    let budget = v.policy.budgets.list;
+    if !allow && budget.is_none() {
+        anyhow::bail!(
+            "reconcile of vault `{name}` lists the whole prefix (about {estimate} LIST requests \
+             for {known} indexed objects): pass --allow-list-scan, or set a LIST budget with \
+             `larder vault sync set {name} --s3-budget-list N`"
+        );
+    }
+    if !quiet {
+        eprintln!(
+            "reconcile of vault `{name}`: about {estimate} LIST request(s) (one per 1,000 objects; {known} indexed){}",
+            budget.map_or(String::new(), |b| format!(", LIST budget {b}"))
+        );
+    }
+    let url = S3Url::parse(&v.remote)?;
+    let store = S3Store::new(url, crate::commands::s3_options(s3)).await?;
+    store.check().await?;
+    let limit = if allow { None } else { budget };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<larder_index::Result<ObjectRow>>(2048);
+    let name2 = name.to_owned();
+    let writer = tokio::task::spawn_blocking(move || {
+        ix.replace_objects(&name2, IndexSource::Reconcile, rx, None)
+    });
+    let mut list = store.list("");
+    let mut seen = 0u64;
+    let mut stalled = None;
+    while let Some(item) = list.next().await {
+        let row = match item {
+            Ok(e) => {
+                seen += 1;
+                // Page n+1 starts at object n*1000+1: that LIST would pass the budget.
+                if let Some(b) = limit {
+                    if seen > b * 1000 {
+                        stalled = Some(format!(
+                            "LIST budget {b} exhausted: the prefix holds more than {} objects",
+                            b * 1000
+                        ));
+                        let _ = tx.send(Err(larder_index::Error::Invalid("stalled".into())));
+                        break;
+                    }
+                }
+                Ok(ObjectRow {
+                    key: e.key.into_string(),
+                    size: e.size,
+                    etag: e.etag,
+                    storage_class: e.storage_class,
+                    last_modified: e.last_modified,
+                })
+            }
+            Err(e) => Err(larder_index::Error::Invalid(e.to_string())),
+        };
+        let failed = row.is_err();
+        if tx.send(row).is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    let written = writer.await?;
+    if let Some(why) = stalled {
+        eprintln!("larder: stalled: {why}; the index is unchanged");
+        return Ok(exit::STALLED);
+    }
+    let n = written?;
+    if !quiet {
+        eprintln!("vault `{name}`: {n} objects indexed by reconcile");
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,194 @@
+//! `larder vault …` through the binary: registry, policy, index from an inventory and from a
+//! reconcile against the test server, budgets refusing or stalling an unbounded scan.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::s3::larder_s3;
+use crate::*;
+
+fn vault(home: &Path) -> Command {
+    let (mut c, _) = larder_s3(home);
+    c.env("LARDER_HOME", home.join("home")).arg("vault");
+    c
+}
+
+#[test]
+fn vaults_are_added_listed_set_and_removed() {
+    let d = tempfile::tempdir().unwrap();
+    let out = run(vault(d.path())
+        .args(["add", "site"])
+        .arg(d.path().join("site"))
+        .arg("s3://bucket/site"));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(vault(d.path()).args(["add", "site", "/x", "s3://bucket/other"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    let out = run(vault(d.path()).args(["add", "bad/name", "/x", "s3://bucket/other"]));
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(vault(d.path()).args(["add", "x", "/x", "not-a-url"]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(vault(d.path()).args(["--json", "list"]));
+    let v = json_lines(&out);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["remote"], "s3://bucket/site/");
+    assert_eq!(v[0]["strategy"], "mirror");
+
+    let out = run(vault(d.path()).args([
+        "sync",
+        "set",
+        "site",
+        "--interval",
+        "15m",
+        "--max-remote-index-age",
+        "2h",
+        "--s3-budget-put",
+        "5",
+        "--budget-download-bytes",
+        "1Gi",
+        "--budget-price",
+        "0.25",
+        "--strategy",
+        "cache",
+        "--on-sync-conflict",
+        "keep_local",
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(vault(d.path()).args(["--json", "sync", "info", "site"]));
+    let info = &json_lines(&out)[0];
+    assert_eq!(info["strategy"], "cache");
+    assert_eq!(info["interval_seconds"], 900);
+    assert_eq!(info["max_remote_index_age_seconds"], 7200);
+    assert_eq!(info["on_sync_conflict"], "keep_local");
+    assert_eq!(info["budgets"]["put"], 5);
+    assert_eq!(info["budgets"]["download_bytes"], 1u64 << 30);
+    assert_eq!(info["budgets"]["price_usd"], 0.25);
+    assert!(info["index"].is_null(), "never indexed");
+    let out = run(vault(d.path()).args(["sync", "info", "site"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("none yet") && text.contains("PUT 5"),
+        "{text}"
+    );
+
+    let out = run(vault(d.path()).args(["rm", "site"]));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(vault(d.path()).args(["sync", "info", "site"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no vault named `site`"));
+}
+
+#[test]
+fn s3_reconcile_and_inventory_feed_the_index() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    write(&src.join("a.txt"), b"alpha");
+    write(&src.join("dir/b c.txt"), b"bravo");
+    write(&src.join("z.bin"), &[1u8; 3000]);
+    let (mut c, url) = larder_s3(d.path());
+    assert_eq!(
+        run(c.args(["sync", "-q"]).arg(&src).arg(&url))
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = run(vault(d.path()).args(["add", "v"]).arg(&src).arg(&url));
+    assert_eq!(out.status.code(), Some(0));
+
+    // No LIST budget and no --allow-list-scan: refused before any request, with the estimate.
+    let out = run(vault(d.path()).args(["sync", "reconcile", "v"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--allow-list-scan") && err.contains("LIST request"),
+        "{err}"
+    );
+
+    let out = run(vault(d.path()).args(["sync", "reconcile", "v", "--allow-list-scan"]));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 objects indexed"));
+    let out = run(vault(d.path()).args(["--json", "index", "v"]));
+    let rows = json_lines(&out);
+    let keys: Vec<&str> = rows.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["a.txt", "dir/b c.txt", "z.bin"]);
+    assert_eq!(rows[2]["size"], 3000);
+    assert_eq!(
+        rows[0]["etag"], "2c1743a391305fbf367df8e4f069f9f9",
+        "MD5 of `alpha`"
+    );
+    let out = run(vault(d.path()).args(["--json", "sync", "info", "v"]));
+    let info = &json_lines(&out)[0];
+    assert_eq!(info["index"]["source"], "reconcile");
+    assert_eq!(info["index"]["objects"], 3);
+    assert_eq!(info["index"]["fresh"], true);
+
+    // A LIST budget of 1 covers 1,000 objects: enough here.
+    let out = run(vault(d.path()).args(["sync", "set", "v", "--s3-budget-list", "1"]));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(vault(d.path()).args(["sync", "reconcile", "v"]));
+    assert_eq!(out.status.code(), Some(0));
+
+    // An inventory replaces the rows; one that is broken leaves them as they were.
+    let inv = d.path().join("inventory.csv");
+    let bucket = larder_testutil::s3_env().bucket;
+    let prefix = url.split_once(&format!("{bucket}/")).unwrap().1;
+    write(
+        &inv,
+        format!(
+            "Bucket,Key,Size,LastModifiedDate,ETag,StorageClass\n\
+             {bucket},{prefix}/from+inventory,7,2024-01-01T00:00:00.000Z,0123456789abcdef0123456789abcdef,GLACIER\n\
+             {bucket},elsewhere/x,1,2024-01-01T00:00:00.000Z,0123456789abcdef0123456789abcdef,STANDARD\n"
+        )
+        .as_bytes(),
+    );
+    let out = run(vault(d.path())
+        .args(["sync", "inventory", "v", "--file"])
+        .arg(&inv));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(vault(d.path()).args(["--json", "index", "v"]));
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["key"], "from inventory");
+    assert_eq!(rows[0]["archived"], true);
+    let broken = d.path().join("broken.csv");
+    write(
+        &broken,
+        format!("Bucket,Key,Size\n{bucket},{prefix}/x,not-a-size\n").as_bytes(),
+    );
+    let out = run(vault(d.path())
+        .args(["sync", "inventory", "v", "--file"])
+        .arg(&broken));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.csv") && err.contains("not-a-size") && err.contains("unchanged"),
+        "{err}"
+    );
+    let out = run(vault(d.path()).args(["--json", "index", "v"]));
+    assert_eq!(json_lines(&out).len(), 1, "unchanged");
+
+    // Past the LIST budget (1 LIST = 1,000 objects), reconcile stalls before the request
+    // that would exceed it, with its own exit code, and the index is unchanged.
+    for i in 0..1001 {
+        write(&src.join(format!("many/{i:04}")), b"m");
+    }
+    let (mut c, _) = larder_s3(d.path());
+    assert_eq!(
+        run(c.args(["sync", "-q"]).arg(&src).arg(&url))
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = run(vault(d.path()).args(["sync", "reconcile", "v"]));
+    assert_eq!(out.status.code(), Some(4), "stalled");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LIST budget 1 exhausted"), "{err}");
+    let out = run(vault(d.path()).args(["--json", "index", "v"]));
+    assert_eq!(json_lines(&out).len(), 1, "unchanged");
+    let out = run(vault(d.path()).args(["sync", "set", "v", "--s3-budget-list", "2"]));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(vault(d.path()).args(["sync", "reconcile", "v"]));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(vault(d.path()).args(["--json", "index", "v"]));
+    assert_eq!(json_lines(&out).len(), 1004);
+}
