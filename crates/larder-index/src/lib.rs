@@ -11,12 +11,15 @@
 #![warn(missing_docs)]
 
 mod db;
+pub mod events;
 pub mod inventory;
 mod meta_cache;
 pub mod vault;
 
 pub use meta_cache::{MetaCache, StateError};
-pub use vault::{Budgets, Index, IndexSource, IndexState, ObjectRow, Policy, Strategy, Vault};
+pub use vault::{
+    Budgets, EventStats, Index, IndexSource, IndexState, ObjectRow, Policy, Strategy, Vault,
+};
 
 /// What can go wrong with the vault index.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE vaults (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE vaults (
         name TEXT PRIMARY KEY,
         local_dir TEXT NOT NULL,
         remote TEXT NOT NULL,
@@ -39,7 +40,26 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE vaults (
         objects INTEGER NOT NULL,
         manifest_etag TEXT,
         manifest_generated_ns INTEGER
-    );"];
+    );",
+    // Events: the last sequencer applied per key, and tombstones (a removal remembered so an
+    // older create delivered later does not resurrect the key).
+    "ALTER TABLE remote_index ADD COLUMN sequencer TEXT;
+    ALTER TABLE remote_index ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;",
+];
+
+/// What [`Index::apply_events`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventStats {
+    /// Creations applied (rows upserted).
+    pub created: u64,
+    /// Removals applied (rows tombstoned).
+    pub removed: u64,
+    /// Events older than (or as old as) the last one applied to their key.
+    pub stale: u64,
+    /// Events of another bucket, outside the prefix, under `.larder/`, or that change
+    /// nothing (restores, tagging, test events).
+    pub ignored: u64,
+}
 
 /// How a vault keeps its two sides in step (DESIGN §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -441,7 +461,7 @@ impl Index {
         }
         let count: i64 = tx
             .query_row(
-                "SELECT COUNT(*) FROM remote_index WHERE vault = ?1",
+                "SELECT COUNT(*) FROM remote_index WHERE vault = ?1 AND deleted = 0",
                 params![vault],
                 |r| r.get(0),
             )
@@ -466,6 +486,92 @@ impl Index {
         .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(count as u64)
+    }
+
+    /// Applies S3 events to `vault`'s index (see [`crate::events`]), in one transaction.
+    /// Only events of the vault's bucket and prefix count, never keys under its `.larder/`.
+    /// The index state's time moves only when the vault was indexed before: events alone
+    /// do not make a complete index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoVault`] or a database error (then nothing was applied).
+    pub fn apply_events(
+        &mut self,
+        vault: &str,
+        events: &[crate::events::S3Event],
+    ) -> Result<EventStats> {
+        use crate::events::{sequencer_cmp, Change};
+        let v = self.vault(vault)?;
+        let (bucket, prefix) = split_remote(&v.remote);
+        let path = self.path.clone();
+        let db = |source| Error::Db {
+            path: path.clone(),
+            source,
+        };
+        let mut stats = EventStats::default();
+        let tx = self.conn.transaction().map_err(db)?;
+        for e in events {
+            let Some(rel) = e.key.strip_prefix(prefix.as_str()) else {
+                stats.ignored += 1;
+                continue;
+            };
+            if e.bucket != bucket
+                || rel.is_empty()
+                || rel.starts_with(".larder/")
+                || e.change == Change::Other
+            {
+                stats.ignored += 1;
+                continue;
+            }
+            let last: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT sequencer FROM remote_index WHERE vault = ?1 AND key = ?2",
+                    params![vault, rel.as_bytes()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            if let (Some(Some(last)), Some(seq)) = (&last, &e.sequencer) {
+                if sequencer_cmp(seq, last) != std::cmp::Ordering::Greater {
+                    stats.stale += 1;
+                    continue;
+                }
+            }
+            let (size, etag, deleted) = match &e.change {
+                Change::Created { size, etag } => (*size as i64, etag.clone(), 0),
+                _ => (0, None, 1),
+            };
+            tx.execute(
+                "INSERT OR REPLACE INTO remote_index
+                 (vault, key, size, etag, storage_class, last_modified_ns, source, sequencer, deleted)
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5, 'events', ?6, ?7)",
+                params![
+                    vault,
+                    rel.as_bytes(),
+                    size,
+                    etag,
+                    e.time.map(to_ns),
+                    e.sequencer,
+                    deleted
+                ],
+            )
+            .map_err(db)?;
+            if deleted == 1 {
+                stats.removed += 1;
+            } else {
+                stats.created += 1;
+            }
+        }
+        tx.execute(
+            "UPDATE index_state SET source = 'events', indexed_ns = ?2,
+             objects = (SELECT COUNT(*) FROM remote_index WHERE vault = ?1 AND deleted = 0)
+             WHERE vault = ?1",
+            params![vault, to_ns(SystemTime::now())],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(stats)
     }
 
     /// The state of a vault's index, `None` when it was never indexed.
@@ -525,7 +631,8 @@ impl Index {
             .conn
             .prepare_cached(
                 "SELECT key, size, etag, storage_class, last_modified_ns FROM remote_index
-                 WHERE vault = ?1 AND (?2 IS NULL OR key > ?2) ORDER BY key LIMIT ?3",
+                 WHERE vault = ?1 AND deleted = 0 AND (?2 IS NULL OR key > ?2)
+                 ORDER BY key LIMIT ?3",
             )
             .map_err(self.db())?;
         let rows = st
@@ -542,6 +649,15 @@ impl Index {
             .map_err(self.db())?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.db())
+    }
+}
+
+/// `s3://bucket/prefix/` → (`bucket`, `prefix/`).
+fn split_remote(remote: &str) -> (String, String) {
+    let rest = remote.strip_prefix("s3://").unwrap_or(remote);
+    match rest.split_once('/') {
+        Some((b, p)) => (b.to_owned(), p.to_owned()),
+        None => (rest.to_owned(), String::new()),
     }
 }
 

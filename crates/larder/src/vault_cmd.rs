@@ -84,6 +84,15 @@ pub enum VaultSyncCommand {
         #[arg(long)]
         schema: Option<String>,
     },
+    /// Apply S3 Event Notifications to the index: S3 messages, JSON arrays or lines, `aws sqs
+    /// receive-message` output, Lambda SQS/SNS events, SNS envelopes, EventBridge events.
+    Events {
+        /// The vault.
+        name: String,
+        /// The file of events.
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Rebuild the index with a ListObjectsV2 pass (one LIST per 1,000 objects). Needs
     /// --allow-list-scan or a LIST budget on the vault.
     Reconcile {
@@ -256,6 +265,30 @@ pub async fn run(a: VaultArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
                 )?;
                 if !quiet {
                     eprintln!("vault `{name}`: {n} objects indexed from the inventory");
+                }
+                Ok(exit::OK)
+            }
+            VaultSyncCommand::Events { name, file } => {
+                ix.vault(&name)?;
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read `{}`", file.display()))?;
+                let events = larder_index::events::parse(&file.display().to_string(), &text)?;
+                let st = ix.apply_events(&name, &events)?;
+                if json {
+                    println!(
+                        "{}",
+                        json!({"created": st.created, "removed": st.removed,
+                               "stale": st.stale, "ignored": st.ignored})
+                    );
+                } else if !quiet {
+                    eprintln!(
+                        "vault `{name}`: {} events: {} created, {} removed, {} stale (an older sequencer), {} ignored",
+                        events.len(),
+                        st.created,
+                        st.removed,
+                        st.stale,
+                        st.ignored
+                    );
                 }
                 Ok(exit::OK)
             }

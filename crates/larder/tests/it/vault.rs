@@ -192,3 +192,49 @@ fn s3_reconcile_and_inventory_feed_the_index() {
     let out = run(vault(d.path()).args(["--json", "index", "v"]));
     assert_eq!(json_lines(&out).len(), 1004);
 }
+
+#[test]
+fn events_files_update_the_index() {
+    let d = tempfile::tempdir().unwrap();
+    let out = run(vault(d.path()).args(["add", "v", "/tmp/v", "s3://bkt/site"]));
+    assert_eq!(out.status.code(), Some(0));
+    let rec = |name: &str, key: &str, seq: &str| {
+        format!(
+            r#"{{"eventName":"{name}","eventTime":"2024-03-01T12:00:00.000Z","s3":{{"bucket":{{"name":"bkt"}},"object":{{"key":"{key}","size":3,"eTag":"abc","sequencer":"{seq}"}}}}}}"#
+        )
+    };
+    let file = d.path().join("events.jsonl");
+    write(
+        &file,
+        format!(
+            "{{\"Records\":[{}]}}\n{{\"Records\":[{},{}]}}\n",
+            rec("ObjectCreated:Put", "site/a", "02"),
+            rec("ObjectRemoved:Delete", "site/a", "01"),
+            rec("ObjectCreated:Put", "site/.larder/manifest", "09")
+        )
+        .as_bytes(),
+    );
+    let out = run(vault(d.path())
+        .args(["--json", "sync", "events", "v", "--file"])
+        .arg(&file));
+    assert_eq!(out.status.code(), Some(0));
+    let s = &json_lines(&out)[0];
+    assert_eq!(
+        (
+            s["created"].as_u64(),
+            s["stale"].as_u64(),
+            s["ignored"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    let out = run(vault(d.path()).args(["--json", "index", "v"]));
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["key"], "a");
+    write(&file, b"{\"not\": \"an event\"}");
+    let out = run(vault(d.path())
+        .args(["sync", "events", "v", "--file"])
+        .arg(&file));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("events.jsonl"));
+}
