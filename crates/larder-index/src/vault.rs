@@ -447,6 +447,9 @@ impl Index {
                 .map_err(db)?;
             for row in rows {
                 let r = row?;
+                if r.key.starts_with(crate::manifest::RESERVED_PREFIX) {
+                    continue; // the vault's own (its manifest): never indexed
+                }
                 ins.execute(params![
                     vault,
                     r.key.as_bytes(),
@@ -572,6 +575,117 @@ impl Index {
         .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(stats)
+    }
+
+    /// Records what a sync did: `upserts` written (key, size, ETag) and `removed` keys, in
+    /// one transaction; the state's source becomes `sync` and its time now. Returns the
+    /// rows the index then holds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoVault`] or a database error (then nothing was recorded).
+    pub fn record_sync(
+        &mut self,
+        vault: &str,
+        upserts: &[(String, u64, Option<String>)],
+        removed: &[String],
+    ) -> Result<u64> {
+        self.vault(vault)?;
+        let path = self.path.clone();
+        let db = |source| Error::Db {
+            path: path.clone(),
+            source,
+        };
+        let now = to_ns(SystemTime::now());
+        let tx = self.conn.transaction().map_err(db)?;
+        for (key, size, etag) in upserts {
+            tx.execute(
+                "INSERT OR REPLACE INTO remote_index
+                 (vault, key, size, etag, storage_class, last_modified_ns, source, sequencer, deleted)
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5, 'sync', NULL, 0)",
+                params![vault, key.as_bytes(), *size as i64, etag, now],
+            )
+            .map_err(db)?;
+        }
+        for key in removed {
+            tx.execute(
+                "DELETE FROM remote_index WHERE vault = ?1 AND key = ?2",
+                params![vault, key.as_bytes()],
+            )
+            .map_err(db)?;
+        }
+        let count: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM remote_index WHERE vault = ?1 AND deleted = 0",
+                params![vault],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        tx.execute(
+            "INSERT INTO index_state (vault, source, indexed_ns, objects) VALUES (?1, 'sync', ?2, ?3)
+             ON CONFLICT(vault) DO UPDATE SET source = 'sync', indexed_ns = ?2, objects = ?3",
+            params![vault, now, count],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(count as u64)
+    }
+
+    /// Records the manifest now in the bucket (its ETag and generation time) and marks the
+    /// index as current: the conditional GET of the next sync compares against it.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub fn record_manifest(&self, vault: &str, etag: &str, generated: SystemTime) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE index_state SET manifest_etag = ?2, manifest_generated_ns = ?3,
+                 indexed_ns = ?4 WHERE vault = ?1",
+                params![vault, etag, to_ns(generated), to_ns(SystemTime::now())],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// Marks the index as checked now (the manifest's ETag was unchanged).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub fn touch(&self, vault: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE index_state SET indexed_ns = ?2 WHERE vault = ?1",
+                params![vault, to_ns(SystemTime::now())],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// One index row.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub fn object(&self, vault: &str, key: &str) -> Result<Option<ObjectRow>> {
+        self.conn
+            .query_row(
+                "SELECT size, etag, storage_class, last_modified_ns FROM remote_index
+                 WHERE vault = ?1 AND key = ?2 AND deleted = 0",
+                params![vault, key.as_bytes()],
+                |r| {
+                    Ok(ObjectRow {
+                        key: key.to_owned(),
+                        size: r.get::<_, i64>(0)? as u64,
+                        etag: r.get(1)?,
+                        storage_class: r.get(2)?,
+                        last_modified: r.get::<_, Option<i64>>(3)?.map(from_ns),
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.db())
     }
 
     /// The state of a vault's index, `None` when it was never indexed.

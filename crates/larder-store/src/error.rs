@@ -27,6 +27,8 @@ pub enum ErrorKind {
     Unsupported,
     /// A requested range starts past the end of the object.
     InvalidRange,
+    /// A conditional read found the object unchanged (`If-None-Match`, HTTP 304).
+    NotModified,
     /// A network failure, timeout, throttling or server error: trying again may help.
     Transient,
     /// A local I/O failure.
@@ -47,6 +49,7 @@ impl ErrorKind {
             ErrorKind::InvalidConfig => "invalid configuration",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::InvalidRange => "invalid range",
+            ErrorKind::NotModified => "not modified",
             ErrorKind::Transient => "transient failure",
             ErrorKind::Io => "i/o error",
             ErrorKind::Other => "error",

@@ -34,6 +34,7 @@ pub mod integrity;
 pub mod key;
 pub mod local;
 pub mod memory;
+pub mod meter;
 pub mod s3;
 mod types;
 pub mod wrap;

@@ -132,6 +132,16 @@ impl Store for MemoryStore {
                 );
             }
         }
+        if let Some(etag) = &opts.if_none_match {
+            if obj.meta.etag.as_deref() == Some(integrity::normalize_etag(etag).as_str()) {
+                return Err(Error::new(
+                    ErrorKind::NotModified,
+                    Op::Get,
+                    self.location(key.as_str()),
+                )
+                .with_detail("not modified (ETag matches If-None-Match)"));
+            }
+        }
         let size = obj.data.len() as u64;
         let range = match &opts.range {
             None => 0..size,

@@ -205,6 +205,8 @@ pub struct S3Options {
     /// How long a body may stall (no byte up or down) before the transfer fails (default
     /// 60 s; at least 1 s).
     pub idle_timeout: std::time::Duration,
+    /// Counts every request sent, and refuses those past its limits (budgets).
+    pub meter: Option<Arc<crate::meter::RequestMeter>>,
 }
 
 impl Default for S3Options {
@@ -227,6 +229,7 @@ impl Default for S3Options {
             connect_timeout: std::time::Duration::from_secs(10),
             read_timeout: std::time::Duration::from_secs(60),
             idle_timeout: std::time::Duration::from_secs(60),
+            meter: None,
         }
     }
 }
@@ -257,6 +260,65 @@ impl fmt::Debug for S3Store {
 impl fmt::Display for S3Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.inner.url, f)
+    }
+}
+
+/// The kind of the request in flight, from `read_before_transmit` to `read_after_transmit`.
+#[derive(Debug, Clone)]
+struct SentKind(crate::meter::RequestKind);
+
+impl aws_smithy_types::config_bag::Storable for SentKind {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+/// Feeds a [`crate::meter::RequestMeter`] every request just before it is sent (each retry
+/// too), and stops the ones it refuses.
+#[derive(Debug)]
+struct MeterInterceptor(Arc<crate::meter::RequestMeter>);
+
+impl aws_sdk_s3::config::Intercept for MeterInterceptor {
+    fn name(&self) -> &'static str {
+        "larder-request-meter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_sdk_s3::config::RuntimeComponents,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> std::result::Result<(), aws_sdk_s3::error::BoxError> {
+        let req = ctx.request();
+        let kind = crate::meter::RequestKind::classify(req.method(), req.uri());
+        cfg.interceptor_state().store_put(SentKind(kind));
+        let body = req
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        self.0.admit(kind, body).map_err(|why| why.into())
+    }
+
+    fn read_after_transmit(
+        &self,
+        ctx: &aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _rc: &aws_sdk_s3::config::RuntimeComponents,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> std::result::Result<(), aws_sdk_s3::error::BoxError> {
+        let resp = ctx.response();
+        // Only a GET's body is data out (a HEAD's Content-Length is the object's size).
+        let get = cfg
+            .load::<SentKind>()
+            .is_some_and(|k| k.0 == crate::meter::RequestKind::Get);
+        if get && resp.status().is_success() {
+            if let Some(n) = resp
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                self.0.downloaded(n);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -342,6 +404,9 @@ impl S3Store {
             );
         if sdk.region().is_none() {
             conf = conf.region(aws_config::Region::new("us-east-1"));
+        }
+        if let Some(m) = &opts.meter {
+            conf = conf.interceptor(MeterInterceptor(m.clone()));
         }
         let endpoint = match &opts.endpoint_url {
             Some(e) => format!("`{e}`"),
@@ -737,7 +802,12 @@ impl S3Store {
             .bucket(&i.url.bucket)
             .key(self.full_key(key.as_str()))
             .set_range(range)
-            .set_if_match(if_match.or_else(|| opts.if_match.clone()));
+            .set_if_match(if_match.or_else(|| opts.if_match.clone()))
+            .set_if_none_match(
+                opts.if_none_match
+                    .as_ref()
+                    .map(|e| format!("\"{}\"", normalize_etag(e))),
+            );
         if opts.checksum {
             req = req.checksum_mode(ChecksumMode::Enabled);
         }
@@ -1583,6 +1653,7 @@ fn kind_of_code(code: &str, status: u16) -> ErrorKind {
         _ => match status {
             404 => ErrorKind::NotFound,
             401 | 403 => ErrorKind::PermissionDenied,
+            304 => ErrorKind::NotModified,
             412 => ErrorKind::Conflict,
             416 => ErrorKind::InvalidRange,
             408 | 429 | 500..=599 => ErrorKind::Transient,

@@ -123,6 +123,9 @@ pub struct GetOptions {
     pub size_hint: Option<u64>,
     /// Fail unless the object's ETag is this one (S3 `If-Match`).
     pub if_match: Option<String>,
+    /// Fail with [`crate::ErrorKind::NotModified`] when the object's ETag is still this one
+    /// (S3 `If-None-Match`): a refresh that costs one request and no body.
+    pub if_none_match: Option<String>,
 }
 
 /// Options of [`Store::put`](crate::Store::put).

@@ -216,6 +216,19 @@ fn filters(a: &FilterArgs) -> anyhow::Result<Filters> {
     Ok(f)
 }
 
+/// The metadata cache in the state directory; `None` (with a warning) when it cannot be
+/// opened, which costs HEADs and hashes, never correctness.
+pub(crate) fn meta_cache(explicit: Option<&std::path::Path>) -> Option<Arc<MetaCache>> {
+    let d = state_dir(explicit)?;
+    match MetaCache::open(&d.join("meta.sqlite3")) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            tracing::warn!("{e}; going on without it");
+            None
+        }
+    }
+}
+
 fn state_dir(explicit: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
     if let Some(d) = explicit {
         return Some(d.to_path_buf());
@@ -257,16 +270,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
     let cache = if a.no_cache {
         None
     } else {
-        match state_dir(a.state_dir.as_deref()) {
-            Some(d) => match MetaCache::open(&d.join("meta.sqlite3")) {
-                Ok(c) => Some(Arc::new(c)),
-                Err(e) => {
-                    tracing::warn!("{e}; going on without it");
-                    None
-                }
-            },
-            None => None,
-        }
+        meta_cache(a.state_dir.as_deref())
     };
 
     let interactive = !json && !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());

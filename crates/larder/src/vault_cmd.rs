@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -55,10 +56,15 @@ pub enum VaultCommand {
         /// The vault.
         name: String,
     },
-    /// Vault sync: policy, index state, index sources.
+    /// Sync the vault (`vault sync NAME`; strategy mirror: the local directory is published
+    /// to the bucket, planned against the index, within the budgets), or manage its policy
+    /// and index (`vault sync info|set|dry-run|inventory|events|reconcile NAME`).
+    #[command(args_conflicts_with_subcommands = true)]
     Sync {
         #[command(subcommand)]
-        command: VaultSyncCommand,
+        command: Option<VaultSyncCommand>,
+        /// The vault to sync.
+        name: Option<String>,
     },
 }
 
@@ -72,6 +78,22 @@ pub enum VaultSyncCommand {
     },
     /// Change the vault's policy.
     Set(Box<SetArgs>),
+    /// Plan a sync and print it with its requests per kind, bytes and price. From the local
+    /// index alone by default: no request at all (refuses without a usable index).
+    DryRun {
+        /// The vault.
+        name: String,
+        /// Refresh the index first (one conditional GET of the manifest; a LIST only
+        /// within the LIST budget).
+        #[arg(long, visible_alias = "refresh-remote-index")]
+        refresh_index: bool,
+        /// Leave prices out.
+        #[arg(long)]
+        no_pricing: bool,
+        /// Accepted for Vaulthalla users: the price table is local (no request).
+        #[arg(long, hide = true)]
+        refresh_pricing: bool,
+    },
     /// Import an S3 Inventory delivery into the index: a manifest.json (beside its
     /// manifest.checksum and data files), or a CSV (.gz allowed) with a header or --schema.
     Inventory {
@@ -248,8 +270,41 @@ pub async fn run(a: VaultArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
             out.flush()?;
             Ok(exit::OK)
         }
-        VaultCommand::Sync { command } => match command {
+        VaultCommand::Sync {
+            command: None,
+            name: Some(name),
+        } => {
+            drop(ix);
+            run_vault_sync(&db, &name, false, true, true, &a.s3, json, quiet).await
+        }
+        VaultCommand::Sync {
+            command: None,
+            name: None,
+        } => anyhow::bail!("`larder vault sync` needs a vault name or a subcommand (see --help)"),
+        VaultCommand::Sync {
+            command: Some(command),
+            ..
+        } => match command {
             VaultSyncCommand::Info { name } => info(&ix, &name, json),
+            VaultSyncCommand::DryRun {
+                name,
+                refresh_index,
+                no_pricing,
+                refresh_pricing: _,
+            } => {
+                drop(ix);
+                run_vault_sync(
+                    &db,
+                    &name,
+                    true,
+                    refresh_index,
+                    !no_pricing,
+                    &a.s3,
+                    json,
+                    quiet,
+                )
+                .await
+            }
             VaultSyncCommand::Set(s) => set(&ix, *s, quiet),
             VaultSyncCommand::Inventory { name, file, schema } => {
                 let v = ix.vault(&name)?;
@@ -498,4 +553,161 @@ async fn reconcile(
         eprintln!("vault `{name}`: {n} objects indexed by reconcile");
     }
     Ok(exit::OK)
+}
+
+/// `vault sync NAME` and `vault sync dry-run NAME`.
+#[allow(clippy::too_many_arguments)]
+async fn run_vault_sync(
+    db: &std::path::Path,
+    name: &str,
+    dry_run: bool,
+    refresh: bool,
+    pricing: bool,
+    s3: &S3Args,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<i32> {
+    use larder_store::meter::{Limits, RequestKind, RequestMeter};
+    use larder_sync::vault::{vault_sync, VaultSyncOptions};
+    let v = Index::open(db)?.vault(name)?;
+    anyhow::ensure!(
+        v.strategy == Strategy::Mirror,
+        "vault `{name}` has strategy {}: only mirror is built so far (two-way sync and the cache strategy are issue #8)",
+        v.strategy
+    );
+    let b = &v.policy.budgets;
+    let limits = Limits {
+        upload_bytes: b.upload_bytes,
+        price_usd: b.price_usd,
+        ..Limits::default()
+    }
+    .with(RequestKind::List, b.list)
+    .with(RequestKind::Get, b.get)
+    .with(RequestKind::Head, b.head)
+    .with(RequestKind::Put, b.put)
+    .with(RequestKind::Delete, b.delete);
+    let pricing_table = limits.pricing;
+    let meter = Arc::new(RequestMeter::new(limits));
+    let remote: Option<Arc<dyn Store>> = if refresh {
+        let mut o = crate::commands::s3_options(s3);
+        o.meter = Some(meter.clone());
+        let store = S3Store::new(S3Url::parse(&v.remote)?, o).await?;
+        store.check().await?;
+        Some(Arc::new(store))
+    } else {
+        None
+    };
+    let cache = crate::commands::meta_cache(None);
+    let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
+    let o2 = out.clone();
+    let on_event: larder_sync::EventHandler = Arc::new(move |e: &larder_sync::Event| {
+        let mut out = o2.lock().expect("stdout lock");
+        match e {
+            larder_sync::Event::Done {
+                action,
+                key,
+                size,
+                reason,
+                ..
+            } => {
+                if *action == larder_sync::Action::Skip
+                    && !matches!(reason, larder_sync::Reason::Adopted(_))
+                {
+                    return;
+                }
+                if json {
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        json!({"event": action.to_string(), "key": key, "size": size,
+                               "reason": reason.to_string(), "dry_run": dry_run})
+                    );
+                } else if !quiet {
+                    let _ = writeln!(
+                        out,
+                        "{:<8} {size:>12}  {key}  ({reason})",
+                        action.to_string()
+                    );
+                }
+            }
+            larder_sync::Event::Failed { key, error } => {
+                if json {
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        json!({"event": "error", "key": key, "error": error})
+                    );
+                } else {
+                    eprintln!("larder: error: {error}");
+                }
+            }
+        }
+    });
+    let r = vault_sync(VaultSyncOptions {
+        index_path: db.to_path_buf(),
+        vault: v,
+        remote,
+        meter,
+        dry_run,
+        part_size: 8 << 20,
+        multipart_threshold: 8 << 20,
+        pricing: pricing_table,
+        cache,
+        on_event: Some(on_event),
+    })
+    .await?;
+    let p = &r.plan;
+    let price = |usd: f64| {
+        if pricing {
+            format!("${usd:.6}")
+        } else {
+            "-".to_owned()
+        }
+    };
+    let failed = r.sync.as_ref().map_or(0, |s| s.errors.len());
+    if json {
+        let req = |q: &larder_store::meter::Requests| json!({"list": q.list, "get": q.get, "head": q.head, "put": q.put, "delete": q.delete});
+        println!(
+            "{}",
+            json!({
+                "event": "summary", "vault": name, "dry_run": dry_run, "index": r.index,
+                "plan": {"uploads": p.uploads, "upload_bytes": p.upload_bytes, "deletes": p.deletes,
+                         "unchanged": p.unchanged, "requests": req(&p.requests),
+                         "price_usd": pricing.then_some(p.price_usd)},
+                "sent": req(&r.sent), "spent_usd": pricing.then_some(r.spent_usd),
+                "transferred": r.sync.as_ref().map(|s| s.uploaded),
+                "deleted": r.sync.as_ref().map(|s| s.deleted),
+                "errors": failed, "stalled": r.stalled, "published_manifest": r.published,
+            })
+        );
+    } else if !quiet {
+        let q = &p.requests;
+        eprintln!(
+            "plan: {} upload(s) ({} bytes), {} delete(s), {} unchanged | requests LIST {} GET {} HEAD {} PUT {} DELETE {} | {} | index: {}",
+            p.uploads, p.upload_bytes, p.deletes, p.unchanged, q.list, q.get, q.head, q.put, q.delete,
+            price(p.price_usd), r.index
+        );
+        if !dry_run {
+            let s = &r.sent;
+            eprintln!(
+                "sent: LIST {} GET {} HEAD {} PUT {} DELETE {} | {}{}",
+                s.list,
+                s.get,
+                s.head,
+                s.put,
+                s.delete,
+                price(r.spent_usd),
+                if r.published {
+                    " | manifest published"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if let Some(why) = &r.stalled {
+        eprintln!("larder: stalled: {why}");
+        return Ok(exit::STALLED);
+    }
+    Ok(if failed > 0 { exit::ERROR } else { exit::OK })
 }

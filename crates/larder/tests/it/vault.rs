@@ -238,3 +238,139 @@ fn events_files_update_the_index() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("events.jsonl"));
 }
+
+fn vault_json(home: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = run(vault(home).arg("--json").args(args));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = json_lines(&out)
+        .into_iter()
+        .rfind(|v| v["event"] == "summary")
+        .unwrap_or_default();
+    (out.status.code(), summary, err)
+}
+
+#[test]
+fn s3_mirror_vault_syncs_from_its_index_with_budgets_and_a_manifest() {
+    let d = tempfile::tempdir().unwrap();
+    let (m1, m2) = (d.path().join("machine1"), d.path().join("machine2"));
+    let site = d.path().join("site");
+    for i in 0..20 {
+        write(
+            &site.join(format!("f{i:02}.txt")),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let (_, url) = larder_s3(&m1);
+    let out = run(vault(&m1).args(["add", "v"]).arg(&site).arg(&url));
+    assert_eq!(out.status.code(), Some(0));
+
+    // No index, no manifest, no LIST budget: it stalls instead of guessing; a dry run
+    // refuses to invent a plan.
+    let (code, _, err) = vault_json(&m1, &["sync", "v"]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("no manifest") && err.contains("reconcile"),
+        "{err}"
+    );
+    let (code, _, err) = vault_json(&m1, &["sync", "dry-run", "v"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("never indexed"), "{err}");
+
+    // Index the (empty) prefix, then: the dry run's prediction is what the run sends.
+    assert_eq!(
+        run(vault(&m1).args(["sync", "reconcile", "v", "--allow-list-scan"]))
+            .status
+            .code(),
+        Some(0)
+    );
+    let (code, dry, _) = vault_json(&m1, &["sync", "dry-run", "v", "--refresh-index"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(dry["plan"]["uploads"], 20);
+    let (code, run1, err) = vault_json(&m1, &["sync", "v"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(run1["transferred"], 20);
+    assert_eq!(run1["published_manifest"], true);
+    assert_eq!(
+        run1["sent"], dry["plan"]["requests"],
+        "prediction = what was sent"
+    );
+    assert_eq!(run1["sent"]["list"], 0, "no LIST");
+
+    // A no-op sync with a fresh index: HeadBucket and one conditional GET (304), nothing else.
+    let (code, noop, _) = vault_json(&m1, &["sync", "v"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        noop["sent"],
+        serde_json::json!({"list": 0, "get": 1, "head": 1, "put": 0, "delete": 0})
+    );
+    assert_eq!(noop["index"], "manifest unchanged");
+
+    // Another machine with an empty home plans from the manifest: no LIST, no upload.
+    let out = run(vault(&m2).args(["add", "v"]).arg(&site).arg(&url));
+    assert_eq!(out.status.code(), Some(0));
+    let (code, other, err) = vault_json(&m2, &["sync", "v"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(other["index"], "manifest (changed)");
+    assert_eq!(other["sent"]["list"], 0);
+    assert_eq!(
+        other["sent"]["put"], 0,
+        "adopted by content, nothing re-sent"
+    );
+
+    // A PUT budget of 5 with 20 changed files: at most 5 PUTs, stalled (exit 4) naming the
+    // budget; with a raised budget the next run finishes the rest.
+    for i in 0..20 {
+        write(
+            &site.join(format!("f{i:02}.txt")),
+            format!("changed {i}").as_bytes(),
+        );
+    }
+    assert_eq!(
+        run(vault(&m1).args(["sync", "set", "v", "--s3-budget-put", "5"]))
+            .status
+            .code(),
+        Some(0)
+    );
+    let (code, stalled, err) = vault_json(&m1, &["sync", "v"]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        stalled["stalled"]
+            .as_str()
+            .unwrap()
+            .starts_with("PUT budget 5 exhausted"),
+        "{stalled}"
+    );
+    assert!(stalled["sent"]["put"].as_u64().unwrap() <= 5);
+    assert!(err.contains("stalled: PUT budget 5 exhausted"), "{err}");
+    assert_eq!(
+        run(vault(&m1).args(["sync", "set", "v", "--s3-budget-put", "100"]))
+            .status
+            .code(),
+        Some(0)
+    );
+    let (code, rest, err) = vault_json(&m1, &["sync", "v"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        rest["transferred"].as_u64().unwrap() + stalled["sent"]["put"].as_u64().unwrap(),
+        20,
+        "the rest, and only the rest"
+    );
+    // Deletions are mirrored; the bucket now holds exactly the directory (and the manifest).
+    std::fs::remove_file(site.join("f00.txt")).unwrap();
+    let (code, del, _) = vault_json(&m1, &["sync", "v"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        (del["deleted"].as_u64(), del["sent"]["delete"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let (mut c, _) = larder_s3(&m1);
+    let out = run(c
+        .args(["verify", "--exclude", "/.larder/**"])
+        .arg(&site)
+        .arg(&url));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the bucket matches the directory"
+    );
+}
