@@ -309,6 +309,13 @@ pub async fn run(a: VaultArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
             VaultSyncCommand::Inventory { name, file, schema } => {
                 let v = ix.vault(&name)?;
                 let url = S3Url::parse(&v.remote)?;
+                // A delivery in a bucket is fetched first (manifest, checksum, data files),
+                // then checked exactly as a local one.
+                let fetched = tempfile::tempdir()?;
+                let file = match file.to_str().filter(|f| f.starts_with("s3://")) {
+                    Some(u) => fetch_delivery(u, fetched.path(), &a.s3).await?,
+                    None => file,
+                };
                 let d = Delivery::open(&file, schema.as_deref())?;
                 d.verify()?;
                 let manifest = d.manifest.clone();
@@ -710,4 +717,62 @@ async fn run_vault_sync(
         return Ok(exit::STALLED);
     }
     Ok(if failed > 0 { exit::ERROR } else { exit::OK })
+}
+
+/// Downloads an S3 Inventory delivery (`s3://bucket/…/manifest.json`, its
+/// `manifest.checksum`, and every data file it names, which are keys of the same bucket)
+/// under `dir`, keeping their keys as paths; returns the local manifest's path.
+async fn fetch_delivery(url: &str, dir: &std::path::Path, s3: &S3Args) -> anyhow::Result<PathBuf> {
+    let rest = url.strip_prefix("s3://").expect("an s3:// URL");
+    let (bucket, key) = rest
+        .split_once('/')
+        .filter(|(_, k)| k.ends_with(".json"))
+        .with_context(|| format!("`{url}` is not s3://bucket/…/manifest.json"))?;
+    let store = S3Store::new(
+        S3Url::parse(&format!("s3://{bucket}"))?,
+        crate::commands::s3_options(s3),
+    )
+    .await?;
+    store.check().await?;
+    let fetch = |key: String| {
+        let store = store.clone();
+        async move {
+            let k = larder_store::Key::new(key.clone())?;
+            let path = larder_store::key::key_to_relative_path(&key)
+                .map(|rel| dir.join(rel))
+                .with_context(|| format!("inventory key `{key}`"))?;
+            let got = store
+                .get(&k, Default::default())
+                .await
+                .with_context(|| format!("cannot read the inventory file `s3://{bucket}/{key}`"))?;
+            std::fs::create_dir_all(path.parent().expect("a file path"))?;
+            let mut f = std::fs::File::create(&path)?;
+            let mut body = got.body;
+            while let Some(chunk) = body.next().await {
+                f.write_all(&chunk?)?;
+            }
+            anyhow::Ok(path)
+        }
+    };
+    let manifest = fetch(key.to_owned()).await?;
+    let checksum = key
+        .rsplit_once('/')
+        .map_or("manifest.checksum".to_owned(), |(d, _)| {
+            format!("{d}/manifest.checksum")
+        });
+    if let Err(e) = fetch(checksum).await {
+        tracing::warn!("no manifest.checksum beside `{url}`: {e:#}");
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest)?)
+        .with_context(|| format!("`{url}` is not an S3 Inventory manifest"))?;
+    let keys: Vec<String> = doc["files"]
+        .as_array()
+        .with_context(|| format!("`{url}` is not an S3 Inventory manifest: no `files`"))?
+        .iter()
+        .filter_map(|f| f["key"].as_str().map(str::to_owned))
+        .collect();
+    for k in keys {
+        fetch(k).await?;
+    }
+    Ok(manifest)
 }

@@ -374,3 +374,115 @@ fn s3_mirror_vault_syncs_from_its_index_with_budgets_and_a_manifest() {
         "the bucket matches the directory"
     );
 }
+
+#[test]
+fn s3_an_inventory_delivery_is_read_from_the_bucket_that_holds_it() {
+    use std::io::Write as _;
+    let d = tempfile::tempdir().unwrap();
+    let env = larder_testutil::s3_env();
+    let uniq = larder_testutil::unique("inventory");
+    let data_key = format!("{uniq}/src-bucket/cfg/data/part-1.csv.gz");
+    let csv = format!(
+        "\"{b}\",\"site/a+b\",\"3\",\"2024-03-01T12:00:00.000Z\",\"0123456789abcdef0123456789abcdef\",\"STANDARD\"\n\
+         \"{b}\",\"site/deep\",\"4\",\"2024-03-01T12:00:00.000Z\",\"0123456789abcdef0123456789abcdef\",\"DEEP_ARCHIVE\"\n",
+        b = env.bucket
+    );
+    let mut gz = flate2_like_gzip(csv.as_bytes());
+    let root = d.path().join("delivery");
+    write(&root.join(&data_key), &gz);
+    let manifest = format!(
+        "{{\"sourceBucket\":\"{}\",\"destinationBucket\":\"arn:aws:s3:::{}\",\"version\":\"2016-11-30\",\
+          \"creationTimestamp\":\"1709337600000\",\"fileFormat\":\"CSV\",\
+          \"fileSchema\":\"Bucket, Key, Size, LastModifiedDate, ETag, StorageClass\",\
+          \"files\":[{{\"key\":\"{data_key}\",\"size\":{},\"MD5checksum\":\"{}\"}}]}}",
+        env.bucket,
+        env.bucket,
+        gz.len(),
+        md5_hex(&gz)
+    );
+    let dir = root.join(format!("{uniq}/src-bucket/cfg/2024-03-02T00-00Z"));
+    write(&dir.join("manifest.json"), manifest.as_bytes());
+    write(
+        &dir.join("manifest.checksum"),
+        md5_hex(manifest.as_bytes()).as_bytes(),
+    );
+    let (mut c, _) = larder_s3(d.path());
+    let dest = format!("s3://{}/{uniq}", env.bucket);
+    assert_eq!(
+        run(c.args(["sync", "-q"]).arg(root.join(&uniq)).arg(&dest))
+            .status
+            .code(),
+        Some(0)
+    );
+
+    let out = run(vault(d.path())
+        .args(["add", "v", "/tmp/v"])
+        .arg(format!("s3://{}/site", env.bucket)));
+    assert_eq!(out.status.code(), Some(0));
+    let url = format!("{dest}/src-bucket/cfg/2024-03-02T00-00Z/manifest.json");
+    let out = run(vault(d.path()).args(["sync", "inventory", "v", "--file", &url]));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(vault(d.path()).args(["--json", "index", "v"]));
+    let rows = json_lines(&out);
+    let keys: Vec<&str> = rows.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["a b", "deep"]);
+    assert_eq!(rows[1]["archived"], true);
+
+    // A data file changed in the bucket (same size, other bytes): refused, index unchanged.
+    let n = gz.len();
+    gz[n / 2] ^= 1;
+    write(&root.join(&data_key), &gz);
+    let (mut c, _) = larder_s3(d.path());
+    assert_eq!(
+        run(c
+            .args(["sync", "-q", "--compare", "etag"])
+            .arg(root.join(&uniq))
+            .arg(&dest))
+        .status
+        .code(),
+        Some(0)
+    );
+    let out = run(vault(d.path()).args(["sync", "inventory", "v", "--file", &url]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MD5"));
+    let out = run(vault(d.path()).args(["--json", "index", "v"]));
+    assert_eq!(json_lines(&out).len(), 2, "unchanged");
+}
+
+/// A gzip member of `data` (stored blocks: enough for a test, no extra dependency).
+fn flate2_like_gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    for (i, chunk) in data.chunks(65_535).enumerate() {
+        let last = (i + 1) * 65_535 >= data.len();
+        out.push(last as u8);
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    if data.is_empty() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    larder_store::integrity::md5_hex(data)
+}
