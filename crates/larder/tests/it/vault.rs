@@ -377,7 +377,6 @@ fn s3_mirror_vault_syncs_from_its_index_with_budgets_and_a_manifest() {
 
 #[test]
 fn s3_an_inventory_delivery_is_read_from_the_bucket_that_holds_it() {
-    use std::io::Write as _;
     let d = tempfile::tempdir().unwrap();
     let env = larder_testutil::s3_env();
     let uniq = larder_testutil::unique("inventory");
