@@ -207,6 +207,15 @@ def main():
         for tool in [t for t in tools if t != "larder"] + ["larder"]:
             run("W6", tool, TOOLS[tool](tiny, s3("w6")), 0, 0)
         run("W6b", "larder", larder(tiny, s3("w6")), 0, 0)
+        if "s3sync" in tools:
+            run("W6b", "s3sync", s3sync(tiny, s3("w6")), 0, 0)
+        # The same objects as a vault: indexed once (one LIST pass), synced once (adopted,
+        # manifest published), then the no-op that issue #7 is about: no LIST at all.
+        vault = [E["LARDER"], "-q", "vault", "--home", os.path.join(WORK, "vault-home")]
+        run("V0", "add", vault + ["add", "w6", tiny, s3("w6")], 0, 0)
+        run("V1", "reconcile", vault + ["sync", "reconcile", "w6", "--allow-list-scan"], 0, 0)
+        run("V2", "first", vault + ["sync", "w6"], 0, 0)
+        run("V3", "no-op", vault + ["sync", "w6"], 0, 0)
 
     print("\nwall time of each peer as a multiple of larder's (>1: larder is faster)")
     by = {}

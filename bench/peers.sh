@@ -5,6 +5,7 @@
 #   W1 upload N × 10 KiB            W2 download them          W3 no-op re-sync of W1
 #   W4 upload one big file          W5 download it            W7 re-sync with 1 % changed
 #   W6 no-op re-sync of M × 1 KiB that rclone uploaded (larder: first run and second run)
+#   V0-V3 the same prefix as a vault: add, reconcile (LIST), first vault sync, no-op vault sync
 #
 # Per run: wall time, client CPU (user+sys), peak RSS, and the S3 requests Garage counted
 # (its /metrics, per API call), then each peer's wall time as a ratio of larder's.

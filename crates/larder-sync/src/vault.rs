@@ -325,6 +325,7 @@ fn puts_for(size: u64, threshold: u64, part: u64) -> u64 {
 /// reached at all; budgets exhausted and stale indexes are a [`VaultReport::stalled`].
 pub async fn vault_sync(o: VaultSyncOptions) -> Result<VaultReport, VaultError> {
     let name = o.vault.name.clone();
+    let started = SystemTime::now();
     let mut report = VaultReport::default();
     let max_age = Duration::from_secs(o.vault.policy.max_remote_index_age_secs);
     let mut ix = Index::open(&o.index_path)?;
@@ -425,6 +426,7 @@ pub async fn vault_sync(o: VaultSyncOptions) -> Result<VaultReport, VaultError> 
     if report.stalled.is_some() {
         report.sent = o.meter.requests();
         report.spent_usd = o.meter.price();
+        record_run(&ix, &name, started, &report, &o.meter)?;
         return Ok(report);
     }
 
@@ -563,7 +565,43 @@ pub async fn vault_sync(o: VaultSyncOptions) -> Result<VaultReport, VaultError> 
     report.sync = Some(run);
     report.sent = o.meter.requests();
     report.spent_usd = o.meter.price();
+    record_run(&ix, &name, started, &report, &o.meter)?;
     Ok(report)
+}
+
+/// Records a real run (its outcome, counts, requests, bytes, price) in the index.
+fn record_run(
+    ix: &Index,
+    name: &str,
+    started: SystemTime,
+    r: &VaultReport,
+    meter: &RequestMeter,
+) -> Result<(), VaultError> {
+    let failed = r.sync.as_ref().map_or(0, |s| s.errors.len() as u64);
+    let (outcome, reason) = match (&r.stalled, failed) {
+        (Some(why), _) => ("stalled", Some(why.clone())),
+        (None, 0) => ("ok", None),
+        (None, n) => ("failed", Some(format!("{n} key(s) failed"))),
+    };
+    let q = &r.sent;
+    ix.record_run(
+        name,
+        &larder_index::Run {
+            started,
+            ended: SystemTime::now(),
+            outcome: outcome.to_owned(),
+            reason,
+            uploaded: r.sync.as_ref().map_or(0, |s| s.uploaded),
+            deleted: r.sync.as_ref().map_or(0, |s| s.deleted),
+            failed,
+            requests: serde_json::json!({"list": q.list, "get": q.get, "head": q.head,
+                                         "put": q.put, "delete": q.delete}),
+            upload_bytes: meter.upload_bytes(),
+            download_bytes: meter.download_bytes(),
+            price_usd: r.spent_usd,
+        },
+    )?;
+    Ok(())
 }
 
 /// Rebuilds the index with a LIST pass (within the meter's LIST budget).

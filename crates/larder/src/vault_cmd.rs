@@ -368,10 +368,21 @@ fn info(ix: &Index, name: &str, json: bool) -> anyhow::Result<i32> {
     let max_age = Duration::from_secs(v.policy.max_remote_index_age_secs);
     let fresh = st.as_ref().map(|s| s.is_fresh(max_age, SystemTime::now()));
     let b = &v.policy.budgets;
+    let runs = ix.runs(name, 5)?;
+    let run_json = |r: &larder_index::Run| {
+        json!({
+            "started": fmt_time(r.started), "ended": fmt_time(r.ended),
+            "outcome": r.outcome, "reason": r.reason, "uploaded": r.uploaded,
+            "deleted": r.deleted, "failed": r.failed, "requests": r.requests,
+            "upload_bytes": r.upload_bytes, "download_bytes": r.download_bytes,
+            "price_usd": r.price_usd,
+        })
+    };
     if json {
         println!(
             "{}",
             json!({
+                "last_runs": runs.iter().map(run_json).collect::<Vec<_>>(),
                 "name": v.name, "local_dir": v.local_dir, "remote": v.remote,
                 "strategy": v.strategy.to_string(),
                 "interval_seconds": v.policy.interval_secs,
@@ -438,6 +449,26 @@ fn info(ix: &Index, name: &str, json: bool) -> anyhow::Result<i32> {
         b.price_usd
             .map_or("unlimited".to_owned(), |p| format!("${p:.4}"))
     );
+    for (i, r) in runs.iter().enumerate() {
+        let q = &r.requests;
+        println!(
+            "{}{} {:<8} {} up, {} deleted, {} failed | LIST {} GET {} HEAD {} PUT {} DELETE {} | {} bytes up | ${:.6}{}",
+            if i == 0 { "last runs        " } else { "                 " },
+            fmt_time(r.started),
+            r.outcome,
+            r.uploaded,
+            r.deleted,
+            r.failed,
+            q["list"],
+            q["get"],
+            q["head"],
+            q["put"],
+            q["delete"],
+            r.upload_bytes,
+            r.price_usd,
+            r.reason.as_deref().map_or(String::new(), |w| format!(" | {w}"))
+        );
+    }
     Ok(exit::OK)
 }
 

@@ -373,6 +373,25 @@ fn s3_mirror_vault_syncs_from_its_index_with_budgets_and_a_manifest() {
         Some(0),
         "the bucket matches the directory"
     );
+
+    // Every run is recorded: info shows what the last ones did and spent.
+    let out = run(vault(&m1).args(["--json", "sync", "info", "v"]));
+    let runs = json_lines(&out)[0]["last_runs"].as_array().unwrap().clone();
+    assert_eq!(runs.len(), 5);
+    assert_eq!(runs[0]["outcome"], "ok");
+    assert_eq!(
+        (
+            runs[0]["deleted"].as_u64(),
+            runs[0]["requests"]["delete"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert!(runs[0]["price_usd"].as_f64().unwrap() > 0.0);
+    assert_eq!(runs[2]["outcome"], "stalled");
+    assert!(runs[2]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("PUT budget 5 exhausted"));
 }
 
 #[test]
