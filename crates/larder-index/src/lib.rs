@@ -19,7 +19,8 @@ pub mod vault;
 
 pub use meta_cache::{MetaCache, StateError};
 pub use vault::{
-    Budgets, EventStats, Index, IndexSource, IndexState, ObjectRow, Policy, Run, Strategy, Vault,
+    Budgets, EventStats, Index, IndexSource, IndexState, ObjectRow, Policy, PriceTable, Run,
+    Strategy, Vault,
 };
 
 /// What can go wrong with the vault index.

@@ -166,6 +166,9 @@ pub struct Limits {
     pub requests: [Option<u64>; 5],
     /// Bytes sent in request bodies.
     pub upload_bytes: Option<u64>,
+    /// Bytes received in GET bodies: once reached, no further GET is sent (a GET's size is
+    /// known only from its answer, so the last one admitted may pass it by its own size).
+    pub download_bytes: Option<u64>,
     /// Price in US dollars, with [`Limits::pricing`].
     pub price_usd: Option<f64>,
     /// The prices.
@@ -223,6 +226,14 @@ impl RequestMeter {
                     "{} budget {limit} exhausted: {n} {} request(s) sent, the next would pass it",
                     kind.name(),
                     kind.name()
+                ));
+            }
+        }
+        if let (RequestKind::Get, Some(limit)) = (kind, self.limits.download_bytes) {
+            let down = self.download_bytes.load(Ordering::SeqCst);
+            if down >= limit {
+                return refuse(format!(
+                    "download-bytes budget {limit} exhausted: {down} bytes received"
                 ));
             }
         }
@@ -341,5 +352,17 @@ mod tests {
             .unwrap_err()
             .contains("price budget"));
         assert!((m.price() - 0.00001).abs() < 1e-12);
+
+        let m = RequestMeter::new(Limits {
+            download_bytes: Some(100),
+            ..Limits::default()
+        });
+        assert!(m.admit(RequestKind::Get, 0).is_ok());
+        m.downloaded(100);
+        assert!(m.admit(RequestKind::Head, 0).is_ok(), "only GETs download");
+        assert!(m
+            .admit(RequestKind::Get, 0)
+            .unwrap_err()
+            .starts_with("download-bytes budget 100"));
     }
 }

@@ -166,6 +166,11 @@ pub struct SetArgs {
     /// Estimated price per run, US dollars.
     #[arg(long, value_name = "USD")]
     pub budget_price: Option<f64>,
+    /// The vault's price table, US dollars per 1,000 requests and per GB out, over the S3
+    /// Standard us-east-1 defaults: e.g. `put=0.0045,list=0.0045,get=0.00036,out_gb=0.01`;
+    /// `default` restores them.
+    #[arg(long, value_name = "TABLE")]
+    pub pricing: Option<String>,
 }
 
 fn home(explicit: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
@@ -395,6 +400,9 @@ fn info(ix: &Index, name: &str, json: bool) -> anyhow::Result<i32> {
                     "fresh": fresh,
                 })),
                 "budgets": serde_json::to_value(b).expect("budgets serialise"),
+                "pricing": serde_json::to_value(
+                    v.policy.pricing.unwrap_or(larder_index::PriceTable::S3_STANDARD_US_EAST_1)
+                ).expect("prices serialise"),
             })
         );
         return Ok(exit::OK);
@@ -505,6 +513,15 @@ fn set(ix: &Index, s: SetArgs, quiet: bool) -> anyhow::Result<i32> {
         );
         b.price_usd = Some(price);
     }
+    if let Some(t) = &s.pricing {
+        p.pricing = match t.as_str() {
+            "default" => None,
+            t => Some(
+                larder_index::PriceTable::parse(t)
+                    .map_err(|e| anyhow::anyhow!("--pricing: {e}"))?,
+            ),
+        };
+    }
     ix.set_policy(&s.name, s.strategy.unwrap_or(v.strategy), &p)?;
     if !quiet {
         eprintln!("vault `{}` updated", s.name);
@@ -614,9 +631,22 @@ async fn run_vault_sync(
         v.strategy
     );
     let b = &v.policy.budgets;
+    let t = v
+        .policy
+        .pricing
+        .unwrap_or(larder_index::PriceTable::S3_STANDARD_US_EAST_1);
     let limits = Limits {
         upload_bytes: b.upload_bytes,
+        download_bytes: b.download_bytes,
         price_usd: b.price_usd,
+        pricing: larder_store::meter::Pricing {
+            list_per_1000: t.list,
+            get_per_1000: t.get,
+            head_per_1000: t.head,
+            put_per_1000: t.put,
+            delete_per_1000: t.delete,
+            out_per_gb: t.out_gb,
+        },
         ..Limits::default()
     }
     .with(RequestKind::List, b.list)

@@ -64,6 +64,26 @@ fn vaults_are_added_listed_set_and_removed() {
     assert_eq!(info["budgets"]["download_bytes"], 1u64 << 30);
     assert_eq!(info["budgets"]["price_usd"], 0.25);
     assert!(info["index"].is_null(), "never indexed");
+    assert_eq!(
+        info["pricing"]["put"], 0.005,
+        "S3 Standard us-east-1 by default"
+    );
+    let out =
+        run(vault(d.path()).args(["sync", "set", "site", "--pricing", "put=0.0045,out_gb=0.02"]));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(vault(d.path()).args(["--json", "sync", "info", "site"]));
+    let info = &json_lines(&out)[0];
+    assert_eq!(
+        (
+            info["pricing"]["put"].as_f64(),
+            info["pricing"]["out_gb"].as_f64()
+        ),
+        (Some(0.0045), Some(0.02))
+    );
+    assert_eq!(info["pricing"]["get"], 0.0004);
+    let out = run(vault(d.path()).args(["sync", "set", "site", "--pricing", "puts=1"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown price `puts`"));
     let out = run(vault(d.path()).args(["sync", "info", "site"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
