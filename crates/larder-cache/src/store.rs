@@ -201,6 +201,7 @@ impl Store for CacheStore {
             meta: meta_of(key, &e, size),
             range,
             body: stream::once(async move { Ok(body) }).boxed(),
+            part_md5s: None,
         })
     }
 

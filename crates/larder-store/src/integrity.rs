@@ -255,6 +255,11 @@ impl CompositeHasher {
     }
 }
 
+/// The MD5 of `data`.
+pub fn md5(data: &[u8]) -> [u8; 16] {
+    Md5::digest(data).into()
+}
+
 /// The hex MD5 of `data`.
 pub fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))

@@ -54,7 +54,7 @@ pub use memory::MemoryStore;
 pub use s3::{S3Options, S3Store, S3Url};
 pub use types::{
     Body, ByteStream, Capabilities, CopyOptions, DeleteReport, Entry, GetOptions, GetRange,
-    GetResult, ObjectMeta, PutOptions, PutResult,
+    GetResult, ObjectMeta, PartMd5s, PutOptions, PutResult,
 };
 
 /// The user-metadata name under which larder records a source's modification time.

@@ -451,7 +451,12 @@ impl Store for LocalStore {
         let range = o.range;
         if let Some(data) = o.data {
             let body = futures::stream::once(async move { Ok(bytes::Bytes::from(data)) }).boxed();
-            return Ok(GetResult { meta, range, body });
+            return Ok(GetResult {
+                meta,
+                range,
+                body,
+                part_md5s: None,
+            });
         }
         let shown = path.display().to_string();
         let file = tokio::fs::File::from_std(o.file);
@@ -461,7 +466,12 @@ impl Store for LocalStore {
         )
         .map_err(move |e| Error::io(Op::Get, &shown, e))
         .boxed();
-        Ok(GetResult { meta, range, body })
+        Ok(GetResult {
+            meta,
+            range,
+            body,
+            part_md5s: None,
+        })
     }
 
     async fn put(&self, key: &Key, body: Body, opts: PutOptions) -> Result<PutResult> {

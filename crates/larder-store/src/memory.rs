@@ -156,6 +156,7 @@ impl Store for MemoryStore {
             meta,
             range,
             body: stream::once(async move { Ok(data) }).boxed(),
+            part_md5s: None,
         })
     }
 

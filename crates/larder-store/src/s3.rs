@@ -1129,6 +1129,37 @@ fn decode_listed_key(raw: &str) -> Option<String> {
         .map(|k| k.into_owned())
 }
 
+/// Parts larger than this are not read as aligned ranges (a few are held in memory at once).
+const MAX_ALIGNED_PART: u64 = 16 * MIB;
+
+/// Reads a range's body whole, checking its length.
+async fn collect_range(mut body: ByteStream, start: u64, len: u64, loc: &str) -> Result<Bytes> {
+    let mut buf = BytesMut::with_capacity(len as usize);
+    while let Some(chunk) = body.next().await {
+        buf.extend_from_slice(&chunk?);
+    }
+    if buf.len() as u64 != len {
+        return Err(
+            Error::new(ErrorKind::Integrity, Op::Get, loc).with_detail(format!(
+                "range {start}..{} returned {} bytes",
+                start + len,
+                buf.len()
+            )),
+        );
+    }
+    Ok(buf.freeze())
+}
+
+/// Hashes one part on the blocking pool (the parts in flight hash on as many cores) and
+/// records its MD5.
+async fn hash_part(buf: Bytes, index: u64, md5s: &PartMd5s) -> Result<Bytes> {
+    let (b, m) = (buf.clone(), md5s.clone());
+    tokio::task::spawn_blocking(move || m.insert(index, integrity::md5(&b)))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Other, Op::Get, "part hash").with_source(e))?;
+    Ok(buf)
+}
+
 /// Parses `bytes START-END/TOTAL`.
 fn parse_content_range(s: &str) -> Option<(u64, u64, u64)> {
     let s = s.trim().strip_prefix("bytes ")?;
@@ -1277,6 +1308,12 @@ impl Store for S3Store {
             && opts
                 .size_hint
                 .is_some_and(|s| s >= i.opts.get_parallel_threshold);
+        // Ranges aligned to the object's parts, each hashed on its own, when asked for and
+        // the parts are small enough to hold a few in memory.
+        let aligned = opts
+            .part_md5s
+            .filter(|p| parallel && (MIB..=MAX_ALIGNED_PART).contains(p));
+        let step = aligned.unwrap_or(i.opts.get_part_size);
         let header = match &opts.range {
             Some(GetRange::Bounded(r)) if r.start >= r.end => {
                 return Err(Error::new(ErrorKind::InvalidRange, Op::Get, loc)
@@ -1284,7 +1321,7 @@ impl Store for S3Store {
             }
             Some(GetRange::Bounded(r)) => Some(format!("bytes={}-{}", r.start, r.end - 1)),
             Some(GetRange::From(s)) => Some(format!("bytes={s}-")),
-            None if parallel => Some(format!("bytes=0-{}", i.opts.get_part_size - 1)),
+            None if parallel => Some(format!("bytes=0-{}", step - 1)),
             None => None,
         };
         let out = self.get_range(key, header, &opts, None).await?;
@@ -1310,29 +1347,44 @@ impl Store for S3Store {
                 }
             };
         }
-        let first = body_stream(out.body, loc.clone());
+        let md5s = aligned.map(|_| PartMd5s::default());
+        let first_body = body_stream(out.body, loc.clone());
+        let first: ByteStream = match &md5s {
+            // Part 0 is read and hashed like the others, so no part is hashed serially.
+            Some(m) => {
+                let (m, loc, len) = (m.clone(), loc.clone(), range.end - range.start);
+                stream::once(async move {
+                    let buf = collect_range(first_body, 0, len, &loc).await?;
+                    hash_part(buf, 0, &m).await
+                })
+                .boxed()
+            }
+            None => first_body,
+        };
         if !parallel || range.end >= total {
             let range = if parallel { 0..total } else { range };
             return Ok(GetResult {
                 meta,
                 range,
                 body: first,
+                part_md5s: md5s,
             });
         }
         // Parallel ranged GETs for the rest, pinned to the first response's ETag.
         let etag = meta.etag.clone();
-        let step = i.opts.get_part_size;
         let ranges: Vec<(u64, u64)> = (range.end..total)
             .step_by(step as usize)
             .map(|s| (s, (s + step).min(total)))
             .collect();
         let this = self.clone();
         let key2 = key.clone();
+        let md5s2 = md5s.clone();
         let rest = stream::iter(ranges)
             .map(move |(s, e)| {
                 let this = this.clone();
                 let key = key2.clone();
                 let etag = etag.clone();
+                let md5s = md5s2.clone();
                 tokio::spawn(async move {
                     let loc = this.location(key.as_str());
                     let out = this
@@ -1343,16 +1395,12 @@ impl Store for S3Store {
                             etag.map(|e| format!("\"{e}\"")),
                         )
                         .await?;
-                    let mut body = body_stream(out.body, loc.clone());
-                    let mut buf = BytesMut::with_capacity((e - s) as usize);
-                    while let Some(chunk) = body.next().await {
-                        buf.extend_from_slice(&chunk?);
+                    let buf =
+                        collect_range(body_stream(out.body, loc.clone()), s, e - s, &loc).await?;
+                    match &md5s {
+                        Some(m) => hash_part(buf, s / step, m).await,
+                        None => Ok(buf),
                     }
-                    if buf.len() as u64 != e - s {
-                        return Err(Error::new(ErrorKind::Integrity, Op::Get, loc)
-                            .with_detail(format!("range {s}..{e} returned {} bytes", buf.len())));
-                    }
-                    Ok(buf.freeze())
                 })
             })
             .buffered(i.opts.get_parts_in_flight)
@@ -1364,6 +1412,7 @@ impl Store for S3Store {
             meta,
             range: 0..total,
             body: first.chain(rest).boxed(),
+            part_md5s: md5s,
         })
     }
 

@@ -126,6 +126,29 @@ pub struct GetOptions {
     /// Fail with [`crate::ErrorKind::NotModified`] when the object's ETag is still this one
     /// (S3 `If-None-Match`): a refresh that costs one request and no body.
     pub if_none_match: Option<String>,
+    /// Read in ranges aligned to parts of this size and compute each part's MD5 as it
+    /// arrives, on the blocking pool, in parallel ([`GetResult::part_md5s`]): a multipart
+    /// ETag is then verified without a serial MD5 pass over the whole body. Backends that
+    /// cannot leave [`GetResult::part_md5s`] empty; so does a read too small to split.
+    pub part_md5s: Option<u64>,
+}
+
+/// The MD5 of each part of a read, by part index; complete once the body has ended.
+#[derive(Debug, Clone, Default)]
+pub struct PartMd5s(std::sync::Arc<std::sync::Mutex<BTreeMap<u64, [u8; 16]>>>);
+
+impl PartMd5s {
+    /// Records part `index`'s MD5.
+    pub fn insert(&self, index: u64, md5: [u8; 16]) {
+        self.0.lock().expect("part md5s lock").insert(index, md5);
+    }
+
+    /// The MD5s in part order, when parts 0..n are all there.
+    pub fn in_order(&self) -> Option<Vec<[u8; 16]>> {
+        let m = self.0.lock().expect("part md5s lock");
+        let ok = m.keys().enumerate().all(|(i, k)| i as u64 == *k);
+        ok.then(|| m.values().copied().collect())
+    }
 }
 
 /// Options of [`Store::put`](crate::Store::put).
@@ -272,6 +295,9 @@ pub struct GetResult {
     pub range: Range<u64>,
     /// The bytes.
     pub body: ByteStream,
+    /// Per-part MD5s, when asked for with [`GetOptions::part_md5s`] and the backend read in
+    /// aligned parts.
+    pub part_md5s: Option<PartMd5s>,
 }
 
 impl fmt::Debug for GetResult {

@@ -68,6 +68,8 @@ struct Outcome {
 struct VerifyingStream {
     inner: ByteStream,
     hasher: Option<Hasher>,
+    /// Part MD5s computed by the read itself (parallel), complete when the body ends.
+    part_md5s: Option<larder_store::PartMd5s>,
     composite: Option<CompositeHasher>,
     expect: Expect,
     location: String,
@@ -97,8 +99,20 @@ impl VerifyingStream {
             }
             out.etag_checked = true;
         }
-        if let Some((_, want)) = &self.expect.multipart {
-            let got = d.multipart_etag().unwrap_or_default();
+        if let Some((p, want)) = &self.expect.multipart {
+            let got = match &self.part_md5s {
+                Some(m) => match m.in_order() {
+                    Some(parts) if parts.len() as u64 == d.size.div_ceil(*p).max(1) => {
+                        larder_store::integrity::multipart_etag(&parts)
+                    }
+                    _ => {
+                        return fail(format!(
+                            "the read did not hash every {p}-byte part of the object"
+                        ))
+                    }
+                },
+                None => d.multipart_etag().unwrap_or_default(),
+            };
             if got != *want {
                 return fail(format!(
                     "the bytes read have multipart ETag {got} but the source's is {want}"
@@ -168,6 +182,17 @@ pub(crate) async fn transfer(
 ) -> Result<Transferred> {
     let src_caps = src.capabilities();
     let want_checksum = opts.checksum.filter(|_| src_caps.checksums);
+    // A multipart object: its part size first (one HEAD), so the read can be split along
+    // its parts and each part hashed on its own, in parallel.
+    let listed_parts = entry
+        .etag
+        .as_deref()
+        .and_then(etag_part_count)
+        .filter(|n| *n > 1);
+    let part_size = match listed_parts {
+        Some(_) if src_caps.etag_md5 => src.first_part_size(&entry.key).await?,
+        _ => None,
+    };
     let got = src
         .get(
             &entry.key,
@@ -175,10 +200,12 @@ pub(crate) async fn transfer(
                 size_hint: Some(entry.size),
                 checksum: want_checksum.is_some(),
                 if_match: entry.etag.clone().map(|e| format!("\"{e}\"")),
+                part_md5s: part_size,
                 ..Default::default()
             },
         )
         .await?;
+    let part_md5s = got.part_md5s.clone();
     let meta = got.meta;
     let mut expect = Expect {
         size: meta.size,
@@ -191,7 +218,11 @@ pub(crate) async fn transfer(
                 // A one-part multipart upload: md5(md5(body))-1.
                 Some(1) => expect.multipart = Some((meta.size.max(1), etag)),
                 Some(_) => {
-                    if let Some(p) = src.first_part_size(&entry.key).await? {
+                    let p = match part_size {
+                        Some(p) => Some(p),
+                        None => src.first_part_size(&entry.key).await?,
+                    };
+                    if let Some(p) = p {
                         expect.multipart = Some((p, etag));
                     }
                 }
@@ -205,7 +236,12 @@ pub(crate) async fn transfer(
     if expect.md5.is_none() {
         hasher = hasher.skip_md5();
     }
-    if let Some((p, _)) = &expect.multipart {
+    // Part MD5s the read computed along the same parts replace a serial pass.
+    let parallel_md5s = match (&expect.multipart, part_md5s) {
+        (Some((p, _)), Some(m)) if Some(*p) == part_size => Some(m),
+        _ => None,
+    };
+    if let (Some((p, _)), None) = (&expect.multipart, &parallel_md5s) {
         hasher = hasher.with_part_size(*p);
     }
     let mut composite = None;
@@ -230,6 +266,7 @@ pub(crate) async fn transfer(
     let body = VerifyingStream {
         inner: got.body,
         hasher: Some(hasher),
+        part_md5s: parallel_md5s,
         composite,
         expect,
         location: src.location(entry.key.as_str()),

@@ -19,6 +19,9 @@ pub enum Fault {
     /// Answer every PutObject `200 OK` without an ETag and without forwarding it: the
     /// object is never stored. Everything else is forwarded.
     SwallowPuts,
+    /// Flip one byte in the middle of the body of the first `n` ranged GET answers (206),
+    /// keeping their length: a bad NIC or proxy, before the client hashes anything.
+    FlipRangedGetBodies(u64),
 }
 
 /// A running proxy; it lives as long as the test process.
@@ -139,6 +142,19 @@ fn handle(client: TcpStream, up: &str, fault: Fault, faulted: &AtomicU64) -> std
     let Some(resp) = read_head(&mut up_reader)? else {
         return Ok(());
     };
+    if let Fault::FlipRangedGetBodies(n) = fault {
+        if method == "GET" && resp[0].contains(" 206 ") && faulted.load(Ordering::Relaxed) < n {
+            let len: usize = header(&resp, "content-length").map_or(0, |v| v.parse().unwrap_or(0));
+            let mut body = vec![0u8; len];
+            up_reader.read_exact(&mut body)?;
+            if len > 0 && faulted.fetch_add(1, Ordering::Relaxed) < n {
+                body[len / 2] ^= 0x40;
+            }
+            client.write_all(&rewrite(&resp, &[]))?;
+            client.write_all(&body)?;
+            return Ok(());
+        }
+    }
     let strip = fault == Fault::StripPutEtag && (put_object || complete);
     if strip {
         faulted.fetch_add(1, Ordering::Relaxed);

@@ -458,3 +458,60 @@ fn a_download_whose_body_stalls_times_out_naming_the_key() {
     );
     assert!(temps(&dst).is_empty() && !dst.join("stalls.bin").exists());
 }
+
+#[test]
+fn s3_a_byte_flipped_on_the_wire_in_a_parallel_part_download_is_caught_and_retried() {
+    use larder_testutil::proxy::{Fault, Proxy};
+    let env = larder_testutil::s3_env();
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    // 4 parts of 5 MiB: downloaded as 4 aligned ranges, each hashed on its own.
+    let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 253) as u8).collect();
+    write(&src.join("big.bin"), &data);
+    let (mut c, url) = larder_s3(d.path());
+    let out = run(c
+        .args([
+            "sync",
+            "-q",
+            "--multipart-threshold",
+            "5Mi",
+            "--part-size",
+            "5Mi",
+        ])
+        .arg(&src)
+        .arg(&url));
+    assert_eq!(out.status.code(), Some(0));
+
+    // Every attempt corrupted: the multipart ETag recomputed from the part MD5s differs, the
+    // key fails as an integrity error, and nothing is written.
+    let flip = Proxy::start(&env.endpoint, Fault::FlipRangedGetBodies(u64::MAX));
+    let back = d.path().join("back");
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c
+        .env("LARDER_ENDPOINT_URL", &flip.endpoint)
+        .args(["sync", "--json", "--retries", "1"])
+        .arg(&url)
+        .arg(&back));
+    assert_eq!(out.status.code(), Some(3), "a verification failure");
+    let s = summary(&out);
+    assert_eq!(
+        (s["transferred"].as_u64(), s["verify_failures"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert!(flip.faulted() >= 2, "both attempts were corrupted");
+    assert!(!back.join("big.bin").exists());
+    assert!(temps(&back).is_empty());
+
+    // One corrupted answer only: the retry reads it right, verified.
+    let once = Proxy::start(&env.endpoint, Fault::FlipRangedGetBodies(1));
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c
+        .env("LARDER_ENDPOINT_URL", &once.endpoint)
+        .args(["sync", "--json"])
+        .arg(&url)
+        .arg(&back));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(summary(&out)["etag_verified"], 1);
+    assert_eq!(once.faulted(), 1);
+    assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), data);
+}
