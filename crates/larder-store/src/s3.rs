@@ -641,9 +641,10 @@ impl S3Store {
             upload_id.clone(),
         );
 
-        // One pass: part MD5s (for Content-MD5 and the ETag) and the full-object checksum;
-        // the whole body's MD5 is of no use to a multipart upload.
-        let mut hasher = Hasher::new().skip_md5().with_part_size(part_size);
+        // Each part's MD5 (Content-MD5, and the ETag) is computed in its own task, on the
+        // blocking pool, so the parts in flight hash on as many cores; this pass keeps only
+        // the size and the full-object checksum. The whole body's MD5 is of no use here.
+        let mut hasher = Hasher::new().skip_md5();
         if let Some(a) = opts.checksum {
             hasher = hasher.with_checksum(a);
         }
@@ -666,14 +667,6 @@ impl S3Store {
             let part = buf.split_to(take).freeze();
             hasher.update(&part);
             part_number += 1;
-            let md5: [u8; 16] = match hasher.completed_part_md5s().get(part_number as usize - 1) {
-                Some(m) => *m,
-                // The last, short part: its MD5 is not complete in the hasher yet.
-                None => {
-                    use md5::Digest as _;
-                    md5::Md5::digest(&part).into()
-                }
-            };
             if part_number as u64 > MAX_PARTS {
                 return Err(
                     Error::new(ErrorKind::InvalidConfig, Op::Put, loc).with_detail(format!(
@@ -702,7 +695,6 @@ impl S3Store {
                 uid,
                 part_number,
                 part,
-                md5,
                 opts.checksum,
                 l,
             ));
@@ -716,7 +708,8 @@ impl S3Store {
         // Before completing: a source that changed size while read is not committed.
         check_declared_size(&loc, size_hint, hasher.size())?;
         done.sort_by_key(|p| p.number);
-        let digests = hasher.finish();
+        let mut digests = hasher.finish();
+        digests.part_md5s = Some(done.iter().map(|p| p.md5).collect());
 
         let parts: Vec<CompletedPart> = done
             .iter()
@@ -848,10 +841,13 @@ async fn upload_part(
     upload_id: String,
     number: i32,
     data: Bytes,
-    md5: [u8; 16],
     checksum: Option<ChecksumAlgorithm>,
     loc: String,
 ) -> Result<PartDone> {
+    let d = data.clone();
+    let md5 = tokio::task::spawn_blocking(move || integrity::md5(&d))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Other, Op::Put, loc.clone()).with_source(e))?;
     let raw = checksum.map(|a| checksum_raw(a, &data));
     let mut req = client
         .upload_part()
