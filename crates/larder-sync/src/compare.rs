@@ -139,6 +139,9 @@ pub enum Reason {
     Adopted(Adoption),
     /// The destination has it and the source does not: deleted by `--delete`.
     Extra,
+    /// The source object is in an archive tier (its storage class): its body cannot be read
+    /// before a restore, so it is skipped and reported, not failed.
+    Archived(String),
 }
 
 impl fmt::Display for Reason {
@@ -153,6 +156,9 @@ impl fmt::Display for Reason {
             Reason::UpToDate => f.write_str("up to date"),
             Reason::Adopted(how) => write!(f, "adopted: same content, {how}"),
             Reason::Extra => f.write_str("not in source"),
+            Reason::Archived(class) => {
+                write!(f, "archived ({class}): restore it before it can be read")
+            }
         }
     }
 }

@@ -207,6 +207,9 @@ pub struct SyncReport {
     /// Of the skipped, objects found to hold the right content without a usable recorded
     /// mtime (written by another tool) and remembered as such: see [`Reason::Adopted`].
     pub adopted: u64,
+    /// Of the skipped, source objects in an archive tier, not read (see
+    /// [`Reason::Archived`]).
+    pub archived: u64,
     /// Objects deleted (or to delete).
     pub deleted: u64,
     /// Objects left out by the filters.
@@ -403,6 +406,7 @@ pub async fn sync(
                     Action::Skip => {
                         report.skipped += 1;
                         report.adopted += matches!(reason, Reason::Adopted(_)) as u64;
+                        report.archived += matches!(reason, Reason::Archived(_)) as u64;
                     }
                     Action::Delete => {}
                 }
@@ -558,6 +562,16 @@ fn batch_failure(e: &larder_store::Error, location: &str) -> larder_store::Error
         .with_retryable(e.is_retryable())
 }
 
+/// Storage classes whose objects must be restored before they can be read (S3 Glacier
+/// Flexible Retrieval and Deep Archive; Intelligent-Tiering's archive tiers are indexed under
+/// these names by the vault index).
+pub fn is_archive_class(class: &str) -> bool {
+    matches!(
+        class,
+        "GLACIER" | "DEEP_ARCHIVE" | "GLACIER_FLEXIBLE_RETRIEVAL"
+    )
+}
+
 /// A "folder" object (`photos/`, empty), as consoles create: a directory cannot hold it as a
 /// file, and it carries no data, so it is left out where the destination has directories.
 fn is_dir_marker(e: &Entry, dst: &Arc<dyn Store>) -> bool {
@@ -572,6 +586,20 @@ async fn step(
     opts: &SyncOptions,
     topts: &execute::TransferOptions,
 ) -> Step {
+    // An archived source object needs a restore before its body can be read: planned
+    // transfers of it are skipped and reported (in dry runs too), never attempted.
+    let archived = |s: &Entry| {
+        s.storage_class
+            .as_deref()
+            .filter(|c| is_archive_class(c))
+            .map(|c| Step::Done {
+                action: Action::Skip,
+                key: s.key.clone(),
+                size: s.size,
+                reason: Reason::Archived(c.to_owned()),
+                verified: Default::default(),
+            })
+    };
     let (entry, reason) = match item {
         MarchItem::SrcError(e) => {
             return Step::Failed {
@@ -596,6 +624,9 @@ async fn step(
         MarchItem::Pair(Pair::SrcOnly(s)) => {
             if !opts.filters.keeps(&s) || is_dir_marker(&s, dst) {
                 return Step::Filtered;
+            }
+            if let Some(skip) = archived(&s) {
+                return skip;
             }
             (s, Reason::Missing)
         }
@@ -623,7 +654,10 @@ async fn step(
                         verified: Default::default(),
                     }
                 }
-                Decision::Transfer(r) => (s, r),
+                Decision::Transfer(r) => match archived(&s) {
+                    Some(skip) => return skip,
+                    None => (s, r),
+                },
             }
         }
     };

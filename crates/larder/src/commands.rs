@@ -316,12 +316,15 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                                "etag_verified": verified.0, "checksum_verified": verified.1})
                     );
                 } else if ((print_plan || verbose > 0)
-                    && (*action != Action::Skip || matches!(reason, Reason::Adopted(_))))
+                    && (*action != Action::Skip
+                        || matches!(reason, Reason::Adopted(_) | Reason::Archived(_))))
                     || verbose > 1
                 {
-                    // An adopted key is a skip a user wants to see: larder decided by content.
+                    // Adopted and archived keys are skips a user wants to see: larder decided
+                    // by content, or could not read the object.
                     let label = match reason {
                         Reason::Adopted(_) => "adopt".to_owned(),
+                        Reason::Archived(_) => "archived".to_owned(),
                         _ => action.to_string(),
                     };
                     let line = format!("{label:<8} {size:>12}  {key}  ({reason})");
@@ -392,7 +395,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
             json!({
                 "event": "summary",
                 "transferred": report.uploaded, "skipped": report.skipped,
-                "adopted": report.adopted,
+                "adopted": report.adopted, "archived": report.archived,
                 "deleted": report.deleted, "filtered": report.filtered,
                 "bytes": report.bytes, "errors": report.errors.len(),
                 "etag_verified": report.etag_verified,
@@ -433,6 +436,12 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
     let stale = local_dst.as_ref().map_or(0, |l| l.stale_temps_removed());
     if stale > 0 && !quiet && !json {
         eprintln!("larder: removed {stale} stale temp file(s) an interrupted run left behind");
+    }
+    if report.archived > 0 && !quiet && !json {
+        eprintln!(
+            "larder: {} archived object(s) skipped: restore them (S3 RestoreObject) to sync them",
+            report.archived
+        );
     }
     if let Some(why) = &report.delete_refused {
         eprintln!("larder: warning: no deletions: {why}");

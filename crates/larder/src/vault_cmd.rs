@@ -679,7 +679,10 @@ async fn run_vault_sync(
                 ..
             } => {
                 if *action == larder_sync::Action::Skip
-                    && !matches!(reason, larder_sync::Reason::Adopted(_))
+                    && !matches!(
+                        reason,
+                        larder_sync::Reason::Adopted(_) | larder_sync::Reason::Archived(_)
+                    )
                 {
                     return;
                 }

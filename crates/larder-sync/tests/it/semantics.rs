@@ -360,3 +360,68 @@ async fn many_deletions_spill_to_disk_and_all_run() {
     assert_eq!(r.deleted, 10_500);
     assert_eq!(dst.len(), 1);
 }
+
+#[tokio::test]
+async fn archived_source_objects_are_skipped_and_reported_never_read() {
+    use larder_index::{Index, IndexSource, ObjectRow, Policy, Strategy, Vault};
+    use larder_store::wrap::CountingStore;
+    use larder_sync::vault::IndexedRemote;
+    // A remote whose index says `cold` is in Glacier (as an inventory delivers it).
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.sqlite3");
+    let mut ix = Index::open(&db).unwrap();
+    ix.add_vault(&Vault {
+        name: "v".into(),
+        local_dir: dir.path().join("local"),
+        remote: "s3://b/p/".into(),
+        strategy: Strategy::Cache,
+        policy: Policy::default(),
+    })
+    .unwrap();
+    let remote = Arc::new(MemoryStore::new());
+    put(&*remote, "cold", "frozen", t(1)).await;
+    put(&*remote, "warm", "sunny", t(2)).await;
+    let row = |k: &str, class: &str, size| {
+        Ok(ObjectRow {
+            key: k.into(),
+            size,
+            etag: None,
+            storage_class: Some(class.into()),
+            last_modified: None,
+        })
+    };
+    ix.replace_objects(
+        "v",
+        IndexSource::Inventory,
+        vec![row("cold", "GLACIER", 6), row("warm", "STANDARD", 5)],
+        None,
+    )
+    .unwrap();
+    let counting = Arc::new(CountingStore::new(remote.clone()));
+    let src = Arc::new(IndexedRemote::new(counting.clone(), &db, "v"));
+    let dst = Arc::new(MemoryStore::new());
+    for dry_run in [true, false] {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let ev = events.clone();
+        let o = SyncOptions {
+            dry_run,
+            on_event: Some(Arc::new(move |e: &Event| {
+                ev.lock().unwrap().push(e.clone())
+            })),
+            ..opts()
+        };
+        let r = sync(src.clone(), dst.clone(), o).await.unwrap();
+        assert_eq!((r.uploaded, r.archived), (1, 1), "dry run {dry_run}");
+        assert!(events.lock().unwrap().iter().any(|e| matches!(
+            e,
+            Event::Done { action: Action::Skip, key, reason: Reason::Archived(c), .. }
+                if key == "cold" && c == "GLACIER"
+        )));
+    }
+    assert_eq!(
+        counting.counts().snapshot()[2],
+        1,
+        "one GET (warm, in the real run); cold never read"
+    );
+    assert_eq!(contents(&*dst).await.keys().collect::<Vec<_>>(), ["warm"]);
+}
