@@ -572,13 +572,7 @@ impl Index {
                 .map_err(db)?;
             }
         }
-        let count: i64 = tx
-            .query_row(
-                "SELECT COUNT(*) FROM remote_index WHERE vault = ?1 AND deleted = 0",
-                params![vault],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
+        let count = live_rows(&tx, vault).map_err(db)?;
         let (etag, generated) = match manifest {
             Some((e, t)) => (Some(e), Some(to_ns(t))),
             None => (None, None),
@@ -724,13 +718,7 @@ impl Index {
             )
             .map_err(db)?;
         }
-        let count: i64 = tx
-            .query_row(
-                "SELECT COUNT(*) FROM remote_index WHERE vault = ?1 AND deleted = 0",
-                params![vault],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
+        let count = live_rows(&tx, vault).map_err(db)?;
         tx.execute(
             "INSERT INTO index_state (vault, source, indexed_ns, objects) VALUES (?1, 'sync', ?2, ?3)
              ON CONFLICT(vault) DO UPDATE SET source = 'sync', indexed_ns = ?2, objects = ?3",
@@ -939,6 +927,15 @@ impl Index {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.db())
     }
+}
+
+/// The rows of a vault's index that are not tombstones.
+fn live_rows(conn: &Connection, vault: &str) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM remote_index WHERE vault = ?1 AND deleted = 0",
+        params![vault],
+        |r| r.get(0),
+    )
 }
 
 /// `s3://bucket/prefix/` → (`bucket`, `prefix/`).
