@@ -74,6 +74,10 @@ pub struct SyncOptions {
     pub max_delete: Option<u64>,
     /// Plan and report, write nothing.
     pub dry_run: bool,
+    /// In a dry run, still record what was learnt in the metadata cache (content hashes,
+    /// adopted objects), for a caller that plans and then runs at once (vault sync): the
+    /// run then reads no file twice. The stores are not written either way.
+    pub dry_run_learns: bool,
     /// Which keys to consider.
     pub filters: Filters,
     /// Objects in flight at once.
@@ -120,6 +124,7 @@ impl Default for SyncOptions {
             allow_empty_source: false,
             max_delete: None,
             dry_run: false,
+            dry_run_learns: false,
             filters: Filters::default(),
             concurrency: 32,
             stop_on_error: false,
@@ -301,7 +306,7 @@ pub async fn sync(
     };
     let mut inspector =
         inspect::StoreInspector::new(src.clone(), dst.clone(), opts.cache.clone(), opts.part_size);
-    if opts.dry_run {
+    if opts.dry_run && !opts.dry_run_learns {
         inspector = inspector.read_only();
     }
     let inspector = Arc::new(inspector);

@@ -474,6 +474,9 @@ pub async fn vault_sync(o: VaultSyncOptions) -> Result<VaultReport, VaultError> 
         plan_remote,
         SyncOptions {
             dry_run: true,
+            // A real run executes right after: the files hashed to plan are not hashed
+            // again. A dry run of the vault learns nothing (it writes no state).
+            dry_run_learns: !o.dry_run,
             on_event: Some(planner),
             ..base.clone()
         },

@@ -233,6 +233,10 @@ fn state_dir(explicit: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
     if let Some(d) = explicit {
         return Some(d.to_path_buf());
     }
+    // Commands without a --state-dir flag (vault) still honour the variable.
+    if let Some(d) = std::env::var_os("LARDER_STATE_DIR").filter(|d| !d.is_empty()) {
+        return Some(std::path::PathBuf::from(d));
+    }
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
         return Some(std::path::PathBuf::from(x).join("larder"));
     }
