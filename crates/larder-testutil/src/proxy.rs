@@ -22,6 +22,73 @@ pub enum Fault {
     /// Flip one byte in the middle of the body of the first `n` ranged GET answers (206),
     /// keeping their length: a bad NIC or proxy, before the client hashes anything.
     FlipRangedGetBodies(u64),
+    /// With probability `percent`/100 per request (seeded, so a run can be replayed), one
+    /// of the [`Injected`] faults, picked at random.
+    Random {
+        /// The seed.
+        seed: u64,
+        /// Faulted requests per hundred.
+        percent: u32,
+    },
+}
+
+/// The faults [`Fault::Random`] injects, counted by [`Proxy::injected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injected {
+    /// `503 SlowDown` with S3's XML body; the request is not forwarded.
+    SlowDown,
+    /// `500 InternalError` with S3's XML body; not forwarded.
+    InternalError,
+    /// `429 Too Many Requests`; not forwarded.
+    TooMany,
+    /// The connection is closed before the request is forwarded.
+    ResetBefore,
+    /// The request is forwarded (a PUT is stored) and the answer dropped: the connection is
+    /// closed.
+    DropAnswer,
+    /// The answer's head and half its body, then the connection is closed.
+    ResetMidBody,
+    /// One body byte flipped, the length kept (answers with a body only).
+    FlipByte,
+    /// The answer is held back 300 ms.
+    Delay,
+}
+
+impl Injected {
+    const ALL: [Injected; 8] = [
+        Injected::SlowDown,
+        Injected::InternalError,
+        Injected::TooMany,
+        Injected::ResetBefore,
+        Injected::DropAnswer,
+        Injected::ResetMidBody,
+        Injected::FlipByte,
+        Injected::Delay,
+    ];
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Injected::SlowDown => "503 SlowDown",
+            Injected::InternalError => "500 InternalError",
+            Injected::TooMany => "429",
+            Injected::ResetBefore => "reset before response",
+            Injected::DropAnswer => "answer dropped after forwarding",
+            Injected::ResetMidBody => "reset mid-body",
+            Injected::FlipByte => "byte flipped",
+            Injected::Delay => "delayed",
+        }
+    }
+}
+
+/// State shared by the proxy's connections.
+#[derive(Debug)]
+struct Shared {
+    fault: Fault,
+    faulted: AtomicU64,
+    requests: AtomicU64,
+    rng: std::sync::Mutex<rand::rngs::StdRng>,
+    injected: [AtomicU64; 8],
 }
 
 /// A running proxy; it lives as long as the test process.
@@ -29,7 +96,7 @@ pub enum Fault {
 pub struct Proxy {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
-    faulted: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl Proxy {
@@ -50,25 +117,61 @@ impl Proxy {
         );
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
-        let faulted = Arc::new(AtomicU64::new(0));
-        let f = faulted.clone();
+        use rand::SeedableRng;
+        let seed = match fault {
+            Fault::Random { seed, .. } => seed,
+            _ => 0,
+        };
+        let shared = Arc::new(Shared {
+            fault,
+            faulted: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            rng: std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            injected: Default::default(),
+        });
+        let sh = shared.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (up, f) = (up.clone(), f.clone());
+                let (up, sh) = (up.clone(), sh.clone());
                 std::thread::spawn(move || {
-                    if let Err(e) = handle(client, &up, fault, &f) {
-                        eprintln!("proxy: {e}");
-                    }
+                    // A reset or a dropped answer is the point of some faults: not an error.
+                    let _ = handle(client, &up, &sh);
                 });
             }
         });
-        Proxy { endpoint, faulted }
+        Proxy { endpoint, shared }
+    }
+
+    /// How many requests it received.
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
     }
 
     /// How many answers it changed.
     pub fn faulted(&self) -> u64 {
-        self.faulted.load(Ordering::Relaxed)
+        self.shared.faulted.load(Ordering::Relaxed)
     }
+
+    /// What [`Fault::Random`] injected, by kind (kinds never injected left out).
+    pub fn injected(&self) -> Vec<(Injected, u64)> {
+        Injected::ALL
+            .iter()
+            .zip(&self.shared.injected)
+            .map(|(k, n)| (*k, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+fn s3_error(code: u16, reason: &str, s3_code: &str) -> Vec<u8> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{s3_code}</Code><Message>injected by the test proxy</Message><RequestId>proxy</RequestId></Error>"
+    );
+    format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Reads a message head (up to the blank line) and returns its lines.
@@ -113,7 +216,23 @@ fn rewrite(lines: &[String], drop: &[&str]) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn handle(client: TcpStream, up: &str, fault: Fault, faulted: &AtomicU64) -> std::io::Result<()> {
+fn handle(client: TcpStream, up: &str, sh: &Shared) -> std::io::Result<()> {
+    let (fault, faulted) = (sh.fault, &sh.faulted);
+    sh.requests.fetch_add(1, Ordering::Relaxed);
+    let injected = match fault {
+        Fault::Random { percent, .. } => {
+            use rand::Rng;
+            let mut rng = sh.rng.lock().expect("proxy rng");
+            (rng.gen_range(0..100u32) < percent)
+                .then(|| Injected::ALL[rng.gen_range(0..Injected::ALL.len())])
+        }
+        _ => None,
+    };
+    if let Some(i) = injected {
+        let n = Injected::ALL.iter().position(|k| *k == i).expect("a kind");
+        sh.injected[n].fetch_add(1, Ordering::Relaxed);
+        faulted.fetch_add(1, Ordering::Relaxed);
+    }
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
     let Some(req) = read_head(&mut reader)? else {
@@ -128,6 +247,19 @@ fn handle(client: TcpStream, up: &str, fault: Fault, faulted: &AtomicU64) -> std
     (&mut reader).take(len).read_to_end(&mut body)?;
     let mut parts = req[0].split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    match injected {
+        Some(Injected::SlowDown) => {
+            return client.write_all(&s3_error(503, "Slow Down", "SlowDown"))
+        }
+        Some(Injected::InternalError) => {
+            return client.write_all(&s3_error(500, "Internal Server Error", "InternalError"))
+        }
+        Some(Injected::TooMany) => {
+            return client.write_all(&s3_error(429, "Too Many Requests", "SlowDown"))
+        }
+        Some(Injected::ResetBefore) => return Ok(()), // dropped: the connection closes
+        _ => {}
+    }
     let put_object = method == "PUT" && !target.contains("partNumber=");
     let complete = method == "POST" && target.contains("uploadId=");
     if fault == Fault::SwallowPuts && put_object {
@@ -142,6 +274,28 @@ fn handle(client: TcpStream, up: &str, fault: Fault, faulted: &AtomicU64) -> std
     let Some(resp) = read_head(&mut up_reader)? else {
         return Ok(());
     };
+    match injected {
+        // The server did the work (a PUT is stored); the client never hears of it.
+        Some(Injected::DropAnswer) => return Ok(()),
+        Some(Injected::Delay) => std::thread::sleep(std::time::Duration::from_millis(300)),
+        Some(Injected::ResetMidBody | Injected::FlipByte) => {
+            let len: usize = header(&resp, "content-length").map_or(0, |v| v.parse().unwrap_or(0));
+            let mut rest = Vec::new();
+            up_reader.read_to_end(&mut rest)?;
+            let has_body = method != "HEAD" && len > 0 && rest.len() >= len;
+            client.write_all(&rewrite(&resp, &[]))?;
+            if has_body && injected == Some(Injected::FlipByte) {
+                rest[len / 2] ^= 0x08;
+                client.write_all(&rest[..len])?;
+            } else if has_body {
+                client.write_all(&rest[..len / 2])?; // then the connection closes
+            } else {
+                client.write_all(&rest)?;
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     if let Fault::FlipRangedGetBodies(n) = fault {
         if method == "GET" && resp[0].contains(" 206 ") && faulted.load(Ordering::Relaxed) < n {
             let len: usize = header(&resp, "content-length").map_or(0, |v| v.parse().unwrap_or(0));
@@ -179,4 +333,29 @@ fn handle(client: TcpStream, up: &str, fault: Fault, faulted: &AtomicU64) -> std
         std::io::copy(&mut up_reader, &mut client)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fault_rate_is_the_one_asked_for() {
+        use rand::{Rng, SeedableRng};
+        for (seed, percent) in [(7u64, 5u32), (11, 15)] {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let hits = (0..10_000)
+                .filter(|_| {
+                    let hit = rng.gen_range(0..100u32) < percent;
+                    if hit {
+                        let _ = rng.gen_range(0..8usize);
+                    }
+                    hit
+                })
+                .count();
+            let want = 100 * percent as usize;
+            assert!(
+                hits.abs_diff(want) < want / 5,
+                "{percent}%: {hits} of 10,000"
+            );
+        }
+    }
 }

@@ -3,6 +3,7 @@
 mod bad_input;
 mod cache;
 mod cli;
+mod faults;
 mod matrix;
 mod s3;
 mod vault;
