@@ -38,6 +38,8 @@ pub enum FilterError {
 /// The key, size and time filters of a sync.
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
+    /// Only these keys (`--files-from`), when given; the other filters apply too.
+    pub keys: Option<std::sync::Arc<std::collections::HashSet<String>>>,
     include: Option<GlobSet>,
     exclude: Option<GlobSet>,
     include_regex: Vec<Regex>,
@@ -113,6 +115,9 @@ impl Filters {
 
     /// Whether the key filters keep `key` (size and time aside).
     pub fn keeps_key(&self, key: &str) -> bool {
+        if self.keys.as_ref().is_some_and(|k| !k.contains(key)) {
+            return false;
+        }
         if self.exclude.as_ref().is_some_and(|g| g.is_match(key))
             || self.exclude_regex.iter().any(|r| r.is_match(key))
         {

@@ -41,8 +41,9 @@ pub struct S3Args {
     /// The AWS profile to take credentials and region from.
     #[arg(long, env = "LARDER_PROFILE")]
     pub profile: Option<String>,
-    /// Use path-style addressing (default: on with an endpoint URL).
-    #[arg(long, env = "LARDER_PATH_STYLE", value_name = "BOOL")]
+    /// Use path-style addressing (default: on with an endpoint URL); `--path-style` alone
+    /// means true, `--path-style=false` turns it off.
+    #[arg(long, env = "LARDER_PATH_STYLE", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub path_style: Option<bool>,
     /// Give up connecting to the server after this long (each attempt; retried).
     #[arg(long, env = "LARDER_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
@@ -82,23 +83,23 @@ pub struct SideArgs {
 /// Which keys to consider.
 #[derive(Debug, Clone, Default, ClapArgs)]
 pub struct FilterArgs {
-    /// Only keys matching this glob (repeatable; `*` stays within a segment, `**` crosses;
-    /// a leading `/` anchors at the root).
-    #[arg(
-        long,
-        env = "LARDER_INCLUDE",
-        value_name = "GLOB",
-        value_delimiter = ','
-    )]
+    /// Only keys matching this glob, rclone-style (repeatable; `*` stays within a segment,
+    /// `**` crosses, `{a,b}` alternates, a leading `/` anchors at the root).
+    #[arg(long, env = "LARDER_INCLUDE", value_name = "GLOB")]
     pub include: Vec<String>,
     /// Leave out keys matching this glob (repeatable; wins over --include).
-    #[arg(
-        long,
-        env = "LARDER_EXCLUDE",
-        value_name = "GLOB",
-        value_delimiter = ','
-    )]
+    #[arg(long, env = "LARDER_EXCLUDE", value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Include globs read from FILE, one per line (`#` starts a comment).
+    #[arg(long, env = "LARDER_INCLUDE_FROM", value_name = "FILE")]
+    pub include_from: Vec<PathBuf>,
+    /// Exclude globs read from FILE, one per line (`#` starts a comment).
+    #[arg(long, env = "LARDER_EXCLUDE_FROM", value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Only the keys listed in FILE, one per line (`#` starts a comment), as rclone's
+    /// --files-from; the other filters still apply.
+    #[arg(long, env = "LARDER_FILES_FROM", value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
     /// Only keys matching this regex (repeatable).
     #[arg(long, env = "LARDER_INCLUDE_REGEX", value_name = "REGEX")]
     pub include_regex: Vec<String>,
@@ -146,6 +147,12 @@ pub struct SyncArgs {
     /// How to tell a key is up to date: size-mtime, size, etag or checksum.
     #[arg(long, env = "LARDER_COMPARE", default_value = "size-mtime")]
     pub compare: larder_sync::CompareMode,
+    /// Same as --compare size (rclone, aws-cli).
+    #[arg(long, conflicts_with_all = ["checksum"])]
+    pub size_only: bool,
+    /// Same as --compare checksum (rclone's -c): needs --checksum-algorithm.
+    #[arg(long, short = 'c')]
+    pub checksum: bool,
     /// Send, store and verify this additional checksum: sha256, sha1, crc32, crc32c, crc64nvme.
     #[arg(long, env = "LARDER_CHECKSUM_ALGORITHM", value_name = "ALGO")]
     pub checksum_algorithm: Option<larder_store::integrity::ChecksumAlgorithm>,
@@ -159,10 +166,10 @@ pub struct SyncArgs {
     #[arg(long, env = "LARDER_MAX_DELETE", value_name = "N")]
     pub max_delete: Option<u64>,
     /// Print the plan (action, key, size, reason) and write nothing.
-    #[arg(long, short = 'n', env = "LARDER_DRY_RUN")]
+    #[arg(long, short = 'n', visible_alias = "dryrun", env = "LARDER_DRY_RUN")]
     pub dry_run: bool,
     /// Objects in flight at once (at least 1).
-    #[arg(long, short = 'j', env = "LARDER_CONCURRENCY", default_value_t = 32, value_parser = parse_positive)]
+    #[arg(long, short = 'j', visible_alias = "transfers", env = "LARDER_CONCURRENCY", default_value_t = 32, value_parser = parse_positive)]
     pub concurrency: usize,
     /// Parts of one object in flight at once (at least 1).
     #[arg(long, env = "LARDER_PARTS_IN_FLIGHT", default_value_t = 4, value_parser = parse_positive)]
@@ -182,8 +189,13 @@ pub struct SyncArgs {
     /// Modification times this close count as equal (e.g. `1s` for FAT file systems).
     #[arg(long, env = "LARDER_MODIFY_WINDOW", default_value = "0s", value_parser = humantime::parse_duration)]
     pub modify_window: std::time::Duration,
-    /// Do not use the metadata cache (size-mtime then HEADs objects of equal size).
-    #[arg(long, env = "LARDER_NO_CACHE")]
+    /// Do not use the metadata cache in the state dir (size-mtime then hashes files or HEADs
+    /// objects of equal size). Not to be confused with `larder cache`.
+    #[arg(
+        long = "no-meta-cache",
+        alias = "no-cache",
+        env = "LARDER_NO_META_CACHE"
+    )]
     pub no_cache: bool,
     /// Where larder keeps its metadata cache.
     #[arg(long, env = "LARDER_STATE_DIR", value_name = "DIR")]

@@ -64,10 +64,23 @@ pub fn hints(e: &anyhow::Error) -> Vec<String> {
 
 /// The exit code of a failed command: invalid arguments (a bad URL, filter or option) are
 /// usage errors, everything else an error.
+/// A usage error found after parsing (exit 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     let usage = e.chain().any(|c| {
         c.downcast_ref::<larder_sync::filter::FilterError>()
             .is_some()
+            || c.downcast_ref::<UsageError>().is_some()
             || c.downcast_ref::<larder_store::Error>()
                 .is_some_and(|se| se.kind() == ErrorKind::InvalidConfig)
     });
@@ -207,8 +220,35 @@ fn resolve(p: &std::path::Path) -> std::path::PathBuf {
     }
 }
 
+/// The lines of a filter file: trimmed, without blanks and `#` comments.
+fn filter_lines(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the filter file `{}`", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
 fn filters(a: &FilterArgs) -> anyhow::Result<Filters> {
-    let mut f = Filters::new(&a.include, &a.exclude, &a.include_regex, &a.exclude_regex)?;
+    let mut include = a.include.clone();
+    for f in &a.include_from {
+        include.extend(filter_lines(f)?);
+    }
+    let mut exclude = a.exclude.clone();
+    for f in &a.exclude_from {
+        exclude.extend(filter_lines(f)?);
+    }
+    let mut f = Filters::new(&include, &exclude, &a.include_regex, &a.exclude_regex)?;
+    if let Some(path) = &a.files_from {
+        let keys = filter_lines(path)?
+            .into_iter()
+            .map(|k| k.trim_start_matches('/').to_owned())
+            .collect();
+        f.keys = Some(Arc::new(keys));
+    }
     f.min_size = a.min_size;
     f.max_size = a.max_size;
     f.newer_than = a.newer_than;
@@ -370,8 +410,19 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
     });
 
     let stop = crate::signals::Stop::listen();
+    let compare = if a.size_only {
+        larder_sync::CompareMode::Size
+    } else if a.checksum {
+        anyhow::ensure!(
+            a.checksum_algorithm.is_some(),
+            UsageError("--checksum compares an additional checksum: name it with --checksum-algorithm (sha256, sha1, crc32, crc32c, crc64nvme); without one every same-size key would be re-sent".into())
+        );
+        larder_sync::CompareMode::Checksum
+    } else {
+        a.compare
+    };
     let opts = SyncOptions {
-        compare: a.compare,
+        compare,
         checksum: a.checksum_algorithm,
         delete: a.delete,
         allow_empty_source: a.allow_empty_source,

@@ -185,3 +185,87 @@ fn completions_are_printed() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("larder"));
 }
+
+/// The names users of rclone, aws-cli and s3sync type (#13).
+#[test]
+fn aliases_users_type_and_filter_files() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+    for name in ["a.jpg", "b.png", "c.txt", "sub/d.jpg", "sub/e.txt"] {
+        write(&src.join(name), name.as_bytes());
+    }
+    let sync = |args: &[&str], to: &std::path::Path| {
+        let mut c = larder(d.path());
+        c.arg("sync").args(args).arg(&src).arg(to);
+        run(&mut c)
+    };
+    // Brace globs are one glob, not split at the comma.
+    let only = d.path().join("only");
+    let out = sync(&["--json", "--include", "*.{jpg,png}"], &only);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        summary(&out)["transferred"],
+        3,
+        "a.jpg, b.png, sub/d.jpg: unanchored, as rclone matches"
+    );
+    // --dryrun, --transfers, --no-cache and --no-meta-cache, a bare --path-style.
+    let out = sync(
+        &["--dryrun", "--transfers", "4", "--no-cache", "--path-style"],
+        &dst,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!dst.exists(), "a dry run writes nothing");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("transfer"));
+    let out = sync(&["--json", "--no-meta-cache"], &dst);
+    assert_eq!(summary(&out)["transferred"], 5);
+    // --size-only: a same-size change with a new mtime is left alone; the default sends it.
+    write(&src.join("c.txt"), b"C.TXT");
+    let out = sync(&["--json", "--size-only"], &dst);
+    assert_eq!(
+        (
+            summary(&out)["transferred"].as_u64(),
+            summary(&out)["skipped"].as_u64()
+        ),
+        (Some(0), Some(5))
+    );
+    let out = sync(&["--json"], &dst);
+    assert_eq!(summary(&out)["transferred"], 1);
+    // -c without an algorithm: a usage error, not a silent re-send of every same-size key.
+    let out = sync(&["-c"], &dst);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--checksum-algorithm"));
+    let out = sync(&["--size-only", "--checksum"], &dst);
+    assert_eq!(out.status.code(), Some(2), "exclusive");
+
+    // Filter files: one pattern or key per line, `#` comments, blank lines.
+    let inc = d.path().join("include.txt");
+    write(&inc, b"# pictures\n**.jpg\n\n");
+    let exc = d.path().join("exclude.txt");
+    write(&exc, b"sub/**\n");
+    let picked = d.path().join("picked");
+    let out = run(larder(d.path())
+        .args(["sync", "--json", "--include-from"])
+        .arg(&inc)
+        .arg("--exclude-from")
+        .arg(&exc)
+        .arg(&src)
+        .arg(&picked));
+    assert_eq!(summary(&out)["transferred"], 1, "a.jpg only: sub/ excluded");
+    let list = d.path().join("files.txt");
+    write(&list, b"# exactly these\nc.txt\n/sub/e.txt\nmissing.txt\n");
+    let listed = d.path().join("listed");
+    let out = run(larder(d.path())
+        .args(["sync", "--json", "--files-from"])
+        .arg(&list)
+        .arg(&src)
+        .arg(&listed));
+    assert_eq!(summary(&out)["transferred"], 2);
+    assert!(listed.join("sub/e.txt").is_file() && listed.join("c.txt").is_file());
+    let out = run(larder(d.path())
+        .args(["sync", "--files-from"])
+        .arg(d.path().join("nope.txt"))
+        .arg(&src)
+        .arg(&listed));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.txt"));
+}
