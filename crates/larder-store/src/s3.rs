@@ -271,6 +271,17 @@ impl aws_smithy_types::config_bag::Storable for SentKind {
     type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
 }
 
+/// A multipart upload in progress (or left behind by an interrupted client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// The key it would write.
+    pub key: Key,
+    /// Its id.
+    pub upload_id: String,
+    /// When it was started.
+    pub initiated: Option<SystemTime>,
+}
+
 /// Feeds a [`crate::meter::RequestMeter`] every request just before it is sent (each retry
 /// too), and stops the ones it refuses.
 #[derive(Debug)]
@@ -460,6 +471,48 @@ impl S3Store {
     ///
     /// As for a listing.
     pub async fn multipart_uploads(&self, prefix: &str) -> Result<Vec<(Key, String)>> {
+        Ok(self
+            .pending_uploads(prefix)
+            .await?
+            .into_iter()
+            .map(|u| (u.key, u.upload_id))
+            .collect())
+    }
+
+    /// Aborts one multipart upload (its parts are deleted; nothing is billed for it after).
+    ///
+    /// # Errors
+    ///
+    /// When the server refuses; an upload already gone is not an error.
+    pub async fn abort_upload(&self, key: &Key, upload_id: &str) -> Result<()> {
+        let i = &self.inner;
+        match i
+            .client
+            .abort_multipart_upload()
+            .bucket(&i.url.bucket)
+            .key(self.full_key(key.as_str()))
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = map_sdk_error(&i.endpoint, e, Op::Delete, self.location(key.as_str()));
+                if err.kind() == ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// The multipart uploads in progress under `prefix`, with when each was started.
+    ///
+    /// # Errors
+    ///
+    /// As for a listing.
+    pub async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>> {
         let i = &self.inner;
         let mut out = Vec::new();
         let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
@@ -478,7 +531,11 @@ impl S3Store {
                 })?;
             for u in page.uploads() {
                 if let (Some(k), Some(id)) = (u.key().and_then(|k| self.strip(k)), u.upload_id()) {
-                    out.push((k, id.to_owned()));
+                    out.push(PendingUpload {
+                        key: k,
+                        upload_id: id.to_owned(),
+                        initiated: to_system_time(u.initiated()),
+                    });
                 }
             }
             if page.is_truncated() != Some(true) {
@@ -994,7 +1051,7 @@ impl Drop for AbortGuard {
                     return; // NoSuchUpload: gone for good
                 }
             }
-            tracing::warn!(bucket, key, upload_id, "a multipart upload may be left behind; `larder` lists them with `multipart_uploads`");
+            tracing::warn!(bucket, key, upload_id, "a multipart upload may be left behind: `larder cleanup s3://{bucket}/{key}` aborts it");
         },
             &rt,
         );

@@ -133,6 +133,21 @@ pub enum Command {
     /// Vaults: a local directory paired with s3://bucket/prefix, with a persistent index of
     /// the remote objects, a policy and budgets.
     Vault(crate::vault_cmd::VaultArgs),
+    /// List and abort multipart uploads left behind under s3://bucket/prefix (an interrupted
+    /// upload by any tool is billed until aborted).
+    Cleanup {
+        /// The location, s3://bucket/prefix.
+        location: String,
+        /// Only uploads started longer ago than this (uploads in progress elsewhere are
+        /// younger); `0s` for all.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+        /// List what would be aborted, abort nothing.
+        #[arg(long, short = 'n', visible_alias = "dryrun")]
+        dry_run: bool,
+        #[command(flatten)]
+        s3: S3Args,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.

@@ -26,6 +26,12 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             tokio::task::spawn_blocking(move || crate::cache_cmd::run(c, g.json, g.quiet)).await?
         }
         Command::Vault(v) => crate::vault_cmd::run(v, g.json, g.quiet).await,
+        Command::Cleanup {
+            location,
+            older_than,
+            dry_run,
+            s3,
+        } => run_cleanup(&location, older_than, dry_run, &s3, g.json, g.quiet).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -604,4 +610,67 @@ async fn run_ls(a: LsArgs, json: bool) -> anyhow::Result<i32> {
     }
     out.flush()?;
     Ok(if errors > 0 { exit::ERROR } else { exit::OK })
+}
+
+async fn run_cleanup(
+    location: &str,
+    older_than: Duration,
+    dry_run: bool,
+    s3: &S3Args,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<i32> {
+    let url = S3Url::parse(location)?;
+    let store = S3Store::new(url, s3_options(s3)).await?;
+    store.check().await?;
+    let cutoff = std::time::SystemTime::now() - older_than;
+    let (mut aborted, mut kept, mut failed) = (0u64, 0u64, 0u64);
+    for u in store.pending_uploads("").await? {
+        let old = u.initiated.is_none_or(|t| t <= cutoff);
+        let started = u
+            .initiated
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+            .unwrap_or_default();
+        let outcome = if !old {
+            kept += 1;
+            "kept (younger)"
+        } else if dry_run {
+            aborted += 1;
+            "would abort"
+        } else {
+            match store.abort_upload(&u.key, &u.upload_id).await {
+                Ok(()) => {
+                    aborted += 1;
+                    "aborted"
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("larder: error: {e}");
+                    "failed"
+                }
+            }
+        };
+        if json {
+            println!(
+                "{}",
+                json!({"event": "upload", "key": u.key.as_str(), "upload_id": u.upload_id,
+                       "started": started, "outcome": outcome})
+            );
+        } else if !quiet {
+            println!("{outcome:<15} {started:<20}  {}  ({})", u.key, u.upload_id);
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            json!({"event": "summary", "aborted": aborted, "kept": kept, "failed": failed, "dry_run": dry_run})
+        );
+    } else if !quiet {
+        eprintln!(
+            "{} {aborted} upload(s), kept {kept} younger than {}, {failed} failed",
+            if dry_run { "would abort" } else { "aborted" },
+            humantime::format_duration(older_than)
+        );
+    }
+    Ok(if failed > 0 { exit::ERROR } else { exit::OK })
 }

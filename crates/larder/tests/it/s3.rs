@@ -423,3 +423,52 @@ fn s3_buckets_filled_by_the_aws_cli_and_rclone_are_adopted_not_reuploaded() {
         );
     }
 }
+
+#[test]
+fn s3_cleanup_aborts_multipart_uploads_left_behind() {
+    let d = tempfile::tempdir().unwrap();
+    let env = larder_testutil::s3_env();
+    let (_, url) = larder_s3(d.path());
+    let prefix = url.splitn(4, '/').nth(3).unwrap().to_owned();
+    // An upload another tool started and never finished.
+    let out = aws(d.path())
+        .args([
+            "s3api",
+            "create-multipart-upload",
+            "--bucket",
+            &env.bucket,
+            "--key",
+        ])
+        .arg(format!("{prefix}/left-behind.bin"))
+        .output()
+        .expect("the AWS CLI is installed (pip install awscli)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cleanup = |args: &[&str]| {
+        let (mut c, _) = larder_s3(d.path());
+        run(c.args(["--json", "cleanup"]).args(args).arg(&url))
+    };
+    // Younger than the default hour: kept.
+    let out = cleanup(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(summary(&out)["kept"], 1);
+    // All of them, first as a dry run.
+    let out = cleanup(&["--older-than", "0s", "--dry-run"]);
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["key"], "left-behind.bin");
+    assert_eq!(lines[0]["outcome"], "would abort");
+    let out = cleanup(&["--older-than", "0s"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(summary(&out)["aborted"], 1);
+    let out = cleanup(&["--older-than", "0s"]);
+    assert_eq!(
+        (
+            summary(&out)["aborted"].as_u64(),
+            summary(&out)["kept"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+}
