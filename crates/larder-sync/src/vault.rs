@@ -411,8 +411,15 @@ pub async fn vault_sync(o: VaultSyncOptions) -> Result<VaultReport, VaultError> 
                     };
                     let list_budget = o.vault.policy.budgets.list;
                     if list_budget.is_some() {
-                        reconcile(&mut ix, &name, remote).await?;
-                        report.index = "reconcile (LIST)".to_owned();
+                        // The meter holds the LIST budget: a refused LIST fails the listing.
+                        match reconcile(&o.index_path, &name, &**remote, None).await {
+                            Ok(Ok(_)) => report.index = "reconcile (LIST)".to_owned(),
+                            Ok(Err(why)) => report.stalled = Some(why),
+                            Err(e) => match o.meter.stalled() {
+                                Some(why) => report.stalled = Some(why),
+                                None => return Err(e),
+                            },
+                        }
                     } else {
                         report.stalled = Some(format!(
                             "the index is {} and {why}; run `larder vault sync reconcile {name}` or set a LIST budget",
@@ -607,21 +614,68 @@ fn record_run(
     Ok(())
 }
 
-/// Rebuilds the index with a LIST pass (within the meter's LIST budget).
-async fn reconcile(ix: &mut Index, name: &str, remote: &Arc<dyn Store>) -> Result<u64, VaultError> {
-    let mut rows = Vec::new();
+/// Rebuilds `vault`'s index from a listing of `remote`, streamed (one page in memory) into
+/// one transaction that commits only when the listing completed. With `list_limit`, the
+/// pass stops before the LIST that would pass it (page n+1 starts at object n*1,000+1) and
+/// returns `Ok(Err(reason))`, the index unchanged. Returns the rows indexed.
+///
+/// # Errors
+///
+/// The listing's or the index's error; the index is unchanged.
+pub async fn reconcile(
+    index_path: &std::path::Path,
+    vault: &str,
+    remote: &dyn Store,
+    list_limit: Option<u64>,
+) -> Result<Result<u64, String>, VaultError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<larder_index::Result<ObjectRow>>(2048);
+    let (path, name) = (index_path.to_path_buf(), vault.to_owned());
+    let writer = tokio::task::spawn_blocking(move || {
+        Index::open(&path)?.replace_objects(&name, IndexSource::Reconcile, rx, None)
+    });
     let mut list = remote.list("");
-    while let Some(e) = list.next().await {
-        let e = e?;
-        rows.push(Ok(ObjectRow {
-            key: e.key.into_string(),
-            size: e.size,
-            etag: e.etag,
-            storage_class: e.storage_class,
-            last_modified: e.last_modified,
-        }));
+    let (mut seen, mut stalled, mut failed) = (0u64, None, None);
+    while let Some(item) = list.next().await {
+        let row = match item {
+            Ok(e) => {
+                seen += 1;
+                if let Some(b) = list_limit.filter(|b| seen > b * 1000) {
+                    stalled = Some(format!(
+                        "LIST budget {b} exhausted: the prefix holds more than {} objects",
+                        b * 1000
+                    ));
+                    let _ = tx.send(Err(larder_index::Error::Invalid("stalled".into())));
+                    break;
+                }
+                Ok(ObjectRow {
+                    key: e.key.into_string(),
+                    size: e.size,
+                    etag: e.etag,
+                    storage_class: e.storage_class,
+                    last_modified: e.last_modified,
+                })
+            }
+            Err(e) => {
+                let _ = tx.send(Err(larder_index::Error::Invalid(e.to_string())));
+                failed = Some(e);
+                break;
+            }
+        };
+        if tx.send(row).is_err() {
+            break;
+        }
     }
-    Ok(ix.replace_objects(name, IndexSource::Reconcile, rows, None)?)
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| VaultError::Index(larder_index::Error::Invalid(e.to_string())))?;
+    if let Some(why) = stalled {
+        return Ok(Err(why));
+    }
+    if let Some(e) = failed {
+        return Err(VaultError::Store(e));
+    }
+    Ok(Ok(written?))
 }
 
 fn humanize(d: Duration) -> String {

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args as ClapArgs, Subcommand};
 use futures::StreamExt;
 use larder_index::inventory::Delivery;
-use larder_index::{Index, IndexSource, ObjectRow, Strategy, Vault};
+use larder_index::{Index, IndexSource, Strategy, Vault};
 use larder_store::{S3Store, S3Url, Store};
 use serde_json::json;
 
@@ -362,7 +362,7 @@ pub async fn run(a: VaultArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
             VaultSyncCommand::Reconcile {
                 name,
                 allow_list_scan,
-            } => reconcile(ix, &name, allow_list_scan, &a.s3, quiet).await,
+            } => reconcile(ix, &db, &name, allow_list_scan, &a.s3, quiet).await,
         },
     }
 }
@@ -532,7 +532,8 @@ fn set(ix: &Index, s: SetArgs, quiet: bool) -> anyhow::Result<i32> {
 /// A LIST pass that rebuilds the index. Streams: rows go to the index as pages arrive, all
 /// in one transaction that only commits when the listing completed.
 async fn reconcile(
-    mut ix: Index,
+    ix: Index,
+    db: &std::path::Path,
     name: &str,
     allow: bool,
     s3: &S3Args,
@@ -559,51 +560,14 @@ async fn reconcile(
     let store = S3Store::new(url, crate::commands::s3_options(s3)).await?;
     store.check().await?;
     let limit = if allow { None } else { budget };
-    let (tx, rx) = std::sync::mpsc::sync_channel::<larder_index::Result<ObjectRow>>(2048);
-    let name2 = name.to_owned();
-    let writer = tokio::task::spawn_blocking(move || {
-        ix.replace_objects(&name2, IndexSource::Reconcile, rx, None)
-    });
-    let mut list = store.list("");
-    let mut seen = 0u64;
-    let mut stalled = None;
-    while let Some(item) = list.next().await {
-        let row = match item {
-            Ok(e) => {
-                seen += 1;
-                // Page n+1 starts at object n*1000+1: that LIST would pass the budget.
-                if let Some(b) = limit {
-                    if seen > b * 1000 {
-                        stalled = Some(format!(
-                            "LIST budget {b} exhausted: the prefix holds more than {} objects",
-                            b * 1000
-                        ));
-                        let _ = tx.send(Err(larder_index::Error::Invalid("stalled".into())));
-                        break;
-                    }
-                }
-                Ok(ObjectRow {
-                    key: e.key.into_string(),
-                    size: e.size,
-                    etag: e.etag,
-                    storage_class: e.storage_class,
-                    last_modified: e.last_modified,
-                })
-            }
-            Err(e) => Err(larder_index::Error::Invalid(e.to_string())),
-        };
-        let failed = row.is_err();
-        if tx.send(row).is_err() || failed {
-            break;
+    drop(ix);
+    let n = match larder_sync::vault::reconcile(db, name, &store, limit).await? {
+        Ok(n) => n,
+        Err(why) => {
+            eprintln!("larder: stalled: {why}; the index is unchanged");
+            return Ok(exit::STALLED);
         }
-    }
-    drop(tx);
-    let written = writer.await?;
-    if let Some(why) = stalled {
-        eprintln!("larder: stalled: {why}; the index is unchanged");
-        return Ok(exit::STALLED);
-    }
-    let n = written?;
+    };
     if !quiet {
         eprintln!("vault `{name}`: {n} objects indexed by reconcile");
     }
