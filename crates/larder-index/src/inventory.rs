@@ -476,14 +476,7 @@ impl Iterator for FileRows<'_> {
     }
 }
 
-/// Decodes an inventory key: form-style percent-decoding (`+` is a space), once.
-pub fn decode_key(raw: &str) -> Option<String> {
-    let spaced = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .ok()
-        .map(|k| k.into_owned())
-}
+pub use larder_store::key::decode_url_key as decode_key;
 
 #[cfg(test)]
 mod tests {

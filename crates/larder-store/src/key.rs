@@ -65,6 +65,17 @@ pub enum KeyError {
     NotUtf8(PathBuf),
 }
 
+/// Decodes a key as S3 URL-encodes it (listings with `encoding-type=url`, Inventory CSVs,
+/// event notifications): percent-decoding with `+` as a space, exactly once (AWS writes a
+/// space as `+` and `+` as `%2B`; Garage writes `%20`). `None` when it is not UTF-8.
+pub fn decode_url_key(raw: &str) -> Option<String> {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|k| k.into_owned())
+}
+
 /// A validated object key. See the module docs for its invariants.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key(String);

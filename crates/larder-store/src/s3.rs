@@ -1172,15 +1172,7 @@ macro_rules! object_meta {
     }};
 }
 
-/// Decodes a key listed with `encoding-type=url`: percent-decoding with `+` as a space, as
-/// S3 encodes (AWS writes a space as `+` and `+` as `%2B`; Garage writes `%20`).
-fn decode_listed_key(raw: &str) -> Option<String> {
-    let spaced = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .ok()
-        .map(|k| k.into_owned())
-}
+use crate::key::decode_url_key as decode_listed_key;
 
 /// Parts larger than this are not read as aligned ranges (a few are held in memory at once).
 const MAX_ALIGNED_PART: u64 = 16 * MIB;
