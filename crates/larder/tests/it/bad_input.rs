@@ -137,34 +137,6 @@ fn zero_concurrency_and_parts_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Larder temp files under `dir`.
-fn temps(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in walk(dir) {
-        let name = e.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with(".larder-tmp.") {
-            out.push(e.display().to_string());
-        }
-    }
-    out
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn temp_files_a_killed_run_left_are_removed_by_the_next_run_and_live_ones_kept() {
     let d = tempfile::tempdir().unwrap();
@@ -221,7 +193,7 @@ fn s3_sigterm_mid_download_stops_like_ctrl_c_and_exits_143() {
         .unwrap();
     // Wait for downloads to be under way (temp files or finished files appear).
     let started = Instant::now();
-    while walk(&back).is_empty() && started.elapsed() < Duration::from_secs(30) {
+    while files_under(&back).is_empty() && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let pid = child.id().to_string();
@@ -238,7 +210,7 @@ fn s3_sigterm_mid_download_stops_like_ctrl_c_and_exits_143() {
         temps(&back)
     );
     // What is there is whole; a rerun completes.
-    for f in walk(&back) {
+    for (f, _) in files_under(&back) {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(
             std::fs::read(&f).unwrap(),
@@ -252,7 +224,7 @@ fn s3_sigterm_mid_download_stops_like_ctrl_c_and_exits_143() {
             .code(),
         Some(0)
     );
-    assert_eq!(walk(&back).len(), 40);
+    assert_eq!(files_under(&back).len(), 40);
 }
 
 /// A 1 MiB tmpfs, unmounted when dropped (the tests run as root, as CI does).

@@ -24,22 +24,12 @@ fn tree(root: &Path) {
     }
 }
 
-fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
+/// The files below `root` by relative path, with their bytes.
+fn files(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    files_under(root)
+        .into_iter()
+        .map(|(p, d)| (p.strip_prefix(root).unwrap().to_path_buf(), d))
+        .collect()
 }
 
 /// Runs `larder sync` through the proxy until it exits 0 (at most `tries` times); returns

@@ -54,6 +54,42 @@ pub fn summary(out: &Output) -> serde_json::Value {
         .expect("a summary line")
 }
 
+/// Every file below `dir` (absolute paths, sorted), with its bytes; empty when `dir` is
+/// missing.
+pub fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let data = std::fs::read(&p).unwrap_or_default();
+                out.push((p, data));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// larder temp files below `dir`.
+pub fn temps(dir: &Path) -> Vec<String> {
+    files_under(dir)
+        .into_iter()
+        .map(|(p, _)| p.display().to_string())
+        .filter(|p| {
+            p.rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(".larder-tmp."))
+        })
+        .collect()
+}
+
 pub fn write(path: &Path, data: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, data).unwrap();

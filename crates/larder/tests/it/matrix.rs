@@ -6,7 +6,7 @@
 //! To add a case: one more `Case` in `cases()`; `{src}`, `{dst}`, `{file}`, `{s3}` (a fresh
 //! prefix on the test server) and `{dir}` are replaced in its arguments.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::s3::larder_s3;
 use crate::*;
@@ -471,23 +471,6 @@ async fn odd_objects(prefix: &str) {
     }
 }
 
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(snapshot(&p));
-        } else {
-            out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_bad_inputs_matrix() {
     let d = tempfile::tempdir().unwrap();
@@ -507,7 +490,7 @@ async fn s3_bad_inputs_matrix() {
         write(&dst_full.join("keep-1"), b"1");
         write(&dst_full.join("keep-2"), b"2");
         write(&dst_full.join("keep-3"), b"3");
-        let before = (snapshot(&dir.join("src")), snapshot(&dst_full));
+        let before = (files_under(&dir.join("src")), files_under(&dst_full));
         let subst = |a: &str| {
             a.replace("{src}", &dir.join("src").display().to_string())
                 .replace("{dst_full}", &dst_full.display().to_string())
@@ -556,10 +539,10 @@ async fn s3_bad_inputs_matrix() {
         if c.name == "dry run writes nothing" && dst.exists() {
             why.push("the dry run wrote".to_owned());
         }
-        if (snapshot(&dir.join("src")), snapshot(&dst_full)) != before {
+        if (files_under(&dir.join("src")), files_under(&dst_full)) != before {
             why.push("the source or a guarded destination changed".to_owned());
         }
-        if !snapshot(&dst)
+        if !files_under(&dst)
             .iter()
             .all(|(p, _)| !p.to_string_lossy().contains(".larder-tmp."))
         {
