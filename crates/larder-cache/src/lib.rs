@@ -218,7 +218,10 @@ impl Cache {
         Ok(Writer {
             cache: self.clone(),
             key: key.map(str::to_owned),
-            hasher: sri::IntegrityHasher::new(opts.algorithm.unwrap_or(Algorithm::Sha512)),
+            hasher: sri::IntegrityHasher::new(match &opts.integrity {
+                Some(want) => want.algorithm,
+                None => opts.algorithm.unwrap_or(Algorithm::Sha512),
+            }),
             opts,
             file: Some(file),
             tmp,
@@ -721,7 +724,21 @@ impl Writer {
     ///
     /// [`Error::Integrity`] when the options named another size or integrity (nothing is
     /// committed); file-system failures.
-    pub fn commit(mut self) -> Result<Integrity> {
+    pub fn commit(self) -> Result<Integrity> {
+        let key = self.key.clone();
+        let metadata = self.opts.metadata.clone();
+        self.stage()?.commit(key.as_deref(), metadata)
+    }
+
+    /// Finishes writing and checks the content against the options, without making anything
+    /// visible yet: the bytes stay in a temp file until [`Staged::commit`], and are removed
+    /// if the [`Staged`] is dropped. Lets a caller check several contents (the files of one
+    /// pack) before committing any.
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::commit`].
+    pub fn stage(mut self) -> Result<Staged> {
         let file = self.file.take().expect("open until commit");
         file.sync_all().map_err(io("sync", &self.tmp))?;
         drop(file);
@@ -729,15 +746,12 @@ impl Writer {
             .finish();
         let what = self.key.clone().unwrap_or_else(|| sri.to_string());
         if let Some(want) = &self.opts.integrity {
-            let found = Integrity::compute(
-                want.algorithm,
-                &std::fs::read(&self.tmp).map_err(io("read", &self.tmp))?,
-            );
-            if found != *want {
+            // The hasher ran with the wanted algorithm (see `Cache::writer`).
+            if sri != *want {
                 return Err(Error::Integrity {
                     what,
                     expected: want.to_string(),
-                    found: found.to_string(),
+                    found: sri.to_string(),
                 });
             }
         }
@@ -750,7 +764,79 @@ impl Writer {
                 });
             }
         }
-        let dest = self.cache.content_path(&sri);
+        // The temp file now belongs to the `Staged`.
+        self.committed = true;
+        Ok(Staged {
+            cache: self.cache.clone(),
+            tmp: std::mem::take(&mut self.tmp),
+            integrity: sri,
+            size: self.size,
+            done: false,
+        })
+    }
+
+    /// The bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Content written and checked but not yet visible; see [`Writer::stage`]. Dropped without
+/// [`Staged::commit`], its temp file is removed.
+#[derive(Debug)]
+pub struct Staged {
+    cache: Cache,
+    tmp: PathBuf,
+    integrity: Integrity,
+    size: u64,
+    done: bool,
+}
+
+impl Staged {
+    /// The content's integrity.
+    pub fn integrity(&self) -> &Integrity {
+        &self.integrity
+    }
+
+    /// The content's size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Moves the content into place and, with a key, appends its index entry.
+    ///
+    /// # Errors
+    ///
+    /// File-system failures, naming the path.
+    pub fn commit(
+        self,
+        key: Option<&str>,
+        metadata: Option<serde_json::Value>,
+    ) -> Result<Integrity> {
+        self.commit_at(key, metadata, SystemTime::now())
+    }
+
+    /// [`Staged::commit`], with the entry dated `time` (an entry copied from elsewhere keeps
+    /// its time).
+    ///
+    /// # Errors
+    ///
+    /// File-system failures, naming the path.
+    pub fn commit_at(
+        mut self,
+        key: Option<&str>,
+        metadata: Option<serde_json::Value>,
+        time: SystemTime,
+    ) -> Result<Integrity> {
+        let dest = self.cache.content_path(&self.integrity);
         let dir = dest.parent().expect("content path has a parent");
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         // Same digest, same bytes: an existing file is kept (and the temp dropped).
@@ -759,25 +845,28 @@ impl Writer {
         } else {
             std::fs::rename(&self.tmp, &dest).map_err(io("rename into", &dest))?;
         }
-        self.committed = true;
-        if let Some(key) = &self.key {
+        self.done = true;
+        if let Some(key) = key {
             let line = index::Line {
-                key: key.clone(),
-                integrity: Some(sri.to_string()),
-                time: now_ms(),
+                key: key.to_owned(),
+                integrity: Some(self.integrity.to_string()),
+                time: time
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
                 size: Some(self.size),
-                metadata: self.opts.metadata.clone(),
+                metadata,
             };
             index::append(&self.cache.root, &line)
                 .map_err(io("append to the index of", &self.cache.root))?;
         }
-        Ok(sri)
+        Ok(self.integrity.clone())
     }
 }
 
-impl Drop for Writer {
+impl Drop for Staged {
     fn drop(&mut self) {
-        if !self.committed {
+        if !self.done {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::cli::{CacheArgs, CacheCommand};
 use crate::exit;
 
-fn default_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn default_dir() -> anyhow::Result<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
         return Ok(PathBuf::from(x).join("larder/cacache"));
     }
@@ -136,6 +136,7 @@ pub fn run(a: CacheArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
             cache.clear()?;
             Ok(exit::OK)
         }
+        CacheCommand::Sync(_) => unreachable!("`cache sync` is run by cache_sync_cmd"),
     }
 }
 

@@ -392,4 +392,52 @@ pub enum CacheCommand {
     },
     /// Remove everything in the cache.
     Clear,
+    /// Sync the cache with a bucket in kache's v3 layout: pull what the project's lockfiles
+    /// need, push what it built (both by default).
+    Sync(Box<CacheSyncArgs>),
+}
+
+/// `larder cache sync`.
+#[derive(Debug, ClapArgs)]
+pub struct CacheSyncArgs {
+    /// The bucket location, s3://bucket[/prefix].
+    #[arg(env = "LARDER_CACHE_REMOTE", value_name = "S3_URL")]
+    pub remote: String,
+    /// Only download.
+    #[arg(long, conflicts_with = "push")]
+    pub pull: bool,
+    /// Only upload.
+    #[arg(long)]
+    pub push: bool,
+    /// Ignore the lockfile filters: pull and push every namespace.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the plan (`Plan: pull N artifacts, push M artifacts`, a line per artifact);
+    /// transfer nothing.
+    #[arg(short = 'n', long, visible_alias = "dryrun")]
+    pub dry_run: bool,
+    /// The Cargo.toml whose workspace members are pushed (push only; the pull filter always
+    /// reads the current directory's lockfiles).
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// The layout's prefix inside the bucket location.
+    #[arg(long, default_value = "artifacts", value_name = "P")]
+    pub prefix: String,
+    /// The namespace of cache entries that have none (not npm's, no `namespace` metadata).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Concurrent transfers.
+    #[arg(long, env = "LARDER_S3_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// Exit 0 even when some artifacts failed (they are still reported).
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Refuse packs that unpack to more than this.
+    #[arg(long, default_value = "8GiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_unpacked_size: u64,
+    /// The zstd level of packs pushed.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub compression_level: i32,
+    #[command(flatten)]
+    pub s3: S3Args,
 }

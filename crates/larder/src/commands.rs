@@ -22,6 +22,10 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         Command::Sync(a) => run_sync(*a, g.json, g.quiet, g.verbose).await,
         Command::Verify(a) => run_verify(*a, g.json, g.quiet).await,
         Command::Ls(ls) => run_ls(ls, g.json).await,
+        Command::Cache(crate::cli::CacheArgs {
+            cache,
+            command: crate::cli::CacheCommand::Sync(a),
+        }) => crate::cache_sync_cmd::run(cache, *a, g.json, g.quiet).await,
         Command::Cache(c) => {
             tokio::task::spawn_blocking(move || crate::cache_cmd::run(c, g.json, g.quiet)).await?
         }

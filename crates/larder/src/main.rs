@@ -4,6 +4,7 @@
 //! options, and errors map to the documented exit codes (`exit.rs`).
 
 mod cache_cmd;
+mod cache_sync_cmd;
 mod cli;
 mod commands;
 mod exit;
