@@ -64,6 +64,17 @@ pub fn npm_package_of_key(key: &str) -> Option<String> {
     (!name.starts_with('@') || name.contains('/')).then_some(name)
 }
 
+/// The npm package of pacote's own tarball keys (`pacote:tarball:name@1.0.0`,
+/// `pacote:tarball:@scope/name@1.0.0`).
+pub fn pacote_package_of_key(key: &str) -> Option<String> {
+    let spec = key.strip_prefix("pacote:tarball:")?;
+    let at = match spec.strip_prefix('@') {
+        Some(rest) => rest.find('@')? + 1,
+        None => spec.find('@')?,
+    };
+    (at > 0).then(|| spec[..at].to_owned())
+}
+
 /// The namespace of an npm package: its name, with a scoped `@scope/name` flattened to
 /// `scope__name` (DefinitelyTyped's convention), so it fits kache's `[A-Za-z0-9_.-]`. A name
 /// that still does not fit (old names with other characters) has none.
@@ -110,7 +121,7 @@ pub struct Scan {
 
 /// The namespace of a cache entry that is not a group's file.
 pub fn namespace_of_entry(e: &Entry, default: Option<&str>) -> Option<String> {
-    if let Some(pkg) = npm_package_of_key(&e.key) {
+    if let Some(pkg) = npm_package_of_key(&e.key).or_else(|| pacote_package_of_key(&e.key)) {
         return namespace_of_package(&pkg);
     }
     let from_meta = e
@@ -208,6 +219,24 @@ mod tests {
         assert_eq!(pkg("https://registry.npmjs.org/"), None);
         assert_eq!(pkg("https://registry.npmjs.org/@scope"), None);
         assert_eq!(npm_package_of_key("other:https://x/y"), None);
+    }
+
+    #[test]
+    fn pacote_tarball_keys() {
+        assert_eq!(
+            pacote_package_of_key("pacote:tarball:ms@2.1.3").as_deref(),
+            Some("ms")
+        );
+        assert_eq!(
+            pacote_package_of_key("pacote:tarball:@isaacs/x@1.1.0").as_deref(),
+            Some("@isaacs/x")
+        );
+        assert_eq!(
+            pacote_package_of_key("pacote:tarball:a@https://h/a@b.tgz").as_deref(),
+            Some("a")
+        );
+        assert_eq!(pacote_package_of_key("pacote:tarball:@x"), None);
+        assert_eq!(pacote_package_of_key("pacote:packument:ms"), None);
     }
 
     #[test]

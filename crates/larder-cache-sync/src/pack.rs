@@ -248,7 +248,9 @@ fn check_meta(
             entry.key, expect.cache_key
         )));
     }
-    if let Some(pkg) = crate::local::npm_package_of_key(&entry.key) {
+    let pkg = crate::local::npm_package_of_key(&entry.key)
+        .or_else(|| crate::local::pacote_package_of_key(&entry.key));
+    if let Some(pkg) = pkg {
         if crate::local::namespace_of_package(&pkg).as_deref() != Some(expect.namespace) {
             return Err(refused(format!(
                 "the entry `{}` is not of namespace `{}`",

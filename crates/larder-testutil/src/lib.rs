@@ -5,6 +5,7 @@
 //! run without it fails loudly instead of skipping. To run only the offline tests, filter the
 //! S3 ones out: `cargo nextest run -E 'not test(/s3/)'`.
 
+pub mod kache;
 pub mod proxy;
 
 use std::env;

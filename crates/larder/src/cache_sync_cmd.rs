@@ -79,7 +79,7 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
     })
 }
 
-fn report_json(r: &Report, meter: &RequestMeter) -> serde_json::Value {
+fn report_json(r: &Report, notes: &[String], meter: &RequestMeter) -> serde_json::Value {
     let q = meter.requests();
     json!({
         "event": "summary",
@@ -91,6 +91,7 @@ fn report_json(r: &Report, meter: &RequestMeter) -> serde_json::Value {
         "misses": r.failures.iter().filter(|f| f.is_miss()).count(),
         "bytes_down": r.bytes_down,
         "bytes_up": r.bytes_up,
+        "notes": notes,
         "requests": {"list": q.list, "get": q.get, "head": q.head, "put": q.put, "delete": q.delete},
         "failures": r.failures.iter().map(|f| json!({
             "direction": if f.direction == Direction::Pull { "pull" } else { "push" },
@@ -190,7 +191,7 @@ pub async fn run(
         );
     }
     if json {
-        println!("{}", report_json(&report, &meter));
+        println!("{}", report_json(&report, &plan.notes, &meter));
     } else if !quiet {
         println!(
             "pulled {} artifact{} ({}), pushed {} artifact{} ({}); {} already present, {} vanished, {} failed",

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod cache;
+mod cache_sync;
 mod cli;
 mod faults;
 mod matrix;
