@@ -11,6 +11,21 @@ use serde_json::json;
 use crate::cli::{CacheArgs, CacheCommand};
 use crate::exit;
 
+/// The cache directory of `--cache DIR` (default: [`default_dir`]). npm's cache root (`~/.npm`,
+/// or what `npm --cache DIR` was given) holds the cacache in `_cacache/`: given such a root
+/// (a `_cacache` directory inside, no `index-v5` of its own), that is the cache.
+pub(crate) fn cache_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let dir = match given {
+        Some(d) => d,
+        None => return default_dir(),
+    };
+    let npm = dir.join("_cacache");
+    if npm.is_dir() && !dir.join("index-v5").exists() {
+        return Ok(npm);
+    }
+    Ok(dir)
+}
+
 pub(crate) fn default_dir() -> anyhow::Result<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
         return Ok(PathBuf::from(x).join("larder/cacache"));
@@ -34,10 +49,7 @@ fn is_stdio(f: &Option<PathBuf>) -> bool {
 }
 
 pub fn run(a: CacheArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
-    let dir = match a.cache {
-        Some(d) => d,
-        None => default_dir()?,
-    };
+    let dir = cache_dir(a.cache)?;
     let cache = Cache::new(&dir);
     match a.command {
         CacheCommand::Put { key, file } => {

@@ -124,10 +124,7 @@ pub async fn run(
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<i32> {
-    let dir = match cache {
-        Some(d) => d,
-        None => crate::cache_cmd::default_dir()?,
-    };
+    let dir = crate::cache_cmd::cache_dir(cache)?;
     if !a.remote.starts_with("s3://") {
         return Err(UsageError(format!(
             "`{}`: cache sync needs an s3://bucket[/prefix] location",
