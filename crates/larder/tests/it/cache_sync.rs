@@ -642,11 +642,14 @@ fn s3_two_pulls_into_one_cache_at_once_both_succeed() {
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert_eq!((a.status.code(), b.status.code()), (Some(0), Some(0)));
     let (sa, sb) = (summary(&a), summary(&b));
-    let done = |s: &serde_json::Value| {
-        s["pulled"].as_u64().unwrap() + s["already_present"].as_u64().unwrap()
-    };
-    assert_eq!(done(&sa), 24);
-    assert_eq!(done(&sb), 24);
+    // Each entry was downloaded by one of them at least (a run that started later may have
+    // found some already imported when it planned, or meanwhile), and neither failed.
+    let pulled = |s: &serde_json::Value| s["pulled"].as_u64().unwrap();
+    assert!(pulled(&sa) + pulled(&sb) >= 24, "{sa}\n{sb}");
+    assert_eq!(
+        (sa["failed"].as_u64(), sb["failed"].as_u64()),
+        (Some(0), Some(0))
+    );
     for (n, ck) in ns.iter().zip(&keys) {
         assert_eq!(
             cache_get(d.path(), &cache, &format!("kache:{n}/{ck}/lib.rlib")).as_deref(),
