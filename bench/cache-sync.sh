@@ -12,7 +12,7 @@
 # `sync` to 32: the pull is also run at 32 for a like-for-like figure. Numbers depend on the machine; compare runs made side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib/garage.sh
+. bench/lib.sh
 
 N=500
 M=100
@@ -24,17 +24,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-work=$(mktemp -d -t larder-bench-cache.XXXXXX)
-trap 'stop_garage; rm -rf "$work"' EXIT
-ensure_garage
-start_garage
-trap 'stop_garage; rm -rf "$work"' EXIT
-cargo build --release --quiet -p larder
-larder=$PWD/target/release/larder
-export AWS_ACCESS_KEY_ID=$LARDER_TEST_S3_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$LARDER_TEST_S3_SECRET_ACCESS_KEY
-export AWS_REGION=$LARDER_TEST_S3_REGION LARDER_ENDPOINT_URL=$LARDER_TEST_S3_ENDPOINT
-export LARDER_STATE_DIR=$work/state
-bucket=s3://$LARDER_TEST_S3_BUCKET/bench-$(date +%s)
+bench_start larder-bench-cache
+bucket=$bucket/bench-$(date +%s)
 
 echo "making an npm cache of $N packages (tarball 4–60 KiB, packument 2–8 KiB each) in $work" >&2
 python3 - "$work" "$N" "$M" <<'PY'

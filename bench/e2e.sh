@@ -10,7 +10,7 @@
 # Numbers depend on the machine; they are for comparing builds and tools on the same one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib/garage.sh
+. bench/lib.sh
 
 SMALL=10000
 BIG_MIB=1024
@@ -24,17 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-work=$(mktemp -d -t larder-bench.XXXXXX)
-trap 'stop_garage; rm -rf "$work"' EXIT
-ensure_garage
-start_garage
-trap 'stop_garage; rm -rf "$work"' EXIT
-cargo build --release --quiet -p larder
-larder=$PWD/target/release/larder
-export AWS_ACCESS_KEY_ID=$LARDER_TEST_S3_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$LARDER_TEST_S3_SECRET_ACCESS_KEY
-export AWS_REGION=$LARDER_TEST_S3_REGION LARDER_ENDPOINT_URL=$LARDER_TEST_S3_ENDPOINT
-export LARDER_STATE_DIR=$work/state
-bucket=s3://$LARDER_TEST_S3_BUCKET
+bench_start larder-bench
 
 echo "making $SMALL files of 10 KiB and one of $BIG_MIB MiB in $work" >&2
 python3 - "$work" "$SMALL" "$BIG_MIB" <<'PY'
