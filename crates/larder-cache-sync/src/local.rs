@@ -255,6 +255,49 @@ mod tests {
     }
 
     #[test]
+    fn namespaces_of_other_entries_come_from_metadata_or_the_default() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::new(d.path());
+        let with = |metadata| larder_cache::WriteOptions {
+            metadata,
+            ..Default::default()
+        };
+        cache
+            .put_with(
+                "a",
+                b"1",
+                with(Some(serde_json::json!({"namespace": "tools"}))),
+            )
+            .unwrap();
+        cache
+            .put_with(
+                "b",
+                b"2",
+                with(Some(serde_json::json!({"namespace": "../x"}))),
+            )
+            .unwrap();
+        cache.put("c", b"3").unwrap();
+        let ns = |default| {
+            let scan = scan(&cache, default).unwrap();
+            let mut v: Vec<String> = scan
+                .artifacts
+                .values()
+                .map(|a| a.namespace.clone())
+                .collect();
+            v.sort();
+            (v, scan.without_namespace)
+        };
+        assert_eq!(ns(None), (vec!["tools".to_owned()], 2));
+        assert_eq!(
+            ns(Some("misc")),
+            (
+                vec!["misc".to_owned(), "misc".to_owned(), "tools".to_owned()],
+                0
+            )
+        );
+    }
+
+    #[test]
     fn entry_cache_keys_are_kache_shaped_and_stable() {
         let a = entry_cache_key("k", "sha512-x");
         assert!(is_valid_cache_key(&a));
