@@ -36,6 +36,7 @@ pub mod local;
 pub mod memory;
 pub mod meter;
 pub mod s3;
+pub mod throttle;
 mod types;
 pub mod wrap;
 

@@ -207,6 +207,12 @@ pub struct S3Options {
     pub idle_timeout: std::time::Duration,
     /// Counts every request sent, and refuses those past its limits (budgets).
     pub meter: Option<Arc<crate::meter::RequestMeter>>,
+    /// Back off on `503 SlowDown` / `429` (AIMD on the requests in flight, `Retry-After`
+    /// honoured; see [`crate::throttle`]); `false` keeps the concurrency fixed (default true).
+    pub adaptive: bool,
+    /// The throttle to use (to read its [`crate::throttle::ThrottleStats`], or share it
+    /// between stores on one server); else the store makes its own.
+    pub throttle: Option<Arc<crate::throttle::Throttle>>,
 }
 
 impl Default for S3Options {
@@ -230,6 +236,8 @@ impl Default for S3Options {
             read_timeout: std::time::Duration::from_secs(60),
             idle_timeout: std::time::Duration::from_secs(60),
             meter: None,
+            adaptive: true,
+            throttle: None,
         }
     }
 }
@@ -246,6 +254,7 @@ struct Inner {
     opts: S3Options,
     /// How errors name the server: `` `http://127.0.0.1:3900` `` or `AWS S3`.
     endpoint: Arc<str>,
+    throttle: Arc<crate::throttle::Throttle>,
 }
 
 impl fmt::Debug for S3Store {
@@ -416,6 +425,19 @@ impl S3Store {
         if sdk.region().is_none() {
             conf = conf.region(aws_config::Region::new("us-east-1"));
         }
+        let throttle = opts
+            .throttle
+            .clone()
+            .unwrap_or_else(|| crate::throttle::Throttle::new(1024));
+        if opts.adaptive {
+            let inner = sdk
+                .http_client()
+                .unwrap_or_else(crate::throttle::default_https_client);
+            conf = conf.http_client(crate::throttle::ThrottledClient {
+                inner,
+                throttle: throttle.clone(),
+            });
+        }
         if let Some(m) = &opts.meter {
             conf = conf.interceptor(MeterInterceptor(m.clone()));
         }
@@ -430,8 +452,14 @@ impl S3Store {
                 url,
                 opts,
                 endpoint,
+                throttle,
             }),
         })
+    }
+
+    /// What adaptive concurrency saw and did (all zero when it is off or was never needed).
+    pub fn throttle_stats(&self) -> crate::throttle::ThrottleStats {
+        self.inner.throttle.stats()
     }
 
     /// The bucket and prefix.

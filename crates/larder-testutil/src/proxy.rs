@@ -30,6 +30,17 @@ pub enum Fault {
         /// Faulted requests per hundred.
         percent: u32,
     },
+    /// A server overloaded above `max` requests in flight: a request that arrives while
+    /// `max` are being forwarded is answered `503 SlowDown` (with `Retry-After: <secs>` when
+    /// given), counted as [`Injected::SlowDown`].
+    ThrottleAbove {
+        /// Requests the server takes at once.
+        max: u64,
+        /// The `Retry-After` it sends, in seconds.
+        retry_after: Option<u32>,
+        /// How long the server takes per request, in milliseconds (so requests overlap).
+        latency_ms: u64,
+    },
 }
 
 /// The faults [`Fault::Random`] injects, counted by [`Proxy::injected`].
@@ -89,6 +100,17 @@ struct Shared {
     requests: AtomicU64,
     rng: std::sync::Mutex<rand::rngs::StdRng>,
     injected: [AtomicU64; 8],
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+}
+
+/// Counts a request out of `in_flight` when dropped.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A running proxy; it lives as long as the test process.
@@ -128,6 +150,8 @@ impl Proxy {
             requests: AtomicU64::new(0),
             rng: std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
             injected: Default::default(),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
         });
         let sh = shared.clone();
         std::thread::spawn(move || {
@@ -147,6 +171,11 @@ impl Proxy {
         self.shared.requests.load(Ordering::Relaxed)
     }
 
+    /// The most requests it had in flight at once.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.shared.peak_in_flight.load(Ordering::Relaxed)
+    }
+
     /// How many answers it changed.
     pub fn faulted(&self) -> u64 {
         self.shared.faulted.load(Ordering::Relaxed)
@@ -164,11 +193,15 @@ impl Proxy {
 }
 
 fn s3_error(code: u16, reason: &str, s3_code: &str) -> Vec<u8> {
+    s3_error_with(code, reason, s3_code, "")
+}
+
+fn s3_error_with(code: u16, reason: &str, s3_code: &str, extra_headers: &str) -> Vec<u8> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{s3_code}</Code><Message>injected by the test proxy</Message><RequestId>proxy</RequestId></Error>"
     );
     format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n{extra_headers}Connection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -245,6 +278,23 @@ fn handle(client: TcpStream, up: &str, sh: &Shared) -> std::io::Result<()> {
     let len: u64 = header(&req, "content-length").map_or(0, |v| v.parse().unwrap_or(0));
     let mut body = Vec::with_capacity(len as usize);
     (&mut reader).take(len).read_to_end(&mut body)?;
+    let now = sh.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    let _in_flight = InFlight(&sh.in_flight);
+    sh.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+    if let Fault::ThrottleAbove {
+        max,
+        retry_after,
+        latency_ms,
+    } = fault
+    {
+        if now > max {
+            sh.injected[0].fetch_add(1, Ordering::Relaxed);
+            faulted.fetch_add(1, Ordering::Relaxed);
+            let extra = retry_after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
+            return client.write_all(&s3_error_with(503, "Slow Down", "SlowDown", &extra));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(latency_ms));
+    }
     let mut parts = req[0].split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     match injected {

@@ -55,6 +55,10 @@ pub struct S3Args {
     /// Fail a transfer whose body moves no byte for this long (retried).
     #[arg(long, env = "LARDER_IDLE_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
     pub idle_timeout: std::time::Duration,
+    /// Keep the requests in flight fixed when the server answers 503 SlowDown or 429 (by
+    /// default they back off, AIMD, and `Retry-After` is honoured).
+    #[arg(long, env = "LARDER_FIXED_CONCURRENCY")]
+    pub fixed_concurrency: bool,
 }
 
 /// Per-side overrides, for S3→S3 between servers or accounts.

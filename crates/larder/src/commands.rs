@@ -110,6 +110,7 @@ pub fn s3_options(a: &S3Args) -> S3Options {
         connect_timeout: a.connect_timeout,
         read_timeout: a.timeout,
         idle_timeout: a.idle_timeout,
+        adaptive: !a.fixed_concurrency,
         ..S3Options::default()
     }
 }
@@ -303,7 +304,10 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
     } else {
         SymlinkPolicy::Follow
     };
+    // One throttle for the run: its stats go in the summary.
+    let throttle = larder_store::throttle::Throttle::new(1024);
     let tune = |mut o: S3Options| {
+        o.throttle = Some(throttle.clone());
         o.part_size = a.part_size;
         o.multipart_threshold = a.multipart_threshold;
         o.parts_in_flight = a.parts_in_flight;
@@ -470,6 +474,9 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                 "dry_run": report.dry_run, "cancelled": report.cancelled,
                 "source_listed": report.src_listed, "target_listed": report.dst_listed,
                 "heads": report.heads,
+                "throttled": throttle.stats().throttled,
+                "throttle_decreases": throttle.stats().decreases,
+                "min_concurrency": throttle.stats().min_limit,
                 "stale_temps_removed": local_dst.as_ref().map_or(0, |l| l.stale_temps_removed()),
                 "elapsed_seconds": secs,
                 "objects_per_second": report.uploaded as f64 / secs,
