@@ -15,9 +15,11 @@ pub mod events;
 pub mod inventory;
 pub mod manifest;
 mod meta_cache;
+pub mod uploads;
 pub mod vault;
 
 pub use meta_cache::{MetaCache, StateError};
+pub use uploads::Uploads;
 pub use vault::{
     Budgets, EventStats, Index, IndexSource, IndexState, ObjectRow, Policy, PriceTable, Run,
     Strategy, Vault,

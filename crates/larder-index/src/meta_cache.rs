@@ -26,11 +26,23 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// A cache that cannot be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open the metadata cache `{path}`")]
+#[error("cannot open the state database `{path}`")]
 pub struct StateError {
     path: String,
     #[source]
     source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StateError {
+    pub(crate) fn new(
+        path: String,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StateError {
+            path,
+            source: Box::new(source),
+        }
+    }
 }
 
 const MIGRATIONS: &[&str] = &["CREATE TABLE objects (

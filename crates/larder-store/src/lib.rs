@@ -31,6 +31,7 @@
 
 pub mod error;
 pub mod integrity;
+pub mod journal;
 pub mod key;
 pub mod local;
 pub mod memory;

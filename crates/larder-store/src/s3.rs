@@ -213,6 +213,9 @@ pub struct S3Options {
     /// The throttle to use (to read its [`crate::throttle::ThrottleStats`], or share it
     /// between stores on one server); else the store makes its own.
     pub throttle: Option<Arc<crate::throttle::Throttle>>,
+    /// Where multipart uploads in progress are recorded, so a run killed mid-upload is
+    /// resumed from the parts on the server (each checked by its MD5) by the next.
+    pub journal: Option<Arc<dyn crate::journal::UploadJournal>>,
 }
 
 impl Default for S3Options {
@@ -238,6 +241,7 @@ impl Default for S3Options {
             meter: None,
             adaptive: true,
             throttle: None,
+            journal: None,
         }
     }
 }
@@ -457,6 +461,34 @@ impl S3Store {
         })
     }
 
+    /// Aborts the multipart uploads under this store's prefix that the journal says dead
+    /// runs left and nobody resumed; returns how many. Without a journal, none.
+    pub async fn abort_orphans(&self) -> u64 {
+        let i = &self.inner;
+        let Some(j) = &i.opts.journal else { return 0 };
+        let mut n = 0;
+        for (key, upload_id) in j.orphans(&i.url.bucket, &i.url.prefix) {
+            let res = i
+                .client
+                .abort_multipart_upload()
+                .bucket(&i.url.bucket)
+                .key(&key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            match res {
+                Ok(_) => n += 1,
+                Err(SdkError::ServiceError(e)) if e.err().code() == Some("NoSuchUpload") => {}
+                Err(e) => {
+                    tracing::warn!(key, upload_id, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "could not abort a multipart upload a killed run left");
+                    continue;
+                }
+            }
+            j.finished(&i.url.bucket, &upload_id);
+        }
+        n
+    }
+
     /// What adaptive concurrency saw and did (all zero when it is off or was never needed).
     pub fn throttle_stats(&self) -> crate::throttle::ThrottleStats {
         self.inner.throttle.stats()
@@ -661,6 +693,66 @@ impl S3Store {
         }
     }
 
+    /// Creates a multipart upload. The create runs as a background task: if this put is
+    /// cancelled while the request is in flight, the upload still comes into being on the
+    /// server, and the task, finding no one to hand it to, aborts it.
+    async fn create_upload(
+        &self,
+        create: aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder,
+        loc: &str,
+        full_key: &str,
+    ) -> Result<String> {
+        let i = &self.inner;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (client, bucket, key2) = (i.client.clone(), i.url.bucket.clone(), full_key.to_owned());
+        background().spawn(async move {
+            let res = create.send().await;
+            if let Err(Ok(orphan)) = tx.send(res) {
+                let orphan: aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput = orphan;
+                if let Some(id) = orphan.upload_id() {
+                    drop(AbortGuard::new(client, bucket, key2, id.to_owned()));
+                }
+            }
+        });
+        let created = rx
+            .await
+            .map_err(|e| Error::new(ErrorKind::Other, Op::Put, loc.to_owned()).with_source(e))?
+            .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Put, loc.to_owned()))?;
+        Ok(created.upload_id().unwrap_or_default().to_owned())
+    }
+
+    /// The parts of an upload on the server: number → (ETag, size).
+    async fn upload_parts(
+        &self,
+        full_key: &str,
+        upload_id: &str,
+    ) -> Result<HashMap<i32, (String, u64)>> {
+        let i = &self.inner;
+        let mut out = HashMap::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = i
+                .client
+                .list_parts()
+                .bucket(&i.url.bucket)
+                .key(full_key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(&i.endpoint, e, Op::List, full_key.to_owned()))?;
+            for p in page.parts() {
+                if let (Some(n), Some(e)) = (p.part_number(), p.e_tag()) {
+                    out.insert(n, (normalize_etag(e), p.size().unwrap_or(0).max(0) as u64));
+                }
+            }
+            match page.next_part_number_marker() {
+                Some(m) if page.is_truncated() == Some(true) => marker = Some(m.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// A multipart upload of `first` followed by the rest of `stream`.
     async fn put_multipart(
         &self,
@@ -700,31 +792,48 @@ impl S3Store {
                         ChecksumType::FullObject
                     });
         }
-        // The create runs as a background task: if this put is cancelled while the request is
-        // in flight, the upload still comes into being on the server, and the task, finding no
-        // one to hand it to, aborts it.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let (client, bucket, key2) = (i.client.clone(), i.url.bucket.clone(), full_key.clone());
-        background().spawn(async move {
-            let res = create.send().await;
-            if let Err(Ok(orphan)) = tx.send(res) {
-                let orphan: aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput = orphan;
-                if let Some(id) = orphan.upload_id() {
-                    drop(AbortGuard::new(client, bucket, key2, id.to_owned()));
+        // A journal (and no additional checksum, which each part would need to carry): an
+        // upload of this key a killed run left is resumed, its parts checked by their MD5.
+        let journal = i.opts.journal.clone().filter(|_| opts.checksum.is_none());
+        let mut on_server: HashMap<i32, (String, u64)> = HashMap::new();
+        let mut resumed = None;
+        if let Some(j) = &journal {
+            if let Some(up) = j.take_over(&i.url.bucket, &full_key, part_size) {
+                match self.upload_parts(&full_key, &up.upload_id).await {
+                    Ok(parts) => {
+                        tracing::info!(key = %loc, parts = parts.len(), "resuming a multipart upload a killed run left");
+                        on_server = parts;
+                        resumed = Some(up.upload_id);
+                    }
+                    // Gone (aborted, completed, expired): start anew.
+                    Err(_) => j.finished(&i.url.bucket, &up.upload_id),
                 }
             }
-        });
-        let created = rx
-            .await
-            .map_err(|e| Error::new(ErrorKind::Other, Op::Put, loc.clone()).with_source(e))?
-            .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Put, loc.clone()))?;
-        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        }
+        let upload_id = match resumed {
+            Some(id) => id,
+            None => {
+                let id = self.create_upload(create, &loc, &full_key).await?;
+                if let Some(j) = &journal {
+                    j.started(
+                        &i.url.bucket,
+                        &full_key,
+                        &crate::journal::JournalUpload {
+                            upload_id: id.clone(),
+                            part_size,
+                        },
+                    );
+                }
+                id
+            }
+        };
         let mut guard = AbortGuard::new(
             i.client.clone(),
             i.url.bucket.clone(),
             full_key.clone(),
             upload_id.clone(),
         );
+        guard.journal = journal.clone();
 
         // Each part's MD5 (Content-MD5, and the ETag) is computed in its own task, on the
         // blocking pool, so the parts in flight hash on as many cores; this pass keeps only
@@ -770,6 +879,10 @@ impl S3Store {
                 upload_id.clone(),
                 loc.clone(),
             );
+            let on_server = on_server
+                .remove(&part_number)
+                .filter(|(_, size)| *size == part.len() as u64)
+                .map(|(etag, _)| etag);
             // Every part carries its own checksum: servers refuse parts without one once the
             // upload declared an algorithm, composite or full-object.
             guard.tasks.spawn(upload_part(
@@ -782,6 +895,7 @@ impl S3Store {
                 part,
                 opts.checksum,
                 l,
+                on_server,
             ));
             if eof && buf.is_empty() {
                 break;
@@ -831,6 +945,9 @@ impl S3Store {
             .await
             .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Put, loc.clone()))?;
         guard.disarm();
+        if let Some(j) = &journal {
+            j.finished(&i.url.bucket, &upload_id);
+        }
 
         let expected = integrity::multipart_etag(&done.iter().map(|p| p.md5).collect::<Vec<_>>());
         let etag = match out.e_tag().map(normalize_etag) {
@@ -928,11 +1045,21 @@ async fn upload_part(
     data: Bytes,
     checksum: Option<ChecksumAlgorithm>,
     loc: String,
+    on_server: Option<String>,
 ) -> Result<PartDone> {
     let d = data.clone();
     let md5 = tokio::task::spawn_blocking(move || integrity::md5(&d))
         .await
         .map_err(|e| Error::new(ErrorKind::Other, Op::Put, loc.clone()).with_source(e))?;
+    // A part a killed run already uploaded, with these very bytes: not sent again.
+    if let Some(etag) = on_server.filter(|e| *e == hex::encode(md5)) {
+        return Ok(PartDone {
+            number,
+            etag,
+            md5,
+            checksum: None,
+        });
+    }
     let raw = checksum.map(|a| checksum_raw(a, &data));
     let mut req = client
         .upload_part()
@@ -1013,6 +1140,8 @@ struct AbortGuard {
     key: String,
     upload_id: Option<String>,
     tasks: tokio::task::JoinSet<Result<PartDone>>,
+    /// Told once the abort is confirmed.
+    journal: Option<Arc<dyn crate::journal::UploadJournal>>,
 }
 
 impl AbortGuard {
@@ -1023,6 +1152,7 @@ impl AbortGuard {
             key,
             upload_id: Some(upload_id),
             tasks: tokio::task::JoinSet::new(),
+            journal: None,
         }
     }
 
@@ -1037,6 +1167,7 @@ impl Drop for AbortGuard {
             return;
         };
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        let journal = self.journal.take();
         let mut tasks = std::mem::take(&mut self.tasks);
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(
@@ -1076,7 +1207,11 @@ impl Drop for AbortGuard {
                     .send()
                     .await;
                 if still.is_err() {
-                    return; // NoSuchUpload: gone for good
+                    // NoSuchUpload: gone for good.
+                    if let Some(j) = &journal {
+                        j.finished(&bucket, &upload_id);
+                    }
+                    return;
                 }
             }
             tracing::warn!(bucket, key, upload_id, "a multipart upload may be left behind: `larder cleanup s3://{bucket}/{key}` aborts it");

@@ -102,6 +102,7 @@ struct Shared {
     injected: [AtomicU64; 8],
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
+    part_puts: AtomicU64,
 }
 
 /// Counts a request out of `in_flight` when dropped.
@@ -152,6 +153,7 @@ impl Proxy {
             injected: Default::default(),
             in_flight: AtomicU64::new(0),
             peak_in_flight: AtomicU64::new(0),
+            part_puts: AtomicU64::new(0),
         });
         let sh = shared.clone();
         std::thread::spawn(move || {
@@ -169,6 +171,11 @@ impl Proxy {
     /// How many requests it received.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// How many UploadPart requests it received.
+    pub fn part_puts(&self) -> u64 {
+        self.shared.part_puts.load(Ordering::Relaxed)
     }
 
     /// The most requests it had in flight at once.
@@ -297,6 +304,9 @@ fn handle(client: TcpStream, up: &str, sh: &Shared) -> std::io::Result<()> {
     }
     let mut parts = req[0].split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if method == "PUT" && target.contains("partNumber=") {
+        sh.part_puts.fetch_add(1, Ordering::Relaxed);
+    }
     match injected {
         Some(Injected::SlowDown) => {
             return client.write_all(&s3_error(503, "Slow Down", "SlowDown"))

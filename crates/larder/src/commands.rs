@@ -269,6 +269,21 @@ fn filters(a: &FilterArgs) -> anyhow::Result<Filters> {
 
 /// The metadata cache in the state directory; `None` (with a warning) when it cannot be
 /// opened, which costs HEADs and hashes, never correctness.
+/// The journal of multipart uploads in the state directory (none, with a warning, when it
+/// cannot be opened: uploads then start over after a crash).
+pub(crate) fn uploads_journal(
+    explicit: Option<&std::path::Path>,
+) -> Option<Arc<dyn larder_store::journal::UploadJournal>> {
+    let d = state_dir(explicit)?;
+    match larder_index::Uploads::open(&d.join("uploads.sqlite3")) {
+        Ok(j) => Some(Arc::new(j)),
+        Err(e) => {
+            tracing::warn!("{e}; multipart uploads a killed run leaves will start over");
+            None
+        }
+    }
+}
+
 pub(crate) fn meta_cache(explicit: Option<&std::path::Path>) -> Option<Arc<MetaCache>> {
     let d = state_dir(explicit)?;
     match MetaCache::open(&d.join("meta.sqlite3")) {
@@ -306,8 +321,13 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
     };
     // One throttle for the run: its stats go in the summary.
     let throttle = larder_store::throttle::Throttle::new(1024);
+    // Multipart uploads in progress are journalled: a killed run's are resumed or aborted.
+    let journal = (!a.dry_run)
+        .then(|| uploads_journal(a.state_dir.as_deref()))
+        .flatten();
     let tune = |mut o: S3Options| {
         o.throttle = Some(throttle.clone());
+        o.journal = journal.clone();
         o.part_size = a.part_size;
         o.multipart_threshold = a.multipart_threshold;
         o.parts_in_flight = a.parts_in_flight;
@@ -457,6 +477,14 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    // Uploads killed runs left under the destination, which this run did not resume.
+    let mut orphans_aborted = 0;
+    if journal.is_some() && !report.cancelled && a.pair.dst.starts_with("s3://") {
+        let o = tune(side_options(&a.pair.s3, &a.pair.sides, false));
+        if let Ok(s) = S3Store::new(S3Url::parse(&a.pair.dst)?, o).await {
+            orphans_aborted = s.abort_orphans().await;
+        }
+    }
     let secs = report.elapsed.as_secs_f64().max(0.001);
     if json {
         println!(
@@ -477,6 +505,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                 "throttled": throttle.stats().throttled,
                 "throttle_decreases": throttle.stats().decreases,
                 "min_concurrency": throttle.stats().min_limit,
+                "orphan_uploads_aborted": orphans_aborted,
                 "stale_temps_removed": local_dst.as_ref().map_or(0, |l| l.stale_temps_removed()),
                 "elapsed_seconds": secs,
                 "objects_per_second": report.uploaded as f64 / secs,

@@ -4,6 +4,7 @@ mod bad_input;
 mod cache;
 mod cache_sync;
 mod cli;
+mod crash;
 mod faults;
 mod matrix;
 mod s3;

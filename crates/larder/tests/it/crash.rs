@@ -1,0 +1,256 @@
+//! SIGKILL at random moments (seeded): no partial object or file is ever visible under its
+//! final name, the next run converges byte for byte, and a multipart upload the killed run
+//! left is resumed from its parts (or aborted), never left behind. (Issue #12; bench/soak.sh
+//! and `CRASH_POINTS` run more points.)
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use larder_store::Store;
+use larder_testutil::proxy::{Fault, Proxy};
+use rand::{Rng, SeedableRng};
+
+use crate::s3::larder_s3;
+use crate::*;
+
+/// A proxy that only adds `ms` of latency per request, and counts.
+fn slow_proxy(ms: u64) -> Proxy {
+    let env = larder_testutil::s3_env();
+    Proxy::start(
+        &env.endpoint,
+        Fault::ThrottleAbove {
+            max: u64::MAX,
+            retry_after: None,
+            latency_ms: ms,
+        },
+    )
+}
+
+fn sync_cmd(home: &Path, endpoint: &str, src: &str, dst: &str) -> std::process::Command {
+    let (mut c, _) = larder_s3(home);
+    c.env("LARDER_ENDPOINT_URL", endpoint)
+        .args([
+            "sync",
+            "--json",
+            "--multipart-threshold",
+            "5Mi",
+            "--part-size",
+            "5Mi",
+        ])
+        .arg(src)
+        .arg(dst)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+fn bucket_objects(prefix: &str) -> Vec<(String, Vec<u8>)> {
+    rt().block_on(async {
+        use futures::TryStreamExt;
+        let store = larder_testutil::s3_store(Default::default(), Some(prefix)).await;
+        let listed: Vec<_> = store.list("").try_collect().await.unwrap();
+        let mut out = Vec::new();
+        for e in listed {
+            let g = store.get(&e.key, Default::default()).await.unwrap();
+            out.push((e.key.as_str().to_owned(), g.bytes().await.unwrap().to_vec()));
+        }
+        out
+    })
+}
+
+fn uploads_in_progress(prefix: &str) -> usize {
+    rt().block_on(async {
+        let store = larder_testutil::s3_store(Default::default(), Some(prefix)).await;
+        store.multipart_uploads("").await.unwrap().len()
+    })
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn prefix_of(url: &str) -> String {
+    url.splitn(4, '/')
+        .nth(3)
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+#[test]
+fn s3_a_killed_multipart_upload_is_resumed_from_its_parts() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let data: Vec<u8> = (0..(30u32 << 20)).map(|i| (i % 253) as u8).collect();
+    write(&src.join("big.bin"), &data);
+    let (_, url) = larder_s3(d.path());
+    let slow = slow_proxy(150);
+    let mut child = sync_cmd(d.path(), &slow.endpoint, src.to_str().unwrap(), &url)
+        .args(["--parts-in-flight", "1"])
+        .spawn()
+        .unwrap();
+    // Three of the six parts acknowledged (one in flight at a time), then SIGKILL.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while slow.part_puts() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let prefix = prefix_of(&url);
+    assert_eq!(
+        bucket_objects(&prefix).len(),
+        0,
+        "no object under its final name"
+    );
+    assert_eq!(
+        uploads_in_progress(&prefix),
+        1,
+        "the killed run's upload is on the server"
+    );
+
+    let counted = slow_proxy(0);
+    let out = run(&mut sync_cmd(
+        d.path(),
+        &counted.endpoint,
+        src.to_str().unwrap(),
+        &url,
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        counted.part_puts() <= 3,
+        "resumed: {} parts sent again of 6",
+        counted.part_puts()
+    );
+    assert_eq!(bucket_objects(&prefix), [("big.bin".to_owned(), data)]);
+    assert_eq!(uploads_in_progress(&prefix), 0);
+}
+
+#[test]
+fn s3_a_killed_runs_upload_of_a_key_no_longer_sent_is_aborted_by_the_next_run() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let data: Vec<u8> = (0..(12u32 << 20)).map(|i| (i % 249) as u8).collect();
+    write(&src.join("big.bin"), &data);
+    let (_, url) = larder_s3(d.path());
+    let slow = slow_proxy(150);
+    let mut child = sync_cmd(d.path(), &slow.endpoint, src.to_str().unwrap(), &url)
+        .args(["--parts-in-flight", "1"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while slow.part_puts() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let prefix = prefix_of(&url);
+    assert_eq!(uploads_in_progress(&prefix), 1);
+    // The file is gone from the source: nothing to resume, the upload is an orphan.
+    std::fs::remove_file(src.join("big.bin")).unwrap();
+    write(&src.join("small.txt"), b"small");
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c.args(["sync", "--json"]).arg(&src).arg(&url));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(summary(&out)["orphan_uploads_aborted"], 1);
+    assert_eq!(uploads_in_progress(&prefix), 0);
+}
+
+fn tree(root: &Path) {
+    for i in 0..30u32 {
+        let data: Vec<u8> = (0..(500 + i * 997))
+            .map(|b| (b % 251) as u8 ^ i as u8)
+            .collect();
+        write(&root.join(format!("d{}/f{i:02}", i % 3)), &data);
+    }
+    for i in 0..2u8 {
+        let data: Vec<u8> = (0..(12u32 << 20)).map(|b| (b % 241) as u8 ^ i).collect();
+        write(&root.join(format!("big{i}.bin")), &data);
+    }
+}
+
+/// Kills `larder sync src dst` at `points` seeded moments; after each, `check` sees what is
+/// under final names. Then one run to the end.
+fn kill_at_random(d: &Path, seed: u64, points: usize, src: &str, dst: &str, check: impl Fn()) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let slow = slow_proxy(15);
+    for _ in 0..points {
+        let wait = Duration::from_millis(rng.gen_range(20..900));
+        let mut child = sync_cmd(d, &slow.endpoint, src, dst).spawn().unwrap();
+        std::thread::sleep(wait);
+        let _ = child.kill(); // it may have finished: then there is nothing to kill
+        child.wait().unwrap();
+        check();
+    }
+    let out = run(&mut sync_cmd(d, &slow.endpoint, src, dst));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the run after the kills converges"
+    );
+}
+
+#[test]
+fn s3_sigkill_at_random_moments_never_shows_a_partial_object_or_file() {
+    let points: usize = std::env::var("CRASH_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    tree(&src);
+    let want: Vec<(String, Vec<u8>)> = files_under(&src)
+        .into_iter()
+        .map(|(p, b)| {
+            (
+                p.strip_prefix(&src).unwrap().to_str().unwrap().to_owned(),
+                b,
+            )
+        })
+        .collect();
+    let (_, url) = larder_s3(d.path());
+    let prefix = prefix_of(&url);
+
+    // Up: every object in the bucket is whole.
+    kill_at_random(d.path(), 17, points, src.to_str().unwrap(), &url, || {
+        for (k, bytes) in bucket_objects(&prefix) {
+            let source = want.iter().find(|(p, _)| *p == k).map(|(_, b)| b);
+            assert_eq!(source, Some(&bytes), "`{k}` is visible but not whole");
+        }
+    });
+    assert_eq!(bucket_objects(&prefix), want);
+    assert_eq!(
+        uploads_in_progress(&prefix),
+        0,
+        "no multipart upload left behind"
+    );
+
+    // Down: every file under its final name is whole.
+    let back = d.path().join("back");
+    kill_at_random(d.path(), 23, points, &url, back.to_str().unwrap(), || {
+        for (p, bytes) in files_under(&back) {
+            let rel = p.strip_prefix(&back).unwrap().to_str().unwrap().to_owned();
+            if rel
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(".larder-tmp."))
+            {
+                continue; // a temp file: not under a final name, removed by the next run
+            }
+            let source = want.iter().find(|(k, _)| *k == rel).map(|(_, b)| b);
+            assert_eq!(source, Some(&bytes), "`{rel}` is visible but not whole");
+        }
+    });
+    let got: Vec<(String, Vec<u8>)> = files_under(&back)
+        .into_iter()
+        .map(|(p, b)| {
+            (
+                p.strip_prefix(&back).unwrap().to_str().unwrap().to_owned(),
+                b,
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "byte-identical, no temp file left");
+}
