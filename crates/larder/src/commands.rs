@@ -430,10 +430,10 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                     let _ = writeln!(
                         out,
                         "{}",
-                        json!({"event": "error", "key": key, "error": error})
+                        json!({"event": "error", "key": key, "error": crate::redact::redact(error)})
                     );
                 } else {
-                    let line = format!("larder: error: {error}");
+                    let line = format!("larder: error: {}", crate::redact::redact(error));
                     match &bar2 {
                         Some(b) => b.println(line),
                         None => eprintln!("{line}"),

@@ -8,6 +8,7 @@ mod cache_sync_cmd;
 mod cli;
 mod commands;
 mod exit;
+mod redact;
 mod signals;
 mod vault_cmd;
 
@@ -43,7 +44,7 @@ fn main() {
             }) {
                 exit::OK
             } else {
-                eprintln!("larder: error: {e:#}");
+                eprintln!("larder: error: {}", redact::redact(&format!("{e:#}")));
                 for hint in commands::hints(&e) {
                     eprintln!("hint: {hint}");
                 }
@@ -67,7 +68,7 @@ fn init_tracing(g: &cli::GlobalArgs) {
     let filter = EnvFilter::try_from_env("LARDER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| redact::Stderr)
         .with_target(false)
         .init();
 }

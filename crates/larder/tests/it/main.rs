@@ -8,6 +8,7 @@ mod crash;
 mod faults;
 mod matrix;
 mod s3;
+mod secrets;
 mod vault;
 
 use std::path::Path;
