@@ -429,6 +429,10 @@ impl Store for LocalStore {
             let data = if len <= SMALL_READ {
                 let mut buf = Vec::with_capacity(len as usize);
                 (&mut file).take(len).read_to_end(&mut buf).map_err(io)?;
+                let after = file.metadata().map_err(io)?;
+                if !unchanged(&m, &after) {
+                    return Err(changed_while_read(&p.display().to_string()));
+                }
                 Some(buf)
             } else {
                 None
@@ -459,12 +463,32 @@ impl Store for LocalStore {
             });
         }
         let shown = path.display().to_string();
+        // At the end, the file is looked at again: one written to while it was read is not
+        // handed on as a torn snapshot (the error is retryable).
+        let check = o
+            .file
+            .try_clone()
+            .map_err(|e| Error::io(Op::Get, &shown, e))?;
+        let (before, shown2) = (o.meta, shown.clone());
         let file = tokio::fs::File::from_std(o.file);
+        let end_check = futures::stream::once(async move {
+            let after = tokio::task::spawn_blocking(move || check.metadata())
+                .await
+                .map_err(|e| Error::new(ErrorKind::Other, Op::Get, shown2.clone()).with_source(e))?
+                .map_err(|e| Error::io(Op::Get, &shown2, e))?;
+            if unchanged(&before, &after) {
+                Ok(None)
+            } else {
+                Err(changed_while_read(&shown2))
+            }
+        })
+        .filter_map(|r: Result<Option<bytes::Bytes>>| async move { r.transpose() });
         let body = tokio_util::io::ReaderStream::with_capacity(
             file.take(range.end - range.start),
             1 << 20,
         )
         .map_err(move |e| Error::io(Op::Get, &shown, e))
+        .chain(end_check)
         .boxed();
         Ok(GetResult {
             meta,
@@ -594,6 +618,29 @@ fn remove_if_stale(path: &Path, before: std::time::SystemTime) -> bool {
 }
 
 /// A file opened by [`LocalStore::get`] on the blocking pool.
+/// Whether a file's metadata says it was not written to between two looks: same size, same
+/// modification and change times (to the nanosecond where the platform has them).
+fn unchanged(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.len() == b.len()
+            && (a.mtime(), a.mtime_nsec()) == (b.mtime(), b.mtime_nsec())
+            && (a.ctime(), a.ctime_nsec()) == (b.ctime(), b.ctime_nsec())
+            && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        a.len() == b.len() && a.modified().ok() == b.modified().ok()
+    }
+}
+
+fn changed_while_read(path: &str) -> Error {
+    Error::new(ErrorKind::Transient, Op::Get, path.to_owned())
+        .with_detail("the file changed while it was read (size or modification time); not sent as a torn copy")
+        .with_retryable(true)
+}
+
 struct Opened {
     file: std::fs::File,
     meta: std::fs::Metadata,

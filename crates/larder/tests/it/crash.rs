@@ -254,3 +254,101 @@ fn s3_sigkill_at_random_moments_never_shows_a_partial_object_or_file() {
         .collect();
     assert_eq!(got, want, "byte-identical, no temp file left");
 }
+
+#[test]
+fn s3_a_file_written_to_while_it_is_read_is_never_sent_torn() {
+    use std::os::unix::fs::FileExt;
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let data: Vec<u8> = (0..(24u32 << 20)).map(|i| (i % 239) as u8).collect();
+    write(&src.join("big.bin"), &data);
+    write(&src.join("small.txt"), b"small");
+    let (_, url) = larder_s3(d.path());
+    let prefix = prefix_of(&url);
+    // Another program keeps writing into the middle of big.bin (same size).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop2, path) = (stop.clone(), src.join("big.bin"));
+    let writer = std::thread::spawn(move || {
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let mut b = 0u8;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            b = b.wrapping_add(1);
+            f.write_all_at(&[b], 10 << 20).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        b
+    });
+    let slow = slow_proxy(40);
+    let out = run(
+        sync_cmd(d.path(), &slow.endpoint, src.to_str().unwrap(), &url).args([
+            "--parts-in-flight",
+            "1",
+            "--retries",
+            "1",
+        ]),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let last = writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "that key failed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("big.bin") && stdout.contains("changed while it was read"),
+        "named: {stdout}{stderr}"
+    );
+    let objects = bucket_objects(&prefix);
+    assert_eq!(
+        objects,
+        [("small.txt".to_owned(), b"small".to_vec())],
+        "no torn big.bin, the rest sent"
+    );
+    assert_eq!(uploads_in_progress(&prefix), 0);
+
+    // Quiet again: the next run sends it whole.
+    let out = run(&mut sync_cmd(
+        d.path(),
+        &slow.endpoint,
+        src.to_str().unwrap(),
+        &url,
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    let mut want = data;
+    want[10 << 20] = last;
+    let objects = bucket_objects(&prefix);
+    assert_eq!(objects[0], ("big.bin".to_owned(), want));
+}
+
+#[test]
+fn s3_a_file_deleted_mid_run_fails_that_key_only() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    for i in 0..40 {
+        write(
+            &src.join(format!("f{i:02}")),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let (_, url) = larder_s3(d.path());
+    let prefix = prefix_of(&url);
+    let slow = slow_proxy(60);
+    let child = sync_cmd(d.path(), &slow.endpoint, src.to_str().unwrap(), &url)
+        .args(["--concurrency", "1"])
+        .spawn()
+        .unwrap();
+    // Listed, a few sent: the last file goes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slow.requests() < 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_file(src.join("f39")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"event\":\"error\""))
+        .collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert!(errors[0].contains("f39"), "{}", errors[0]);
+    assert_eq!(bucket_objects(&prefix).len(), 39, "every other file sent");
+}
