@@ -56,7 +56,7 @@ pub use memory::MemoryStore;
 pub use s3::{S3Options, S3Store, S3Url};
 pub use types::{
     Body, ByteStream, Capabilities, CopyOptions, DeleteReport, Entry, GetOptions, GetRange,
-    GetResult, ObjectMeta, PartMd5s, PutOptions, PutResult,
+    GetResult, ObjectMeta, PartMd5s, Partial, PutOptions, PutResult,
 };
 
 /// The user-metadata name under which larder records a source's modification time.
@@ -132,6 +132,14 @@ pub trait Store: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The partial copy of `key` an interrupted put with this `tag` left
+    /// ([`PutOptions::partial`]): its length and its bytes. `None` when there is none, it is
+    /// in use, or the store keeps none.
+    async fn partial(&self, key: &Key, tag: &str) -> Result<Option<(u64, ByteStream)>> {
+        let _ = (key, tag);
+        Ok(None)
+    }
+
     /// A string that names this store's data uniquely (endpoint, bucket, prefix; or path),
     /// for caches of what was seen in it.
     fn identity(&self) -> String {
@@ -170,6 +178,9 @@ where
     }
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
         (**self).first_part_size(key).await
+    }
+    async fn partial(&self, key: &Key, tag: &str) -> Result<Option<(u64, ByteStream)>> {
+        (**self).partial(key, tag).await
     }
     fn identity(&self) -> String {
         (**self).identity()

@@ -204,6 +204,57 @@ impl LocalStore {
         }
     }
 
+    /// Where the partial copy of `key` from a source tagged `tag` is kept: a temp name in
+    /// the target's directory, the same for every run.
+    fn partial_path(target: &Path, key: &Key, tag: &str) -> PathBuf {
+        let id = crate::integrity::md5_hex(format!("{}\0{tag}", key.as_str()).as_bytes());
+        target
+            .parent()
+            .expect("a key path has a parent")
+            .join(format!("{TEMP_PREFIX}{PARTIAL_MARK}{}", &id[..16]))
+    }
+
+    /// Opens the partial copy for a put that starts at `p.offset`: created when new, cut to
+    /// the offset, locked (a second writer is refused).
+    fn open_partial(
+        &self,
+        key: &Key,
+        target: &Path,
+        p: &Partial,
+    ) -> Result<(PathBuf, std::fs::File)> {
+        use std::io::{Seek, SeekFrom};
+        let path = Self::partial_path(target, key, &p.tag);
+        let shown = target.display().to_string();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(Op::Put, &shown, e))?;
+        if f.try_lock().is_err() {
+            return Err(Error::new(ErrorKind::Conflict, Op::Put, shown)
+                .with_detail("another larder is writing this file"));
+        }
+        let len = f
+            .metadata()
+            .map_err(|e| Error::io(Op::Put, &shown, e))?
+            .len();
+        if len < p.offset {
+            return Err(
+                Error::new(ErrorKind::Integrity, Op::Put, shown).with_detail(format!(
+                    "the partial copy holds {len} bytes, not the {} to resume from",
+                    p.offset
+                )),
+            );
+        }
+        f.set_len(p.offset)
+            .map_err(|e| Error::io(Op::Put, &shown, e))?;
+        let mut f = f;
+        f.seek(SeekFrom::Start(p.offset))
+            .map_err(|e| Error::io(Op::Put, &shown, e))?;
+        Ok((path, f))
+    }
+
     async fn put_inner(&self, key: &Key, body: Body, opts: &PutOptions) -> Result<PutResult> {
         let target = self.path_of(key.as_str(), Op::Put)?;
         let parent = target
@@ -222,21 +273,30 @@ impl LocalStore {
                     .with_detail("a directory of the same name is there"),
             );
         }
-        let tmp = parent.join(format!("{TEMP_PREFIX}{:016x}", rand_u64()));
-        let guard = TempGuard(Some(tmp.clone()));
         // Errors name the target, not its temp file: that is the path the user knows.
         let loc = |_: &Path| target.display().to_string();
-        // Opened synchronously (one open(2)): with tokio's open on the blocking pool, a put
-        // cancelled while the open was pending would drop the guard first, and the open would
-        // then create a temp file that nothing removes.
-        let std_file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?;
-        // Held until the rename: a cleanup (`with_temp_cleanup`) takes an unlocked temp file
-        // for one a killed run left behind. Where locks are unsupported, files are left.
-        let _ = std_file.try_lock();
+        let (tmp, std_file) = match &opts.partial {
+            None => {
+                let tmp = parent.join(format!("{TEMP_PREFIX}{:016x}", rand_u64()));
+                // Opened synchronously (one open(2)): with tokio's open on the blocking pool,
+                // a put cancelled while the open was pending would drop the guard first, and
+                // the open would then create a temp file that nothing removes.
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)
+                    .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?;
+                // Held until the rename: a cleanup (`with_temp_cleanup`) takes an unlocked
+                // temp file for one a killed run left behind. Where locks are unsupported,
+                // files are left.
+                let _ = f.try_lock();
+                (tmp, f)
+            }
+            Some(p) => self.open_partial(key, &target, p)?,
+        };
+        // A partial copy outlives an interrupted put (a later one resumes it); it is removed
+        // only when what it holds is known to be wrong (below).
+        let guard = TempGuard((opts.partial.is_none()).then(|| tmp.clone()));
         let mut file = tokio::fs::File::from_std(std_file);
         let mut hasher = Hasher::new();
         if let Some(a) = opts.checksum {
@@ -245,7 +305,16 @@ impl LocalStore {
         let declared = body.size();
         let mut stream = body.into_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    // Wrong bytes (the source's hash did not match): not worth resuming.
+                    if opts.partial.is_some() && e.kind() == ErrorKind::Integrity {
+                        let _ = std::fs::remove_file(&tmp);
+                    }
+                    return Err(e);
+                }
+            };
             hasher.update(&chunk);
             file.write_all(&chunk)
                 .await
@@ -325,6 +394,12 @@ impl LocalStore {
 }
 
 /// Removes a temp file when a put fails or is cancelled.
+/// What follows [`TEMP_PREFIX`] in the name of a partial copy ([`PutOptions::partial`]).
+const PARTIAL_MARK: &str = "partial-";
+
+/// How long a partial copy waits for a run to resume it before a cleanup removes it.
+const PARTIAL_KEPT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 struct TempGuard(Option<PathBuf>);
 
 impl TempGuard {
@@ -502,6 +577,41 @@ impl Store for LocalStore {
         self.put_inner(key, body, &opts).await
     }
 
+    async fn partial(&self, key: &Key, tag: &str) -> Result<Option<(u64, ByteStream)>> {
+        let target = self.path_of(key.as_str(), Op::Get)?;
+        let path = Self::partial_path(&target, key, tag);
+        let shown = target.display().to_string();
+        let opened = tokio::task::spawn_blocking(
+            move || -> std::io::Result<Option<(u64, std::fs::File)>> {
+                let f = match std::fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                // Locked: a live run is writing it.
+                if f.try_lock().is_err() {
+                    return Ok(None);
+                }
+                let _ = f.unlock();
+                let len = f.metadata()?.len();
+                Ok(Some((len, f)))
+            },
+        )
+        .await
+        .map_err(|e| Error::new(ErrorKind::Other, Op::Get, shown.clone()).with_source(e))?
+        .map_err(|e| Error::io(Op::Get, &shown, e))?;
+        let Some((len, f)) = opened else {
+            return Ok(None);
+        };
+        let body = tokio_util::io::ReaderStream::with_capacity(
+            tokio::fs::File::from_std(f).take(len),
+            1 << 20,
+        )
+        .map_err(move |e| Error::io(Op::Get, &shown, e))
+        .boxed();
+        Ok(Some((len, body)))
+    }
+
     async fn delete(&self, keys: &[Key]) -> Result<DeleteReport> {
         let mut report = DeleteReport::default();
         for key in keys {
@@ -551,6 +661,7 @@ impl Store for LocalStore {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             native_mtime: true,
+            resumable: true,
             ..Capabilities::default()
         }
     }
@@ -826,7 +937,20 @@ impl Walker {
             };
             if name.starts_with(TEMP_PREFIX) {
                 if let Some(c) = &self.cleanup {
-                    if remove_if_stale(&path, c.before) {
+                    // A partial copy is kept a day for a later run to resume.
+                    let partial = name
+                        .strip_prefix(TEMP_PREFIX)
+                        .is_some_and(|rest| rest.starts_with(PARTIAL_MARK));
+                    let before = if partial {
+                        c.before.min(
+                            std::time::SystemTime::now()
+                                .checked_sub(PARTIAL_KEPT)
+                                .unwrap_or(std::time::UNIX_EPOCH),
+                        )
+                    } else {
+                        c.before
+                    };
+                    if remove_if_stale(&path, before) {
                         c.removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 }

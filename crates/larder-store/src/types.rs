@@ -165,6 +165,20 @@ pub struct PutOptions {
     pub mtime: Option<SystemTime>,
     /// Compute this checksum, send it, and check what the backend stored.
     pub checksum: Option<ChecksumAlgorithm>,
+    /// Write through a partial copy that outlives a failed or killed put, so a later one
+    /// resumes it (stores with [`Capabilities::resumable`]; others ignore it).
+    pub partial: Option<Partial>,
+}
+
+/// A put through a partial copy: see [`PutOptions::partial`] and
+/// [`crate::Store::partial`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partial {
+    /// The source's identity (its ETag and size, say): a partial copy of another source is
+    /// never resumed.
+    pub tag: String,
+    /// The body starts at this offset: the partial copy's first `offset` bytes are kept.
+    pub offset: u64,
 }
 
 /// Options of [`Store::copy`](crate::Store::copy).
@@ -220,6 +234,8 @@ pub struct Capabilities {
     pub tagging: bool,
     /// If-None-Match / If-Match on writes.
     pub conditional_writes: bool,
+    /// Keeps partial copies of interrupted puts ([`PutOptions::partial`]) to resume.
+    pub resumable: bool,
 }
 
 /// A body to write: a stream of chunks and, when known, its total size.

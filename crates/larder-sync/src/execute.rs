@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use larder_store::integrity::{
     etag_part_count, normalize_etag, Checksum, ChecksumAlgorithm, CompositeHasher, Hasher,
 };
@@ -193,14 +193,37 @@ pub(crate) async fn transfer(
         Some(_) if src_caps.etag_md5 => src.first_part_size(&entry.key).await?,
         _ => None,
     };
+    // A large read into a store that keeps partial copies goes through one, so a failed or
+    // killed run is resumed from the whole parts it wrote; the bytes kept are hashed again
+    // with the rest, so the source's ETag still vouches for every byte.
+    let resume = match (&entry.etag, dst.capabilities().resumable, src_caps.etag_md5) {
+        (Some(etag), true, true) if entry.size >= RESUME_MIN => {
+            let tag = format!("{}-{}", normalize_etag(etag), entry.size);
+            let block = part_size.unwrap_or(RESUME_BLOCK).max(1);
+            let (offset, prefix) = match dst.partial(&entry.key, &tag).await.ok().flatten() {
+                Some((len, bytes)) if len >= block => {
+                    let last_whole = (entry.size - 1) / block * block;
+                    ((len / block * block).min(last_whole), Some(bytes))
+                }
+                _ => (0, None),
+            };
+            Some((tag, offset, prefix))
+        }
+        _ => None,
+    };
+    let offset = resume.as_ref().map_or(0, |r| r.1);
+    if offset > 0 {
+        tracing::info!(key = %entry.key, offset, "resuming a download from its partial copy");
+    }
     let got = src
         .get(
             &entry.key,
             GetOptions {
+                range: (offset > 0).then_some(larder_store::GetRange::From(offset)),
                 size_hint: Some(entry.size),
                 checksum: want_checksum.is_some(),
                 if_match: entry.etag.clone().map(|e| format!("\"{e}\"")),
-                part_md5s: part_size,
+                part_md5s: if offset > 0 { None } else { part_size },
                 ..Default::default()
             },
         )
@@ -263,8 +286,16 @@ pub(crate) async fn transfer(
         }
     }
     let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let (partial, inner) = match resume {
+        Some((tag, offset, Some(prefix))) if offset > 0 => (
+            Some(larder_store::Partial { tag, offset }),
+            limit_bytes(prefix, offset).chain(got.body).boxed(),
+        ),
+        Some((tag, _, _)) => (Some(larder_store::Partial { tag, offset: 0 }), got.body),
+        None => (None, got.body),
+    };
     let body = VerifyingStream {
-        inner: got.body,
+        inner,
         hasher: Some(hasher),
         part_md5s: parallel_md5s,
         composite,
@@ -287,16 +318,19 @@ pub(crate) async fn transfer(
             })
             .flatten()
     });
+    // The kept bytes went through the hash; the store writes only what follows them.
+    let body = skip_bytes(Box::pin(body), offset);
     let put = dst
         .put(
             &entry.key,
-            Body::from_stream(Box::pin(body), Some(meta.size)),
+            Body::from_stream(body, Some(meta.size - offset)),
             PutOptions {
                 content_type,
                 cache_control: meta.cache_control.clone(),
                 metadata: meta.metadata.clone(),
                 mtime,
                 checksum: opts.checksum,
+                partial,
             },
         )
         .await?;
@@ -313,6 +347,55 @@ pub(crate) async fn transfer(
         mtime,
         src_seen,
     })
+}
+
+/// Reads at least this large are written through a partial copy, to be resumed.
+const RESUME_MIN: u64 = 16 << 20;
+
+/// A single-part object's partial copy is resumed from a multiple of this.
+const RESUME_BLOCK: u64 = 8 << 20;
+
+/// The first `n` bytes of `s`.
+fn limit_bytes(s: ByteStream, n: u64) -> ByteStream {
+    futures::stream::unfold((s, n), |(mut s, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        match s.next().await? {
+            Ok(mut b) => {
+                if b.len() as u64 > left {
+                    b.truncate(left as usize);
+                }
+                let left = left - b.len() as u64;
+                Some((Ok(b), (s, left)))
+            }
+            Err(e) => Some((Err(e), (s, 0))),
+        }
+    })
+    .boxed()
+}
+
+/// `s` without its first `n` bytes.
+fn skip_bytes(s: ByteStream, n: u64) -> ByteStream {
+    if n == 0 {
+        return s;
+    }
+    futures::stream::unfold((s, n), |(mut s, mut skip)| async move {
+        loop {
+            match s.next().await? {
+                Ok(mut b) if skip > 0 => {
+                    let k = (b.len() as u64).min(skip);
+                    skip -= k;
+                    let rest = b.split_off(k as usize);
+                    if !rest.is_empty() {
+                        return Some((Ok(rest), (s, skip)));
+                    }
+                }
+                other => return Some((other, (s, skip))),
+            }
+        }
+    })
+    .boxed()
 }
 
 /// Retries `f` on retryable and integrity errors: `retries` more attempts, exponential

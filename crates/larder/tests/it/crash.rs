@@ -352,3 +352,96 @@ fn s3_a_file_deleted_mid_run_fails_that_key_only() {
     assert!(errors[0].contains("f39"), "{}", errors[0]);
     assert_eq!(bucket_objects(&prefix).len(), 39, "every other file sent");
 }
+
+/// Partial copies (`.larder-tmp.partial-…`) below `dir`.
+fn partials(dir: &Path) -> Vec<std::path::PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".larder-tmp.partial-"))
+        })
+        .collect()
+}
+
+#[test]
+fn s3_a_killed_download_resumes_from_its_partial_copy_and_a_damaged_one_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let data: Vec<u8> = (0..(40u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    write(&src.join("big.bin"), &data);
+    let (_, url) = larder_s3(d.path());
+    let env = larder_testutil::s3_env();
+    let out = run(&mut sync_cmd(
+        d.path(),
+        &env.endpoint,
+        src.to_str().unwrap(),
+        &url,
+    ));
+    assert_eq!(out.status.code(), Some(0));
+
+    let back = d.path().join("back");
+    let kill_midway = |ms: u64, after_gets: u64| {
+        let slow = slow_proxy(ms);
+        let mut child = sync_cmd(d.path(), &slow.endpoint, &url, back.to_str().unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while slow.requests() < after_gets && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    };
+    // Killed once the first ranged GETs came back (the next ones were sent): a partial copy,
+    // no file under its final name.
+    kill_midway(300, 8);
+    let p = partials(&back);
+    assert_eq!(p.len(), 1, "one partial copy");
+    let kept = std::fs::metadata(&p[0]).unwrap().len();
+    assert!(kept >= 5 << 20, "whole parts were written: {kept}");
+    assert!(
+        !back.join("big.bin").exists(),
+        "no file under its final name"
+    );
+
+    // The next run sends only what is missing, and checks every byte against the ETag.
+    let out = run(&mut sync_cmd(
+        d.path(),
+        &env.endpoint,
+        &url,
+        back.to_str().unwrap(),
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    let s = summary(&out);
+    assert!(s["bytes"].as_u64().unwrap() < 40 << 20, "resumed: {s}");
+    assert_eq!(s["etag_verified"], 1);
+    assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), data);
+    assert_eq!(partials(&back), Vec::<std::path::PathBuf>::new());
+
+    // A partial copy damaged while nobody looked: the ETag check refuses the result, the
+    // copy is dropped, and the retry downloads it whole.
+    std::fs::remove_file(back.join("big.bin")).unwrap();
+    kill_midway(300, 8);
+    let p = partials(&back);
+    assert_eq!(p.len(), 1);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&p[0]).unwrap();
+        f.write_all_at(&[0xAA ^ data[1000]], 1000).unwrap();
+    }
+    let out = run(&mut sync_cmd(
+        d.path(),
+        &env.endpoint,
+        &url,
+        back.to_str().unwrap(),
+    ));
+    assert_eq!(out.status.code(), Some(0), "retried after the mismatch");
+    assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), data);
+    assert_eq!(partials(&back), Vec::<std::path::PathBuf>::new());
+}
