@@ -6,7 +6,10 @@
 # directly and the disk; prints a line a round, faults injected by kind, and the totals:
 # objects lost, objects corrupted, temp files left, multipart uploads left.
 #
-#   bench/soak.sh [--rounds N] [--percent P] [--seed S]     (defaults 20, 10, 1)
+# Then the SIGKILL test with --crash-points kill points each way (CI runs 5).
+#
+#   bench/soak.sh [--rounds N] [--percent P] [--seed S] [--crash-points K]
+#                 (defaults 20, 10, 1, 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/garage.sh
@@ -14,12 +17,14 @@ cd "$(dirname "$0")/.."
 ROUNDS=20
 PERCENT=10
 SEED=1
+CRASH=20
 while [ $# -gt 0 ]; do
     case $1 in
         --rounds) ROUNDS=$2; shift 2 ;;
         --percent) PERCENT=$2; shift 2 ;;
         --seed) SEED=$2; shift 2 ;;
-        *) echo "usage: bench/soak.sh [--rounds N] [--percent P] [--seed S]" >&2; exit 2 ;;
+        --crash-points) CRASH=$2; shift 2 ;;
+        *) echo "usage: bench/soak.sh [--rounds N] [--percent P] [--seed S] [--crash-points K]" >&2; exit 2 ;;
     esac
 done
 
@@ -31,3 +36,6 @@ SOAK_ROUNDS=$ROUNDS SOAK_PERCENT=$PERCENT SOAK_SEED=$SEED \
     cargo nextest run -p larder --run-ignored only -E 'test(=faults::s3_soak)' --no-capture \
     --status-level fail --final-status-level fail 2>&1 |
     grep -E '^(round|[0-9]+ rounds|objects lost)|panicked|FAIL'
+echo "SIGKILL at $CRASH random points up and $CRASH down:"
+CRASH_POINTS=$CRASH cargo nextest run -p larder -E 'test(=crash::s3_sigkill_at_random_moments_never_shows_a_partial_object_or_file)' \
+    --status-level fail --final-status-level pass 2>&1 | grep -E 'PASS|FAIL|panicked'
