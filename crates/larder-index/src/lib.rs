@@ -15,6 +15,7 @@ pub mod events;
 pub mod inventory;
 pub mod manifest;
 mod meta_cache;
+pub mod twoway;
 pub mod uploads;
 pub mod vault;
 

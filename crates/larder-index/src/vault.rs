@@ -61,6 +61,32 @@ const MIGRATIONS: &[&str] = &[
         price_usd REAL NOT NULL
     );
     CREATE INDEX runs_by_vault ON runs (vault, started_ns);",
+    // Two-way sync: each key's state on both sides after the last sync that settled it, and
+    // the conflicts found (with the user's resolution, once given).
+    "CREATE TABLE sync_base (
+        vault TEXT NOT NULL REFERENCES vaults(name) ON DELETE CASCADE,
+        key BLOB NOT NULL,
+        local_size INTEGER NOT NULL,
+        local_mtime_ns INTEGER NOT NULL,
+        local_ino INTEGER NOT NULL,
+        local_ctime_ns INTEGER NOT NULL,
+        remote_size INTEGER NOT NULL,
+        remote_etag TEXT,
+        PRIMARY KEY (vault, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE conflicts (
+        vault TEXT NOT NULL REFERENCES vaults(name) ON DELETE CASCADE,
+        key BLOB NOT NULL,
+        kind TEXT NOT NULL,
+        local_size INTEGER,
+        local_mtime_ns INTEGER,
+        remote_size INTEGER,
+        remote_etag TEXT,
+        remote_modified_ns INTEGER,
+        found_ns INTEGER NOT NULL,
+        resolution TEXT,
+        PRIMARY KEY (vault, key)
+    ) WITHOUT ROWID;",
 ];
 
 /// One sync run, as recorded.
@@ -372,8 +398,8 @@ pub(crate) fn from_ns(ns: i64) -> SystemTime {
 /// The vault database (`$LARDER_HOME/index.sqlite3`).
 #[derive(Debug)]
 pub struct Index {
-    conn: Connection,
-    path: String,
+    pub(crate) conn: Connection,
+    pub(crate) path: String,
 }
 
 /// Rows per page of [`Index::objects`].
@@ -407,7 +433,7 @@ impl Index {
         }
     }
 
-    fn db(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    pub(crate) fn db(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
         |source| Error::Db {
             path: self.path.clone(),
             source,

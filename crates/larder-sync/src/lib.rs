@@ -35,6 +35,7 @@ pub mod filter;
 pub mod inspect;
 pub mod march;
 mod queue;
+pub mod twoway;
 pub mod vault;
 pub mod verify;
 

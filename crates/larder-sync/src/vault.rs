@@ -190,7 +190,13 @@ impl Store for IndexedRemote {
         to: &Key,
         opts: CopyOptions,
     ) -> larder_store::Result<PutResult> {
-        self.inner.copy(from, to, opts).await
+        let put = self.inner.copy(from, to, opts).await?;
+        self.changes.lock().expect("changes lock").upserts.push((
+            to.as_str().to_owned(),
+            put.size,
+            put.etag.clone(),
+        ));
+        Ok(put)
     }
 
     /// The index holds no part layout: recomputing a multipart ETag tries the likely part
@@ -335,101 +341,7 @@ pub async fn vault_sync(o: VaultSyncOptions) -> Result<VaultReport, VaultError> 
         .is_some_and(|s| s.is_fresh(max_age, SystemTime::now()));
 
     // 1. Refresh.
-    match &o.remote {
-        None => {
-            let why = match &state {
-                None => Some("it was never indexed".to_owned()),
-                Some(s) if !fresh => Some(format!(
-                    "it is stale: indexed {} ago, max age {}",
-                    humanize(
-                        SystemTime::now()
-                            .duration_since(s.indexed_at)
-                            .unwrap_or_default()
-                    ),
-                    humanize(max_age)
-                )),
-                _ => None,
-            };
-            if let Some(why) = why {
-                return Err(VaultError::NoIndex { vault: name, why });
-            }
-            report.index = "local index".to_owned();
-        }
-        Some(remote) => {
-            let key = Key::new(MANIFEST_KEY).expect("a valid key");
-            let got = remote
-                .get(
-                    &key,
-                    GetOptions {
-                        if_none_match: state.as_ref().and_then(|s| s.manifest_etag.clone()),
-                        ..Default::default()
-                    },
-                )
-                .await;
-            match got {
-                Err(e) if e.kind() == ErrorKind::NotModified => {
-                    ix.touch(&name)?;
-                    report.index = "manifest unchanged".to_owned();
-                }
-                Ok(g) => {
-                    let etag = g.meta.etag.clone().unwrap_or_default();
-                    let bytes = g.bytes().await?;
-                    match manifest::decode(&bytes) {
-                        Ok((rows, at)) => {
-                            ix.replace_objects(
-                                &name,
-                                IndexSource::Manifest,
-                                rows.into_iter().map(Ok),
-                                Some((etag, at)),
-                            )?;
-                            report.index = "manifest (changed)".to_owned();
-                        }
-                        Err(why) if fresh => {
-                            tracing::warn!("vault `{name}`: the manifest is unreadable ({why}); the index is fresh, going on");
-                            report.index = "local index (manifest unreadable)".to_owned();
-                        }
-                        Err(why) => {
-                            report.stalled = Some(format!(
-                                "the index is stale and the manifest `{MANIFEST_KEY}` is unreadable: {why}"
-                            ));
-                        }
-                    }
-                }
-                Err(e) if fresh => {
-                    if e.kind() != ErrorKind::NotFound {
-                        tracing::warn!(
-                            "vault `{name}`: no manifest read ({e}); the index is fresh, going on"
-                        );
-                    }
-                    report.index = "local index".to_owned();
-                }
-                Err(e) => {
-                    let why = if e.kind() == ErrorKind::NotFound {
-                        "there is no manifest".to_owned()
-                    } else {
-                        format!("the manifest cannot be read: {e}")
-                    };
-                    let list_budget = o.vault.policy.budgets.list;
-                    if list_budget.is_some() {
-                        // The meter holds the LIST budget: a refused LIST fails the listing.
-                        match reconcile(&o.index_path, &name, &**remote, None).await {
-                            Ok(Ok(_)) => report.index = "reconcile (LIST)".to_owned(),
-                            Ok(Err(why)) => report.stalled = Some(why),
-                            Err(e) => match o.meter.stalled() {
-                                Some(why) => report.stalled = Some(why),
-                                None => return Err(e),
-                            },
-                        }
-                    } else {
-                        report.stalled = Some(format!(
-                            "the index is {} and {why}; run `larder vault sync reconcile {name}` or set a LIST budget",
-                            if state.is_none() { "missing" } else { "stale" }
-                        ));
-                    }
-                }
-            }
-        }
-    }
+    refresh(&o, &mut ix, state.as_ref(), fresh, &mut report).await?;
     if report.stalled.is_some() {
         report.sent = o.meter.requests();
         report.spent_usd = o.meter.price();
@@ -548,35 +460,156 @@ pub async fn vault_sync(o: VaultSyncOptions) -> Result<VaultReport, VaultError> 
     // yet (as far as this index knows, after the refresh).
     let has_manifest = ix.state(&name)?.is_some_and(|s| s.manifest_etag.is_some());
     if complete && (changed || !has_manifest) {
-        let now = SystemTime::now();
-        let rows: Vec<ObjectRow> = ix.objects(&name).collect::<Result<_, _>>()?;
-        let bytes = manifest::encode(rows, now);
-        match remote
-            .put(
-                &Key::new(MANIFEST_KEY).expect("a valid key"),
-                Body::from_bytes(bytes),
-                PutOptions {
-                    content_type: Some("application/gzip".to_owned()),
-                    ..Default::default()
-                },
-            )
-            .await
-        {
-            Ok(put) => {
-                ix.record_manifest(&name, put.etag.as_deref().unwrap_or(""), now)?;
-                report.published = true;
-            }
-            Err(e) => match o.meter.stalled() {
-                Some(why) => report.stalled = Some(why),
-                None => tracing::warn!("vault `{name}`: the manifest was not published: {e}"),
-            },
-        }
+        publish(&o, &mut ix, &remote, &mut report).await?;
     }
     report.sync = Some(run);
     report.sent = o.meter.requests();
     report.spent_usd = o.meter.price();
     record_run(&ix, &name, started, &report, &o.meter)?;
     Ok(report)
+}
+
+/// Step 1 of a run: brings the index up to date (see the module docs); a stale index that
+/// cannot be refreshed sets [`VaultReport::stalled`].
+pub(crate) async fn refresh(
+    o: &VaultSyncOptions,
+    ix: &mut Index,
+    state: Option<&larder_index::IndexState>,
+    fresh: bool,
+    report: &mut VaultReport,
+) -> Result<(), VaultError> {
+    let name = o.vault.name.clone();
+    let max_age = Duration::from_secs(o.vault.policy.max_remote_index_age_secs);
+    match &o.remote {
+        None => {
+            let why = match state {
+                None => Some("it was never indexed".to_owned()),
+                Some(s) if !fresh => Some(format!(
+                    "it is stale: indexed {} ago, max age {}",
+                    humanize(
+                        SystemTime::now()
+                            .duration_since(s.indexed_at)
+                            .unwrap_or_default()
+                    ),
+                    humanize(max_age)
+                )),
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(VaultError::NoIndex { vault: name, why });
+            }
+            report.index = "local index".to_owned();
+        }
+        Some(remote) => {
+            let key = Key::new(MANIFEST_KEY).expect("a valid key");
+            let got = remote
+                .get(
+                    &key,
+                    GetOptions {
+                        if_none_match: state.and_then(|s| s.manifest_etag.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await;
+            match got {
+                Err(e) if e.kind() == ErrorKind::NotModified => {
+                    ix.touch(&name)?;
+                    report.index = "manifest unchanged".to_owned();
+                }
+                Ok(g) => {
+                    let etag = g.meta.etag.clone().unwrap_or_default();
+                    let bytes = g.bytes().await?;
+                    match manifest::decode(&bytes) {
+                        Ok((rows, at)) => {
+                            ix.replace_objects(
+                                &name,
+                                IndexSource::Manifest,
+                                rows.into_iter().map(Ok),
+                                Some((etag, at)),
+                            )?;
+                            report.index = "manifest (changed)".to_owned();
+                        }
+                        Err(why) if fresh => {
+                            tracing::warn!("vault `{name}`: the manifest is unreadable ({why}); the index is fresh, going on");
+                            report.index = "local index (manifest unreadable)".to_owned();
+                        }
+                        Err(why) => {
+                            report.stalled = Some(format!(
+                                "the index is stale and the manifest `{MANIFEST_KEY}` is unreadable: {why}"
+                            ));
+                        }
+                    }
+                }
+                Err(e) if fresh => {
+                    if e.kind() != ErrorKind::NotFound {
+                        tracing::warn!(
+                            "vault `{name}`: no manifest read ({e}); the index is fresh, going on"
+                        );
+                    }
+                    report.index = "local index".to_owned();
+                }
+                Err(e) => {
+                    let why = if e.kind() == ErrorKind::NotFound {
+                        "there is no manifest".to_owned()
+                    } else {
+                        format!("the manifest cannot be read: {e}")
+                    };
+                    let list_budget = o.vault.policy.budgets.list;
+                    if list_budget.is_some() {
+                        // The meter holds the LIST budget: a refused LIST fails the listing.
+                        match reconcile(&o.index_path, &name, &**remote, None).await {
+                            Ok(Ok(_)) => report.index = "reconcile (LIST)".to_owned(),
+                            Ok(Err(why)) => report.stalled = Some(why),
+                            Err(e) => match o.meter.stalled() {
+                                Some(why) => report.stalled = Some(why),
+                                None => return Err(e),
+                            },
+                        }
+                    } else {
+                        report.stalled = Some(format!(
+                            "the index is {} and {why}; run `larder vault sync reconcile {name}` or set a LIST budget",
+                            if state.is_none() { "missing" } else { "stale" }
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Publishes the index as the vault's manifest, last, and keeps its ETag.
+pub(crate) async fn publish(
+    o: &VaultSyncOptions,
+    ix: &mut Index,
+    remote: &Arc<dyn Store>,
+    report: &mut VaultReport,
+) -> Result<(), VaultError> {
+    let name = &o.vault.name;
+    let now = SystemTime::now();
+    let rows: Vec<ObjectRow> = ix.objects(name).collect::<Result<_, _>>()?;
+    let bytes = manifest::encode(rows, now);
+    match remote
+        .put(
+            &Key::new(MANIFEST_KEY).expect("a valid key"),
+            Body::from_bytes(bytes),
+            PutOptions {
+                content_type: Some("application/gzip".to_owned()),
+                ..Default::default()
+            },
+        )
+        .await
+    {
+        Ok(put) => {
+            ix.record_manifest(name, put.etag.as_deref().unwrap_or(""), now)?;
+            report.published = true;
+        }
+        Err(e) => match o.meter.stalled() {
+            Some(why) => report.stalled = Some(why),
+            None => tracing::warn!("vault `{name}`: the manifest was not published: {e}"),
+        },
+    }
+    Ok(())
 }
 
 /// Records a real run (its outcome, counts, requests, bytes, price) in the index.

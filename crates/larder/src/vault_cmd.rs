@@ -115,6 +115,28 @@ pub enum VaultSyncCommand {
         #[arg(long)]
         file: PathBuf,
     },
+    /// The conflicts a two-way sync left for you (strategy sync, policy ask), with both
+    /// sides' size, time and ETag.
+    Conflicts {
+        /// The vault.
+        name: String,
+    },
+    /// Settle one conflict; the next `vault sync` applies it.
+    Resolve {
+        /// The vault.
+        name: String,
+        /// The key in conflict.
+        key: String,
+        /// The local version wins (a local deletion deletes the object).
+        #[arg(long, group = "resolution")]
+        keep_local: bool,
+        /// The remote version wins (a remote deletion deletes the file).
+        #[arg(long, group = "resolution")]
+        keep_remote: bool,
+        /// Keep both: the older one beside the newer, on both sides.
+        #[arg(long, group = "resolution")]
+        keep_both: bool,
+    },
     /// Rebuild the index with a ListObjectsV2 pass (one LIST per 1,000 objects). Needs
     /// --allow-list-scan or a LIST budget on the vault.
     Reconcile {
@@ -311,6 +333,29 @@ pub async fn run(a: VaultArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
                 .await
             }
             VaultSyncCommand::Set(s) => set(&ix, *s, quiet),
+            VaultSyncCommand::Conflicts { name } => {
+                crate::vault_twoway_cmd::conflicts(&ix, &name, json)
+            }
+            VaultSyncCommand::Resolve {
+                name,
+                key,
+                keep_local,
+                keep_remote,
+                keep_both,
+            } => {
+                let how = match (keep_local, keep_remote, keep_both) {
+                    (true, _, _) => "keep_local",
+                    (_, true, _) => "keep_remote",
+                    (_, _, true) => "keep_both",
+                    _ => {
+                        return Err(crate::commands::UsageError(
+                            "say how: --keep-local, --keep-remote or --keep-both".into(),
+                        )
+                        .into())
+                    }
+                };
+                crate::vault_twoway_cmd::resolve(ix, &name, &key, how, quiet)
+            }
             VaultSyncCommand::Inventory { name, file, schema } => {
                 let v = ix.vault(&name)?;
                 let url = S3Url::parse(&v.remote)?;
@@ -490,6 +535,8 @@ fn set(ix: &Index, s: SetArgs, quiet: bool) -> anyhow::Result<i32> {
         p.max_remote_index_age_secs = a.as_secs();
     }
     if let Some(c) = s.on_sync_conflict {
+        c.parse::<larder_sync::twoway::ConflictPolicy>()
+            .map_err(|e| crate::commands::UsageError(format!("--on-sync-conflict: {e}")))?;
         p.on_sync_conflict = c;
     }
     let b = &mut p.budgets;
@@ -574,26 +621,14 @@ async fn reconcile(
     Ok(exit::OK)
 }
 
-/// `vault sync NAME` and `vault sync dry-run NAME`.
-#[allow(clippy::too_many_arguments)]
-async fn run_vault_sync(
-    db: &std::path::Path,
-    name: &str,
-    dry_run: bool,
-    refresh: bool,
-    pricing: bool,
-    s3: &S3Args,
-    json: bool,
-    quiet: bool,
-) -> anyhow::Result<i32> {
+/// The request meter of a vault run: its budgets and price table.
+pub(crate) fn meter_for(
+    v: &larder_index::Vault,
+) -> (
+    Arc<larder_store::meter::RequestMeter>,
+    larder_store::meter::Pricing,
+) {
     use larder_store::meter::{Limits, RequestKind, RequestMeter};
-    use larder_sync::vault::{vault_sync, VaultSyncOptions};
-    let v = Index::open(db)?.vault(name)?;
-    anyhow::ensure!(
-        v.strategy == Strategy::Mirror,
-        "vault `{name}` has strategy {}: only mirror is built so far (two-way sync and the cache strategy are issue #8)",
-        v.strategy
-    );
     let b = &v.policy.budgets;
     let t = v
         .policy
@@ -618,17 +653,50 @@ async fn run_vault_sync(
     .with(RequestKind::Head, b.head)
     .with(RequestKind::Put, b.put)
     .with(RequestKind::Delete, b.delete);
-    let pricing_table = limits.pricing;
-    let meter = Arc::new(RequestMeter::new(limits));
-    let remote: Option<Arc<dyn Store>> = if refresh {
-        let mut o = crate::commands::s3_options(s3);
-        o.meter = Some(meter.clone());
-        let store = S3Store::new(S3Url::parse(&v.remote)?, o).await?;
-        store.check().await?;
-        Some(Arc::new(store))
+    let pricing = limits.pricing;
+    (Arc::new(RequestMeter::new(limits)), pricing)
+}
+
+/// The vault's remote, every request through `meter`; checked (one HeadBucket).
+pub(crate) async fn open_remote(
+    v: &larder_index::Vault,
+    s3: &S3Args,
+    meter: &Arc<larder_store::meter::RequestMeter>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let mut o = crate::commands::s3_options(s3);
+    o.meter = Some(meter.clone());
+    let store = S3Store::new(S3Url::parse(&v.remote)?, o).await?;
+    store.check().await?;
+    Ok(Arc::new(store))
+}
+
+/// `vault sync NAME` and `vault sync dry-run NAME`.
+#[allow(clippy::too_many_arguments)]
+async fn run_vault_sync(
+    db: &std::path::Path,
+    name: &str,
+    dry_run: bool,
+    refresh: bool,
+    pricing: bool,
+    s3: &S3Args,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<i32> {
+    use larder_sync::vault::{vault_sync, VaultSyncOptions};
+    let v = Index::open(db)?.vault(name)?;
+    anyhow::ensure!(
+        v.strategy != Strategy::Cache,
+        "vault `{name}` has strategy cache, which is not built yet (issue #8); mirror and sync are"
+    );
+    let (meter, pricing_table) = meter_for(&v);
+    let remote = if refresh {
+        Some(open_remote(&v, s3, &meter).await?)
     } else {
         None
     };
+    if v.strategy == Strategy::Sync {
+        return crate::vault_twoway_cmd::run(db, v, remote, meter, dry_run, json, quiet).await;
+    }
     let cache = crate::commands::meta_cache(None);
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let o2 = out.clone();

@@ -9,6 +9,7 @@ mod faults;
 mod matrix;
 mod s3;
 mod secrets;
+mod twoway;
 mod vault;
 
 use std::path::Path;

@@ -1,0 +1,187 @@
+//! `larder vault sync NAME` for strategy `sync` (two-way), `vault sync conflicts` and
+//! `vault sync resolve`.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use larder_index::{Index, Vault};
+use larder_store::meter::RequestMeter;
+use larder_store::Store;
+use larder_sync::twoway::{vault_two_way, ConflictPolicy, Step};
+use larder_sync::vault::VaultSyncOptions;
+use serde_json::json;
+
+use crate::exit;
+
+fn host() -> String {
+    std::env::var("LARDER_HOST")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned())
+}
+
+fn ms(t: Option<SystemTime>) -> Option<u64> {
+    t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+}
+
+/// Runs (or, dry, plans) a two-way sync and prints a line per step.
+pub async fn run(
+    db: &std::path::Path,
+    v: Vault,
+    remote: Option<Arc<dyn Store>>,
+    meter: Arc<RequestMeter>,
+    dry_run: bool,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<i32> {
+    let policy: ConflictPolicy = v
+        .policy
+        .on_sync_conflict
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("vault `{}`: {e}", v.name))?;
+    let pricing = crate::vault_cmd::meter_for(&v).1;
+    let name = v.name.clone();
+    let r = vault_two_way(
+        VaultSyncOptions {
+            index_path: db.to_path_buf(),
+            vault: v,
+            remote,
+            meter,
+            dry_run,
+            part_size: 8 << 20,
+            multipart_threshold: 8 << 20,
+            pricing,
+            cache: None,
+            on_event: None,
+        },
+        policy,
+        &host(),
+    )
+    .await?;
+    for (key, step) in &r.steps {
+        let failed = r.failed.iter().find(|(k, _)| k == key).map(|(_, e)| e);
+        let detail = match step {
+            Step::KeepBoth { name, .. } => format!("the older kept as {name}"),
+            Step::Conflict(kind) => kind.clone(),
+            _ => String::new(),
+        };
+        if json {
+            println!(
+                "{}",
+                json!({"event": step.to_string(), "key": key, "detail": detail,
+                       "dry_run": dry_run, "error": failed})
+            );
+        } else if let Some(e) = failed {
+            eprintln!("larder: error: {step} {key}: {e}");
+        } else if !quiet {
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!("  ({detail})")
+            };
+            println!("{:<13} {key}{detail}", step.to_string());
+        }
+    }
+    for bad in &r.invalid {
+        eprintln!("larder: error: {bad}");
+    }
+    let q = &r.vault.sent;
+    if json {
+        println!(
+            "{}",
+            json!({"event": "summary", "vault": name, "dry_run": dry_run,
+                   "steps": r.steps.len(), "done": r.done, "failed": r.failed.len(),
+                   "conflicts": r.conflicts, "invalid": r.invalid.len(),
+                   "index": r.vault.index, "published": r.vault.published,
+                   "stalled": r.vault.stalled,
+                   "requests": {"list": q.list, "get": q.get, "head": q.head, "put": q.put, "delete": q.delete}})
+        );
+    } else if !quiet {
+        eprintln!(
+            "vault `{name}`: {} step(s){}, {} failed, {} conflict(s) to resolve{}",
+            r.steps.len(),
+            if dry_run { " planned" } else { "" },
+            r.failed.len(),
+            r.conflicts,
+            r.vault
+                .stalled
+                .as_ref()
+                .map(|s| format!("; stalled: {s}"))
+                .unwrap_or_default()
+        );
+        if r.conflicts > 0 {
+            eprintln!("see `larder vault sync conflicts {name}`; settle one with `larder vault sync resolve {name} KEY --keep-local|--keep-remote|--keep-both`");
+        }
+    }
+    Ok(if r.vault.stalled.is_some() {
+        exit::STALLED
+    } else if !r.failed.is_empty() || !r.invalid.is_empty() {
+        exit::ERROR
+    } else if r.conflicts > 0 {
+        exit::WARNING
+    } else {
+        exit::OK
+    })
+}
+
+/// `vault sync conflicts NAME`.
+pub fn conflicts(ix: &Index, name: &str, json: bool) -> anyhow::Result<i32> {
+    let list = ix.conflicts(name)?;
+    for c in &list {
+        if json {
+            println!(
+                "{}",
+                json!({"key": c.key, "kind": c.kind,
+                       "local": {"size": c.local_size, "modified_ms": ms(c.local_modified)},
+                       "remote": {"size": c.remote_size, "etag": c.remote_etag, "modified_ms": ms(c.remote_modified)},
+                       "found_ms": ms(Some(c.found)), "resolution": c.resolution})
+            );
+        } else {
+            let side = |size: Option<u64>, extra: String| match size {
+                Some(n) => format!("{n} bytes{extra}"),
+                None => "deleted".to_owned(),
+            };
+            println!(
+                "{}  [{}]\n  local   {}\n  remote  {}{}",
+                c.key,
+                c.kind,
+                side(c.local_size, String::new()),
+                side(
+                    c.remote_size,
+                    c.remote_etag
+                        .as_ref()
+                        .map(|e| format!(", ETag {e}"))
+                        .unwrap_or_default()
+                ),
+                c.resolution
+                    .as_ref()
+                    .map(|r| format!("\n  resolved: {r} (applied by the next sync)"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `vault sync resolve NAME KEY --keep-…`.
+pub fn resolve(
+    mut ix: Index,
+    name: &str,
+    key: &str,
+    how: &str,
+    quiet: bool,
+) -> anyhow::Result<i32> {
+    ix.vault(name)?;
+    if !ix.resolve(name, key, how)? {
+        anyhow::bail!(
+            "vault `{name}` has no conflict on `{key}` (see `larder vault sync conflicts {name}`)"
+        );
+    }
+    if !quiet {
+        eprintln!("`{key}`: {how}; the next `larder vault sync {name}` applies it");
+    }
+    Ok(exit::OK)
+}
