@@ -98,7 +98,16 @@ fn settle(d: &Path, a: &Machine, b: &Machine) {
         }
     }
     assert_eq!(last, (Some(0), Some(0)), "both still and successful");
-    assert_eq!(a.files(), b.files(), "both sides equal");
+    let (fa, fb) = (a.files(), b.files());
+    if fa != fb {
+        let show = |f: &BTreeMap<String, Vec<u8>>| {
+            f.iter()
+                .map(|(k, v)| format!("{k} = {}", String::from_utf8_lossy(v)))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        };
+        panic!("the sides differ:\nA:\n  {}\nB:\n  {}", show(&fa), show(&fb));
+    }
 }
 
 #[test]
