@@ -86,7 +86,8 @@ const MIGRATIONS: &[&str] = &[
         found_ns INTEGER NOT NULL,
         resolution TEXT,
         PRIMARY KEY (vault, key)
-    ) WITHOUT ROWID;",
+    ) WITHOUT ROWID;
+    ALTER TABLE index_state ADD COLUMN unpublished INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// One sync run, as recorded.
@@ -345,6 +346,8 @@ pub struct IndexState {
     pub manifest_etag: Option<String>,
     /// When that manifest was generated.
     pub manifest_generated_at: Option<SystemTime>,
+    /// The index holds changes a sync made that no manifest in the bucket has yet.
+    pub unpublished: bool,
 }
 
 impl IndexState {
@@ -745,10 +748,15 @@ impl Index {
             .map_err(db)?;
         }
         let count = live_rows(&tx, vault).map_err(db)?;
+        // Changes not in the bucket's manifest yet: the next complete run publishes them,
+        // even when it changes nothing itself (this run may be killed before it publishes).
+        let changed = i64::from(!upserts.is_empty() || !removed.is_empty());
         tx.execute(
-            "INSERT INTO index_state (vault, source, indexed_ns, objects) VALUES (?1, 'sync', ?2, ?3)
-             ON CONFLICT(vault) DO UPDATE SET source = 'sync', indexed_ns = ?2, objects = ?3",
-            params![vault, now, count],
+            "INSERT INTO index_state (vault, source, indexed_ns, objects, unpublished)
+             VALUES (?1, 'sync', ?2, ?3, ?4)
+             ON CONFLICT(vault) DO UPDATE SET source = 'sync', indexed_ns = ?2, objects = ?3,
+                 unpublished = MAX(unpublished, ?4)",
+            params![vault, now, count, changed],
         )
         .map_err(db)?;
         tx.commit().map_err(db)?;
@@ -765,7 +773,7 @@ impl Index {
         self.conn
             .execute(
                 "UPDATE index_state SET manifest_etag = ?2, manifest_generated_ns = ?3,
-                 indexed_ns = ?4 WHERE vault = ?1",
+                 indexed_ns = ?4, unpublished = 0 WHERE vault = ?1",
                 params![vault, etag, to_ns(generated), to_ns(SystemTime::now())],
             )
             .map_err(self.db())?;
@@ -885,7 +893,8 @@ impl Index {
     pub fn state(&self, vault: &str) -> Result<Option<IndexState>> {
         self.conn
             .query_row(
-                "SELECT source, indexed_ns, objects, manifest_etag, manifest_generated_ns
+                "SELECT source, indexed_ns, objects, manifest_etag, manifest_generated_ns,
+                        unpublished
                  FROM index_state WHERE vault = ?1",
                 params![vault],
                 |r| {
@@ -895,6 +904,7 @@ impl Index {
                         objects: r.get::<_, i64>(2)? as u64,
                         manifest_etag: r.get(3)?,
                         manifest_generated_at: r.get::<_, Option<i64>>(4)?.map(from_ns),
+                        unpublished: r.get::<_, i64>(5)? != 0,
                     })
                 },
             )

@@ -35,7 +35,6 @@ use futures::StreamExt;
 use larder_index::twoway::{BaseRow, Conflict};
 use larder_index::{Index, ObjectRow};
 use larder_store::integrity::{etag_part_count, normalize_etag, Hasher};
-use larder_store::meter::Requests;
 use larder_store::{Entry, ErrorKind, Key, LocalStore, Store};
 
 use crate::execute::{transfer, with_retries, TransferOptions};
@@ -685,8 +684,13 @@ pub async fn vault_two_way(
     ix.record_conflicts(&name, &found)?;
     report.vault.stalled = o.meter.stalled();
     let changed = !changes.upserts.is_empty() || !changes.removed.is_empty();
-    let has_manifest = ix.state(&name)?.is_some_and(|s| s.manifest_etag.is_some());
-    if report.vault.stalled.is_none() && report.failed.is_empty() && (changed || !has_manifest) {
+    let st = ix.state(&name)?;
+    let has_manifest = st.as_ref().is_some_and(|s| s.manifest_etag.is_some());
+    let unpublished = st.as_ref().is_some_and(|s| s.unpublished);
+    if report.vault.stalled.is_none()
+        && report.failed.is_empty()
+        && (changed || !has_manifest || unpublished)
+    {
         publish(&o, &mut ix, &remote_store, &mut report.vault).await?;
     }
     report.vault.sent = o.meter.requests();
@@ -709,24 +713,20 @@ fn record(
         _ => ("ok", None),
     };
     let count = |f: fn(&Step) -> bool| r.steps.iter().filter(|(_, s)| f(s)).count() as u64;
-    let q: &Requests = &r.vault.sent;
-    ix.record_run(
-        name,
-        &larder_index::Run {
-            started,
-            ended: SystemTime::now(),
-            outcome: outcome.to_owned(),
-            reason,
-            uploaded: count(|s| matches!(s, Step::Upload | Step::KeepBoth { .. })),
-            deleted: count(|s| matches!(s, Step::DeleteRemote | Step::DeleteLocal)),
-            failed: r.failed.len() as u64,
-            requests: serde_json::json!({"list": q.list, "get": q.get, "head": q.head,
-                                         "put": q.put, "delete": q.delete}),
-            upload_bytes: o.meter.upload_bytes(),
-            download_bytes: o.meter.download_bytes(),
-            price_usd: r.vault.spent_usd,
-        },
-    )?;
+    let done = (
+        count(|s| matches!(s, Step::Upload | Step::KeepBoth { .. })),
+        count(|s| matches!(s, Step::DeleteRemote | Step::DeleteLocal)),
+        r.failed.len() as u64,
+    );
+    let row = crate::vault::run_row(
+        started,
+        (outcome, reason),
+        done,
+        &r.vault.sent,
+        &o.meter,
+        r.vault.spent_usd,
+    );
+    ix.record_run(name, &row)?;
     Ok(())
 }
 

@@ -458,8 +458,10 @@ pub async fn vault_sync(o: VaultSyncOptions) -> Result<VaultReport, VaultError> 
     let changed = !changes.upserts.is_empty() || !changes.removed.is_empty();
     // Published after a complete run that changed something, or when the bucket has none
     // yet (as far as this index knows, after the refresh).
-    let has_manifest = ix.state(&name)?.is_some_and(|s| s.manifest_etag.is_some());
-    if complete && (changed || !has_manifest) {
+    let st = ix.state(&name)?;
+    let has_manifest = st.as_ref().is_some_and(|s| s.manifest_etag.is_some());
+    let unpublished = st.as_ref().is_some_and(|s| s.unpublished);
+    if complete && (changed || !has_manifest || unpublished) {
         publish(&o, &mut ix, &remote, &mut report).await?;
     }
     report.sync = Some(run);
@@ -626,25 +628,46 @@ fn record_run(
         (None, 0) => ("ok", None),
         (None, n) => ("failed", Some(format!("{n} key(s) failed"))),
     };
-    let q = &r.sent;
-    ix.record_run(
-        name,
-        &larder_index::Run {
-            started,
-            ended: SystemTime::now(),
-            outcome: outcome.to_owned(),
-            reason,
-            uploaded: r.sync.as_ref().map_or(0, |s| s.uploaded),
-            deleted: r.sync.as_ref().map_or(0, |s| s.deleted),
-            failed,
-            requests: serde_json::json!({"list": q.list, "get": q.get, "head": q.head,
-                                         "put": q.put, "delete": q.delete}),
-            upload_bytes: meter.upload_bytes(),
-            download_bytes: meter.download_bytes(),
-            price_usd: r.spent_usd,
-        },
-    )?;
+    let done = (
+        r.sync.as_ref().map_or(0, |s| s.uploaded),
+        r.sync.as_ref().map_or(0, |s| s.deleted),
+        failed,
+    );
+    let row = run_row(
+        started,
+        (outcome, reason),
+        done,
+        &r.sent,
+        meter,
+        r.spent_usd,
+    );
+    ix.record_run(name, &row)?;
     Ok(())
+}
+
+/// A run's row: when, outcome and reason, (uploaded, deleted, failed), what it sent.
+pub(crate) fn run_row(
+    started: SystemTime,
+    (outcome, reason): (&str, Option<String>),
+    (uploaded, deleted, failed): (u64, u64, u64),
+    q: &Requests,
+    meter: &RequestMeter,
+    price_usd: f64,
+) -> larder_index::Run {
+    larder_index::Run {
+        started,
+        ended: SystemTime::now(),
+        outcome: outcome.to_owned(),
+        reason,
+        uploaded,
+        deleted,
+        failed,
+        requests: serde_json::json!({"list": q.list, "get": q.get, "head": q.head,
+                                     "put": q.put, "delete": q.delete}),
+        upload_bytes: meter.upload_bytes(),
+        download_bytes: meter.download_bytes(),
+        price_usd,
+    }
 }
 
 /// Rebuilds `vault`'s index from a listing of `remote`, streamed (one page in memory) into

@@ -80,6 +80,22 @@ fn prefix_of(url: &str) -> String {
         .to_owned()
 }
 
+/// Uploads `src` to `url` one part at a time through a slow proxy and SIGKILLs larder once
+/// the proxy has received `parts` UploadPart requests.
+fn kill_after_parts(home: &Path, src: &Path, url: &str, parts: u64) {
+    let slow = slow_proxy(150);
+    let mut child = sync_cmd(home, &slow.endpoint, src.to_str().unwrap(), url)
+        .args(["--parts-in-flight", "1"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while slow.part_puts() < parts && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn s3_a_killed_multipart_upload_is_resumed_from_its_parts() {
     let d = tempfile::tempdir().unwrap();
@@ -87,18 +103,8 @@ fn s3_a_killed_multipart_upload_is_resumed_from_its_parts() {
     let data: Vec<u8> = (0..(30u32 << 20)).map(|i| (i % 253) as u8).collect();
     write(&src.join("big.bin"), &data);
     let (_, url) = larder_s3(d.path());
-    let slow = slow_proxy(150);
-    let mut child = sync_cmd(d.path(), &slow.endpoint, src.to_str().unwrap(), &url)
-        .args(["--parts-in-flight", "1"])
-        .spawn()
-        .unwrap();
     // Three of the six parts acknowledged (one in flight at a time), then SIGKILL.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while slow.part_puts() < 4 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_parts(d.path(), &src, &url, 4);
     let prefix = prefix_of(&url);
     assert_eq!(
         bucket_objects(&prefix).len(),
@@ -135,17 +141,7 @@ fn s3_a_killed_runs_upload_of_a_key_no_longer_sent_is_aborted_by_the_next_run() 
     let data: Vec<u8> = (0..(12u32 << 20)).map(|i| (i % 249) as u8).collect();
     write(&src.join("big.bin"), &data);
     let (_, url) = larder_s3(d.path());
-    let slow = slow_proxy(150);
-    let mut child = sync_cmd(d.path(), &slow.endpoint, src.to_str().unwrap(), &url)
-        .args(["--parts-in-flight", "1"])
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while slow.part_puts() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_parts(d.path(), &src, &url, 2);
     let prefix = prefix_of(&url);
     assert_eq!(uploads_in_progress(&prefix), 1);
     // The file is gone from the source: nothing to resume, the upload is an orphan.

@@ -106,7 +106,11 @@ fn settle(d: &Path, a: &Machine, b: &Machine) {
                 .collect::<Vec<_>>()
                 .join("\n  ")
         };
-        panic!("the sides differ:\nA:\n  {}\nB:\n  {}", show(&fa), show(&fb));
+        panic!(
+            "the sides differ:\nA:\n  {}\nB:\n  {}",
+            show(&fa),
+            show(&fb)
+        );
     }
 }
 
@@ -368,6 +372,7 @@ fn s3_random_edits_and_interrupted_runs_converge_without_losing_a_version() {
                     _ if path.exists() => {
                         let to = keys[rng.gen_range(0..keys.len())];
                         if !m.dir.join(to).exists() {
+                            std::fs::create_dir_all(m.dir.join(to).parent().unwrap()).unwrap();
                             std::fs::rename(&path, m.dir.join(to)).unwrap();
                             eprintln!("round {round}: {side} renames {key} -> {to}");
                             last.insert((side, key), None);
