@@ -13,6 +13,7 @@
 mod db;
 pub mod events;
 pub mod inventory;
+pub mod lock;
 pub mod manifest;
 mod meta_cache;
 pub mod twoway;

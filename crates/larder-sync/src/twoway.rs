@@ -399,11 +399,44 @@ fn entry_of_remote(r: &ObjectRow) -> Option<Entry> {
 /// The stores of one run.
 struct Sides {
     local: Arc<dyn Store>,
+    /// The remote through the index (what is written is recorded).
     remote: Arc<dyn Store>,
+    /// The remote itself (a HEAD here asks the server, not the index).
+    server: Arc<dyn Store>,
     dir: PathBuf,
 }
 
 impl Sides {
+    /// Before a step that overwrites or deletes an object: is it still what the index says?
+    /// Another machine's run killed before it published may have changed it; acting on the
+    /// index would destroy that version. One HEAD; a moved object fails the step with
+    /// [`ErrorKind::Conflict`] (the index is corrected and the next run re-plans).
+    async fn check_remote(
+        &self,
+        key: &str,
+        expected: Option<&ObjectRow>,
+    ) -> larder_store::Result<()> {
+        let k = Key::new(key).map_err(|_| invalid(key))?;
+        let now = self.server.head(&k).await?;
+        let same = match (expected, &now) {
+            (None, None) => true,
+            (Some(r), Some(m)) => {
+                r.etag.as_deref().map(normalize_etag) == m.etag.as_deref().map(normalize_etag)
+            }
+            _ => false,
+        };
+        if same {
+            Ok(())
+        } else {
+            Err(larder_store::Error::new(
+                ErrorKind::Conflict,
+                larder_store::Op::Put,
+                self.remote.location(key),
+            )
+            .with_detail("the object changed since the index was written (another machine's run); re-planned on the next run"))
+        }
+    }
+
     fn stat(&self, key: &str) -> larder_store::Result<LocalFile> {
         let m = std::fs::metadata(self.dir.join(key))
             .map_err(|e| larder_store::Error::io(larder_store::Op::Get, key, e))?;
@@ -481,9 +514,13 @@ async fn execute(
     r: Option<&ObjectRow>,
 ) -> larder_store::Result<(Vec<BaseRow>, Vec<String>)> {
     match step {
-        Step::Upload => Ok((vec![s.upload(key, l.expect("a local file")).await?], vec![])),
+        Step::Upload => {
+            s.check_remote(key, r).await?;
+            Ok((vec![s.upload(key, l.expect("a local file")).await?], vec![]))
+        }
         Step::Download => Ok((vec![s.download(r.expect("an object")).await?], vec![])),
         Step::DeleteRemote => {
+            s.check_remote(key, r).await?;
             s.delete(Side::Remote, key).await?;
             Ok((vec![], vec![key.to_owned()]))
         }
@@ -624,6 +661,7 @@ pub async fn vault_two_way(
     let sides = Sides {
         local: local_store,
         remote: indexed.clone(),
+        server: remote_store.clone(),
         dir,
     };
     let results: Vec<_> = futures::stream::iter(report.steps.iter())

@@ -51,6 +51,15 @@ pub enum VaultCommand {
         /// The vault.
         name: String,
     },
+    /// Sync the vault every interval (its policy's, or --interval) until Ctrl-C; a tick
+    /// while another process syncs it is skipped.
+    Watch {
+        /// The vault.
+        name: String,
+        /// How often (overrides the policy's interval).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        interval: Option<Duration>,
+    },
     /// Print a vault's index rows (key, size, ETag, storage class, last-modified).
     Index {
         /// The vault.
@@ -296,6 +305,10 @@ pub async fn run(a: VaultArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
             }
             out.flush()?;
             Ok(exit::OK)
+        }
+        VaultCommand::Watch { name, interval } => {
+            drop(ix);
+            watch(&db, &name, interval, &a.s3, json, quiet).await
         }
         VaultCommand::Sync {
             command: None,
@@ -621,6 +634,67 @@ async fn reconcile(
     Ok(exit::OK)
 }
 
+/// Another process is syncing the vault.
+#[derive(Debug)]
+pub(crate) struct VaultBusy(pub String);
+
+impl std::fmt::Display for VaultBusy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for VaultBusy {}
+
+/// `vault watch NAME`: a sync every `interval` until Ctrl-C or SIGTERM; a tick while another
+/// process syncs the vault is skipped.
+#[allow(clippy::too_many_arguments)]
+async fn watch(
+    db: &std::path::Path,
+    name: &str,
+    interval: Option<Duration>,
+    s3: &S3Args,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<i32> {
+    let v = Index::open(db)?.vault(name)?;
+    let every = interval
+        .or(v.policy.interval_secs.map(Duration::from_secs))
+        .ok_or_else(|| {
+            crate::commands::UsageError(format!(
+                "vault `{name}` has no interval: give --interval or `larder vault sync set {name} --interval 15m`"
+            ))
+        })?;
+    let stop = crate::signals::Stop::listen();
+    loop {
+        let started = std::time::Instant::now();
+        match run_vault_sync(db, name, false, true, true, s3, json, quiet).await {
+            Ok(code) if !quiet && !json => {
+                eprintln!(
+                    "vault `{name}`: run ended (exit {code}); next in {}",
+                    humantime::format_duration(every)
+                );
+            }
+            Ok(_) => {}
+            Err(e) if e.downcast_ref::<VaultBusy>().is_some() => {
+                if !quiet {
+                    eprintln!("vault `{name}`: tick skipped: {e}");
+                }
+            }
+            // A failed run (the network, say) does not end the watch.
+            Err(e) => eprintln!(
+                "larder: error: vault `{name}`: {}",
+                crate::redact::redact(&format!("{e:#}"))
+            ),
+        }
+        let wait = every.saturating_sub(started.elapsed());
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stop.token.cancelled() => return Ok(stop.exit_code()),
+        }
+    }
+}
+
 /// The request meter of a vault run: its budgets and price table.
 pub(crate) fn meter_for(
     v: &larder_index::Vault,
@@ -688,6 +762,22 @@ async fn run_vault_sync(
         v.strategy != Strategy::Cache,
         "vault `{name}` has strategy cache, which is not built yet (issue #8); mirror and sync are"
     );
+    // One run of a vault at a time (a dry run writes nothing and needs no lock).
+    let _lock = if dry_run {
+        None
+    } else {
+        let dir = db.parent().unwrap_or(std::path::Path::new("."));
+        match larder_index::lock::lock(dir, name)? {
+            larder_index::lock::Locked::Held(l) => Some(l),
+            larder_index::lock::Locked::Busy(pid) => {
+                return Err(VaultBusy(format!(
+                    "vault `{name}` is being synced by another larder{}; not starting a second run",
+                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                ))
+                .into())
+            }
+        }
+    };
     let (meter, pricing_table) = meter_for(&v);
     let remote = if refresh {
         Some(open_remote(&v, s3, &meter).await?)

@@ -414,3 +414,53 @@ fn s3_random_edits_and_interrupted_runs_converge_without_losing_a_version() {
     }
     eprintln!("random walk (seed {seed}): {rounds} rounds, {edits} edits, {kills} runs killed");
 }
+
+#[test]
+fn s3_one_sync_per_vault_at_a_time_and_watch_syncs_every_interval_until_ctrl_c() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = pair(d.path(), "ask");
+    a.write("first.txt", b"1");
+    assert_eq!(a.sync(d.path()).status.code(), Some(0));
+
+    // Another process holds A's vault: a sync refuses to start, naming it.
+    let held = larder_index::lock::lock(&a.home, "v").unwrap();
+    assert!(matches!(held, larder_index::lock::Locked::Held(_)));
+    let out = a.sync(d.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("being synced by another larder (pid"), "{err}");
+    drop(held);
+
+    // Watch every second; a file written meanwhile goes up; Ctrl-C ends it (130).
+    let child = a
+        .vault(d.path())
+        .args(["watch", "v", "--interval", "1s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    a.write("second.txt", b"2");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(b.sync(d.path()).status.code(), Some(0));
+    assert_eq!(
+        b.files().get("second.txt").map(Vec::as_slice),
+        Some(&b"2"[..])
+    );
+    let out = run(a.vault(d.path()).args(["--json", "sync", "info", "v"]));
+    let runs = json_lines(&out)[0]["last_runs"].as_array().unwrap().len();
+    assert!(runs >= 4, "the watch recorded its runs: {runs}");
+}
