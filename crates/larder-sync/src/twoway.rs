@@ -407,7 +407,8 @@ struct Sides {
 }
 
 impl Sides {
-    /// Before a step that overwrites or deletes an object: is it still what the index says?
+    /// Before a step that overwrites or deletes an object, or deletes a file because the
+    /// object is gone: is the object still what the index says?
     /// Another machine's run killed before it published may have changed it; acting on the
     /// index would destroy that version. One HEAD; a moved object fails the step with
     /// [`ErrorKind::Conflict`] (the index is corrected and the next run re-plans).
@@ -525,6 +526,9 @@ async fn execute(
             Ok((vec![], vec![key.to_owned()]))
         }
         Step::DeleteLocal => {
+            // The index says the object is gone; a run killed elsewhere may have written it
+            // without publishing. Deleting the file on a stale index would lose it.
+            s.check_remote(key, r).await?;
             s.delete(Side::Local, key).await?;
             Ok((vec![], vec![key.to_owned()]))
         }
