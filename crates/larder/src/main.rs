@@ -11,6 +11,7 @@ mod exit;
 mod redact;
 mod signals;
 mod vault_cmd;
+mod vault_run_cmd;
 mod vault_twoway_cmd;
 
 use clap::Parser;

@@ -42,7 +42,7 @@ pub async fn run(
         .on_sync_conflict
         .parse()
         .map_err(|e: String| anyhow::anyhow!("vault `{}`: {e}", v.name))?;
-    let pricing = crate::vault_cmd::meter_for(&v).1;
+    let pricing = crate::vault_run_cmd::meter_for(&v).1;
     let name = v.name.clone();
     let r = vault_two_way(
         VaultSyncOptions {

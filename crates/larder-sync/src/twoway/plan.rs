@@ -1,0 +1,251 @@
+//! Deciding each key's step: what changed on each side since the base, and conflicts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use larder_index::twoway::BaseRow;
+use larder_index::ObjectRow;
+use larder_store::integrity::{etag_part_count, normalize_etag, Hasher};
+
+use super::{ConflictPolicy, Side, Step};
+
+/// One local file.
+#[derive(Debug, Clone)]
+pub(super) struct LocalFile {
+    pub(super) size: u64,
+    pub(super) mtime_ns: i64,
+    pub(super) modified: SystemTime,
+    pub(super) ino: u64,
+    pub(super) ctime_ns: i64,
+}
+
+impl LocalFile {
+    pub(super) fn of(m: &std::fs::Metadata) -> LocalFile {
+        let modified = m.modified().unwrap_or(UNIX_EPOCH);
+        #[cfg(unix)]
+        let (ino, ctime_ns) = {
+            use std::os::unix::fs::MetadataExt;
+            (m.ino(), m.ctime() * 1_000_000_000 + m.ctime_nsec())
+        };
+        #[cfg(not(unix))]
+        let (ino, ctime_ns) = (0, 0);
+        LocalFile {
+            size: m.len(),
+            mtime_ns: ns(modified),
+            modified,
+            ino,
+            ctime_ns,
+        }
+    }
+}
+
+pub(super) fn ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i64,
+        Err(e) => -(e.duration().as_nanos() as i64),
+    }
+}
+
+fn local_changed(b: Option<&BaseRow>, l: Option<&LocalFile>) -> bool {
+    match (b, l) {
+        (None, None) => false,
+        // Size and mtime alone miss a rename of a file with the same size and time (two
+        // downloads of one second, say): the inode and the status-change time do not.
+        (Some(b), Some(l)) => {
+            l.size != b.local_size
+                || l.mtime_ns != b.local_mtime_ns
+                || l.ino != b.local_ino
+                || l.ctime_ns != b.local_ctime_ns
+        }
+        _ => true,
+    }
+}
+
+fn remote_changed(b: Option<&BaseRow>, r: Option<&ObjectRow>) -> bool {
+    match (b, r) {
+        (None, None) => false,
+        (Some(b), Some(r)) => {
+            r.size != b.remote_size
+                || r.etag.as_deref().map(normalize_etag)
+                    != b.remote_etag.as_deref().map(normalize_etag)
+        }
+        _ => true,
+    }
+}
+
+/// Whether the local file holds the bytes of an object with this ETag (single-part: its
+/// MD5; multipart: with the likely part sizes).
+fn same_bytes(path: &std::path::Path, size: u64, etag: &str) -> bool {
+    let etag = normalize_etag(etag);
+    let hash = |part: Option<u64>| -> Option<String> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).ok()?;
+        let mut h = Hasher::new();
+        if let Some(p) = part {
+            h = h.skip_md5().with_part_size(p);
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        let d = h.finish();
+        if d.size != size {
+            return None;
+        }
+        if part.is_some() {
+            d.multipart_etag()
+        } else {
+            d.md5_hex()
+        }
+    };
+    match etag_part_count(&etag) {
+        None if etag.len() == 32 => hash(None).as_deref() == Some(etag.as_str()),
+        Some(n) => crate::inspect::candidate_part_sizes(size, u64::from(n), &[])
+            .into_iter()
+            .any(|p| hash(Some(p)).as_deref() == Some(etag.as_str())),
+        None => false,
+    }
+}
+
+/// `dir/stem.conflict-<host>-<time>.ext`, free on both sides.
+pub(super) fn conflict_name(
+    key: &str,
+    host: &str,
+    now: SystemTime,
+    taken: &dyn Fn(&str) -> bool,
+) -> String {
+    let (dir, file) = match key.rsplit_once('/') {
+        Some((d, f)) => (format!("{d}/"), f),
+        None => (String::new(), key),
+    };
+    let (stem, ext) = match file.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s, format!(".{e}")),
+        _ => (file, String::new()),
+    };
+    let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let t = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs))
+        .to_string()
+        .replace([':', '-'], "");
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = format!("{dir}{stem}.conflict-{host}-{t}");
+    let mut name = format!("{base}{ext}");
+    let mut n = 2;
+    while taken(&name) {
+        name = format!("{base}-{n}{ext}");
+        n += 1;
+    }
+    name
+}
+
+/// Decides every key's step.
+pub(super) fn plan(
+    local: &BTreeMap<String, LocalFile>,
+    remote: &BTreeMap<String, ObjectRow>,
+    base: &HashMap<String, BaseRow>,
+    resolutions: &HashMap<String, ConflictPolicy>,
+    policy: ConflictPolicy,
+    local_dir: &std::path::Path,
+    host: &str,
+) -> Vec<(String, Step)> {
+    let keys: BTreeSet<&String> = local
+        .keys()
+        .chain(remote.keys())
+        .chain(base.keys())
+        .collect();
+    let now = SystemTime::now();
+    let mut out = Vec::new();
+    for key in keys {
+        let (l, r, b) = (local.get(key), remote.get(key), base.get(key));
+        let step = match (local_changed(b, l), remote_changed(b, r)) {
+            (false, false) => continue,
+            (true, false) => match (l, r) {
+                (Some(_), _) => Step::Upload,
+                (None, Some(_)) => Step::DeleteRemote,
+                (None, None) => Step::Forget,
+            },
+            (false, true) => match (l, r) {
+                (_, Some(_)) => Step::Download,
+                (Some(_), None) => Step::DeleteLocal,
+                (None, None) => Step::Forget,
+            },
+            (true, true) => {
+                let kind = match (l, r) {
+                    (None, None) => {
+                        out.push((key.clone(), Step::Forget));
+                        continue;
+                    }
+                    (Some(lf), Some(ro)) => {
+                        let same = lf.size == ro.size
+                            && ro
+                                .etag
+                                .as_deref()
+                                .is_some_and(|e| same_bytes(&local_dir.join(key), lf.size, e));
+                        if same {
+                            out.push((key.clone(), Step::Settle));
+                            continue;
+                        }
+                        if b.is_none() {
+                            "both created"
+                        } else {
+                            "both modified"
+                        }
+                    }
+                    (None, Some(_)) => "deleted locally, modified remotely",
+                    (Some(_), None) => "modified locally, deleted remotely",
+                };
+                let chosen = resolutions.get(key.as_str()).copied();
+                let p = chosen.unwrap_or(policy);
+                match (l, r, p) {
+                    (_, _, ConflictPolicy::Ask) => Step::Conflict(kind.to_owned()),
+                    // Deleted on one side, modified on the other: a policy restores the
+                    // modified version; only the user's own resolution deletes it.
+                    (None, Some(_), ConflictPolicy::KeepLocal) if chosen.is_some() => {
+                        Step::DeleteRemote
+                    }
+                    (Some(_), None, ConflictPolicy::KeepRemote) if chosen.is_some() => {
+                        Step::DeleteLocal
+                    }
+                    (None, Some(_), _) => Step::Download,
+                    (Some(_), None, _) => Step::Upload,
+                    (Some(lf), Some(ro), p) => {
+                        let local_newer = ro.last_modified.is_none_or(|t| lf.modified >= t);
+                        match p {
+                            ConflictPolicy::KeepLocal => Step::Upload,
+                            ConflictPolicy::KeepRemote => Step::Download,
+                            ConflictPolicy::Overwrite if local_newer => Step::Upload,
+                            ConflictPolicy::Overwrite => Step::Download,
+                            _ => {
+                                let taken =
+                                    |n: &str| local.contains_key(n) || remote.contains_key(n);
+                                Step::KeepBoth {
+                                    loser: if local_newer {
+                                        Side::Remote
+                                    } else {
+                                        Side::Local
+                                    },
+                                    name: conflict_name(key, host, now, &taken),
+                                }
+                            }
+                        }
+                    }
+                    (None, None, _) => Step::Forget,
+                }
+            }
+        };
+        out.push((key.clone(), step));
+    }
+    out
+}
