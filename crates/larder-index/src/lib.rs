@@ -16,6 +16,8 @@ pub mod inventory;
 pub mod lock;
 pub mod manifest;
 mod meta_cache;
+mod policy;
+mod runs;
 pub mod twoway;
 pub mod uploads;
 pub mod vault;
