@@ -299,6 +299,14 @@ pub enum VaultError {
     /// The remote.
     #[error(transparent)]
     Store(#[from] larder_store::Error),
+    /// A key the vault's index does not have.
+    #[error("vault `{vault}` has no `{key}` in its index")]
+    NotIndexed {
+        /// The vault.
+        vault: String,
+        /// The key.
+        key: String,
+    },
     /// A dry run without a usable index.
     #[error("vault `{vault}` has no usable remote index ({why}); import an inventory, reconcile, or dry-run with --refresh-index")]
     NoIndex {

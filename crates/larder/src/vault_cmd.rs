@@ -74,6 +74,31 @@ pub enum VaultCommand {
         command: Option<VaultSyncCommand>,
         /// The vault to sync.
         name: Option<String>,
+        /// Strategy cache: also fetch the keys matching this glob (repeat the flag); without
+        /// it only what is already cached is refreshed.
+        #[arg(long, value_name = "GLOB")]
+        include: Vec<String>,
+    },
+    /// Strategy cache: fetch one key on access (verified, into the vault's directory, then
+    /// to DEST or `-` for standard output). One GET when the index is fresh.
+    Get {
+        /// The vault.
+        name: String,
+        /// The key.
+        key: String,
+        /// Where to copy it too (`-`: standard output).
+        dest: Option<PathBuf>,
+    },
+    /// Strategy cache: remove cached files (never the objects), oldest access first.
+    Evict {
+        /// The vault.
+        name: String,
+        /// Files not read for this long.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<Duration>,
+        /// Until the cached files take at most this much.
+        #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+        max_size: Option<u64>,
     },
 }
 
@@ -313,13 +338,31 @@ pub async fn run(a: VaultArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
         VaultCommand::Sync {
             command: None,
             name: Some(name),
+            include,
         } => {
             drop(ix);
-            run_vault_sync(&db, &name, false, true, true, &a.s3, json, quiet).await
+            let run = crate::vault_run_cmd::RunArgs {
+                dry_run: false,
+                refresh: true,
+                pricing: true,
+                include: &include,
+            };
+            run_vault_sync(&db, &name, &run, &a.s3, json, quiet).await
         }
+        VaultCommand::Get { name, key, dest } => {
+            drop(ix);
+            crate::vault_twoway_cmd::get(&db, &name, &key, dest.as_deref(), &a.s3, json, quiet)
+                .await
+        }
+        VaultCommand::Evict {
+            name,
+            older_than,
+            max_size,
+        } => crate::vault_twoway_cmd::evict(ix, &name, older_than, max_size, json, quiet),
         VaultCommand::Sync {
             command: None,
             name: None,
+            ..
         } => anyhow::bail!("`larder vault sync` needs a vault name or a subcommand (see --help)"),
         VaultCommand::Sync {
             command: Some(command),
@@ -333,17 +376,13 @@ pub async fn run(a: VaultArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
                 refresh_pricing: _,
             } => {
                 drop(ix);
-                run_vault_sync(
-                    &db,
-                    &name,
-                    true,
-                    refresh_index,
-                    !no_pricing,
-                    &a.s3,
-                    json,
-                    quiet,
-                )
-                .await
+                let run = crate::vault_run_cmd::RunArgs {
+                    dry_run: true,
+                    refresh: refresh_index,
+                    pricing: !no_pricing,
+                    include: &[],
+                };
+                run_vault_sync(&db, &name, &run, &a.s3, json, quiet).await
             }
             VaultSyncCommand::Set(s) => set(&ix, *s, quiet),
             VaultSyncCommand::Conflicts { name } => {

@@ -46,7 +46,13 @@ pub(crate) async fn watch(
     let stop = crate::signals::Stop::listen();
     loop {
         let started = std::time::Instant::now();
-        match run_vault_sync(db, name, false, true, true, s3, json, quiet).await {
+        let run = RunArgs {
+            dry_run: false,
+            refresh: true,
+            pricing: true,
+            include: &[],
+        };
+        match run_vault_sync(db, name, &run, s3, json, quiet).await {
             Ok(code) if !quiet && !json => {
                 eprintln!(
                     "vault `{name}`: run ended (exit {code}); next in {}",
@@ -115,31 +121,47 @@ pub(crate) async fn open_remote(
     s3: &S3Args,
     meter: &Arc<larder_store::meter::RequestMeter>,
 ) -> anyhow::Result<Arc<dyn Store>> {
-    let mut o = crate::commands::s3_options(s3);
-    o.meter = Some(meter.clone());
-    let store = S3Store::new(S3Url::parse(&v.remote)?, o).await?;
+    let store = open_remote_unchecked(v, s3, meter).await?;
     store.check().await?;
     Ok(Arc::new(store))
 }
 
+/// [`open_remote`] without the HeadBucket: for `vault get`, whose one GET says as much.
+pub(crate) async fn open_remote_unchecked(
+    v: &larder_index::Vault,
+    s3: &S3Args,
+    meter: &Arc<larder_store::meter::RequestMeter>,
+) -> anyhow::Result<S3Store> {
+    let mut o = crate::commands::s3_options(s3);
+    o.meter = Some(meter.clone());
+    Ok(S3Store::new(S3Url::parse(&v.remote)?, o).await?)
+}
+
+/// How to run `vault sync NAME`.
+#[derive(Debug)]
+pub(crate) struct RunArgs<'a> {
+    /// Plan only.
+    pub dry_run: bool,
+    /// Refresh the index (a real run always does).
+    pub refresh: bool,
+    /// Show prices.
+    pub pricing: bool,
+    /// Strategy cache: keys to fetch.
+    pub include: &'a [String],
+}
+
 /// `vault sync NAME` and `vault sync dry-run NAME`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_vault_sync(
     db: &std::path::Path,
     name: &str,
-    dry_run: bool,
-    refresh: bool,
-    pricing: bool,
+    run: &RunArgs<'_>,
     s3: &S3Args,
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<i32> {
     use larder_sync::vault::{vault_sync, VaultSyncOptions};
+    let (dry_run, refresh, pricing) = (run.dry_run, run.refresh, run.pricing);
     let v = Index::open(db)?.vault(name)?;
-    anyhow::ensure!(
-        v.strategy != Strategy::Cache,
-        "vault `{name}` has strategy cache, which is not built yet (issue #8); mirror and sync are"
-    );
     // One run of a vault at a time (a dry run writes nothing and needs no lock).
     let _lock = if dry_run {
         None
@@ -162,8 +184,10 @@ pub(crate) async fn run_vault_sync(
     } else {
         None
     };
-    if v.strategy == Strategy::Sync {
-        return crate::vault_twoway_cmd::run(db, v, remote, meter, dry_run, json, quiet).await;
+    if v.strategy != Strategy::Mirror {
+        let include = (!run.include.is_empty()).then_some(run.include);
+        return crate::vault_twoway_cmd::run(db, v, remote, meter, dry_run, include, json, quiet)
+            .await;
     }
     let cache = crate::commands::meta_cache(None);
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));

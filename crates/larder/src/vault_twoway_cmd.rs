@@ -27,13 +27,15 @@ fn ms(t: Option<SystemTime>) -> Option<u64> {
         .map(|d| d.as_millis() as u64)
 }
 
-/// Runs (or, dry, plans) a two-way sync and prints a line per step.
+/// Runs (or, dry, plans) a two-way or cache sync and prints a line per step.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     db: &std::path::Path,
     v: Vault,
     remote: Option<Arc<dyn Store>>,
     meter: Arc<RequestMeter>,
     dry_run: bool,
+    include: Option<&[String]>,
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<i32> {
@@ -44,23 +46,27 @@ pub async fn run(
         .map_err(|e: String| anyhow::anyhow!("vault `{}`: {e}", v.name))?;
     let pricing = crate::vault_run_cmd::meter_for(&v).1;
     let name = v.name.clone();
-    let r = vault_two_way(
-        VaultSyncOptions {
-            index_path: db.to_path_buf(),
-            vault: v,
-            remote,
-            meter,
-            dry_run,
-            part_size: 8 << 20,
-            multipart_threshold: 8 << 20,
-            pricing,
-            cache: None,
-            on_event: None,
-        },
-        policy,
-        &host(),
-    )
-    .await?;
+    let cache = v.strategy == larder_index::Strategy::Cache;
+    let o = VaultSyncOptions {
+        index_path: db.to_path_buf(),
+        vault: v,
+        remote,
+        meter,
+        dry_run,
+        part_size: 8 << 20,
+        multipart_threshold: 8 << 20,
+        pricing,
+        cache: None,
+        on_event: None,
+    };
+    let r = if cache {
+        let filters = include
+            .map(|i| larder_sync::Filters::new(i, &[], &[], &[]))
+            .transpose()?;
+        larder_sync::twoway::vault_cache_sync(o, filters.as_ref()).await?
+    } else {
+        vault_two_way(o, policy, &host()).await?
+    };
     for (key, step) in &r.steps {
         let failed = r.failed.iter().find(|(k, _)| k == key).map(|(_, e)| e);
         let detail = match step {
@@ -182,6 +188,123 @@ pub fn resolve(
     }
     if !quiet {
         eprintln!("`{key}`: {how}; the next `larder vault sync {name}` applies it");
+    }
+    Ok(exit::OK)
+}
+
+/// `vault get NAME KEY [DEST|-]`.
+pub async fn get(
+    db: &std::path::Path,
+    name: &str,
+    key: &str,
+    dest: Option<&std::path::Path>,
+    s3: &crate::cli::S3Args,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<i32> {
+    let v = Index::open(db)?.vault(name)?;
+    let (meter, pricing) = crate::vault_run_cmd::meter_for(&v);
+    let remote: Arc<dyn Store> =
+        Arc::new(crate::vault_run_cmd::open_remote_unchecked(&v, s3, &meter).await?);
+    let o = VaultSyncOptions {
+        index_path: db.to_path_buf(),
+        vault: v,
+        remote: Some(remote),
+        meter: meter.clone(),
+        dry_run: false,
+        part_size: 8 << 20,
+        multipart_threshold: 8 << 20,
+        pricing,
+        cache: None,
+        on_event: None,
+    };
+    let path = larder_sync::twoway::vault_get(&o, key).await?;
+    match dest {
+        Some(d) if d == std::path::Path::new("-") => {
+            let mut f = std::fs::File::open(&path)?;
+            std::io::copy(&mut f, &mut std::io::stdout().lock())?;
+        }
+        Some(d) => {
+            std::fs::copy(&path, d)
+                .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", d.display()))?;
+        }
+        None => {}
+    }
+    let q = meter.requests();
+    if json {
+        eprintln!(
+            "{}",
+            json!({"event": "summary", "key": key, "path": path,
+                   "requests": {"list": q.list, "get": q.get, "head": q.head, "put": q.put, "delete": q.delete}})
+        );
+    } else if !quiet && dest.is_none_or(|d| d != std::path::Path::new("-")) {
+        eprintln!("{key}: cached at {} ({} GET)", path.display(), q.get);
+    }
+    Ok(exit::OK)
+}
+
+/// `vault evict NAME [--older-than D] [--max-size S]`: cached files removed, least recently
+/// read first; the objects stay, and the next sync does not take the removal for a deletion.
+pub fn evict(
+    mut ix: Index,
+    name: &str,
+    older_than: Option<std::time::Duration>,
+    max_size: Option<u64>,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<i32> {
+    let v = ix.vault(name)?;
+    anyhow::ensure!(
+        v.strategy == larder_index::Strategy::Cache,
+        "vault `{name}` has strategy {}: only a cache vault evicts (elsewhere a removed file is a deletion)",
+        v.strategy
+    );
+    // Cached files: those the base records (fetched by the cache), by last access.
+    let mut cached: Vec<(String, u64, SystemTime)> = ix
+        .base(name)?
+        .into_keys()
+        .filter_map(|k| {
+            let m = std::fs::metadata(v.local_dir.join(&k)).ok()?;
+            let used = m.accessed().or_else(|_| m.modified()).ok()?;
+            Some((k, m.len(), used))
+        })
+        .collect();
+    cached.sort_by_key(|(_, _, t)| *t);
+    let mut total: u64 = cached.iter().map(|(_, n, _)| n).sum();
+    let cutoff = older_than.and_then(|d| SystemTime::now().checked_sub(d));
+    let mut evicted = Vec::new();
+    let mut freed = 0;
+    for (k, n, used) in cached {
+        let old = cutoff.is_some_and(|c| used < c);
+        let over = max_size.is_some_and(|m| total > m);
+        if !(old || over) {
+            continue;
+        }
+        let path = v.local_dir.join(&k);
+        std::fs::remove_file(&path)?;
+        // Directories the eviction emptied go too (never the vault's own).
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| *d != v.local_dir) {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        total -= n;
+        freed += n;
+        evicted.push(k);
+    }
+    ix.settle(name, &[], &evicted)?;
+    if json {
+        println!(
+            "{}",
+            json!({"event": "summary", "evicted": evicted.len(), "bytes": freed, "cached_bytes": total})
+        );
+    } else if !quiet {
+        eprintln!(
+            "vault `{name}`: evicted {} file(s), {freed} bytes; {total} bytes cached",
+            evicted.len()
+        );
     }
     Ok(exit::OK)
 }

@@ -36,7 +36,10 @@ use larder_index::{Index, ObjectRow};
 use larder_store::{ErrorKind, Key, LocalStore, Store};
 
 mod exec;
+mod get;
 mod plan;
+
+pub use get::vault_get;
 
 use exec::{execute, Sides};
 use plan::{plan, LocalFile};
@@ -154,6 +157,38 @@ pub async fn vault_two_way(
     policy: ConflictPolicy,
     host: &str,
 ) -> Result<TwoWayReport, VaultError> {
+    run(o, Mode::TwoWay { policy, host }).await
+}
+
+/// Runs a vault sync of strategy `cache`: the bucket is never written. Keys present locally
+/// are refreshed when their object changed (a local edit of one is reported as a conflict,
+/// never uploaded), removed when their object is gone; keys `include` admits (none without
+/// it) are fetched;
+/// the rest stays indexed only (`vault get` fetches one on access). An evicted file is
+/// simply not cached any more.
+///
+/// # Errors
+///
+/// As [`vault_two_way`].
+pub async fn vault_cache_sync(
+    o: VaultSyncOptions,
+    include: Option<&crate::Filters>,
+) -> Result<TwoWayReport, VaultError> {
+    run(o, Mode::Cache { include }).await
+}
+
+/// What a run plans with.
+enum Mode<'a> {
+    TwoWay {
+        policy: ConflictPolicy,
+        host: &'a str,
+    },
+    Cache {
+        include: Option<&'a crate::Filters>,
+    },
+}
+
+async fn run(o: VaultSyncOptions, mode: Mode<'_>) -> Result<TwoWayReport, VaultError> {
     let name = o.vault.name.clone();
     let started = SystemTime::now();
     let mut report = TwoWayReport::default();
@@ -201,7 +236,15 @@ pub async fn vault_two_way(
         .into_iter()
         .filter_map(|c| Some((c.key, c.resolution?.parse().ok()?)))
         .collect();
-    report.steps = plan(&local, &remote, &base, &resolutions, policy, &dir, host);
+    report.steps = match &mode {
+        Mode::TwoWay { policy, host } => {
+            plan(&local, &remote, &base, &resolutions, *policy, &dir, host)
+        }
+        Mode::Cache { include } => {
+            let wanted = |k: &str| include.is_some_and(|f| f.keeps_key(k));
+            plan::plan_cache(&local, &remote, &base, &wanted, &dir)
+        }
+    };
     report.conflicts = report
         .steps
         .iter()
@@ -285,7 +328,9 @@ pub async fn vault_two_way(
     let st = ix.state(&name)?;
     let has_manifest = st.as_ref().is_some_and(|s| s.manifest_etag.is_some());
     let unpublished = st.as_ref().is_some_and(|s| s.unpublished);
-    if report.vault.stalled.is_none()
+    let writes = matches!(mode, Mode::TwoWay { .. });
+    if writes
+        && report.vault.stalled.is_none()
         && report.failed.is_empty()
         && (changed || !has_manifest || unpublished)
     {

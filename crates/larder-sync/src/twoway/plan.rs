@@ -249,3 +249,61 @@ pub(super) fn plan(
     }
     out
 }
+
+/// Every key's step in a `cache` vault: see [`super::vault_cache_sync`].
+pub(super) fn plan_cache(
+    local: &BTreeMap<String, LocalFile>,
+    remote: &BTreeMap<String, ObjectRow>,
+    base: &HashMap<String, BaseRow>,
+    wanted: &dyn Fn(&str) -> bool,
+    local_dir: &std::path::Path,
+) -> Vec<(String, Step)> {
+    let keys: BTreeSet<&String> = local
+        .keys()
+        .chain(remote.keys())
+        .chain(base.keys())
+        .collect();
+    let mut out = Vec::new();
+    for key in keys {
+        let (l, r, b) = (local.get(key), remote.get(key), base.get(key));
+        let step = match (l, r, b) {
+            // Cached: refreshed when the object changed; a local edit is never uploaded.
+            (Some(lf), Some(ro), Some(b)) => match (
+                local_changed(Some(b), Some(lf)),
+                remote_changed(Some(b), Some(ro)),
+            ) {
+                (_, false) => continue,
+                (false, true) => Step::Download,
+                (true, true) => Step::Conflict(
+                    "cached copy edited locally; a cache vault does not upload".to_owned(),
+                ),
+            },
+            // A file the cache did not fetch: the same bytes are adopted, other bytes left.
+            (Some(lf), Some(ro), None) => {
+                if lf.size == ro.size
+                    && ro
+                        .etag
+                        .as_deref()
+                        .is_some_and(|e| same_bytes(&local_dir.join(key), lf.size, e))
+                {
+                    Step::Settle
+                } else {
+                    Step::Conflict("a local file the cache did not fetch".to_owned())
+                }
+            }
+            (None, Some(_), _) if wanted(key) => Step::Download,
+            // Not cached (or evicted): indexed only.
+            (None, Some(_), Some(_)) => Step::Forget,
+            (None, Some(_), None) => continue,
+            // Gone from the bucket: the unchanged cached copy goes too.
+            (Some(lf), None, Some(b)) if !local_changed(Some(b), Some(lf)) => Step::DeleteLocal,
+            (Some(_), None, Some(_)) => {
+                Step::Conflict("cached copy edited locally; its object is gone".to_owned())
+            }
+            (None, None, Some(_)) => Step::Forget,
+            (Some(_), None, None) | (None, None, None) => continue,
+        };
+        out.push((key.clone(), step));
+    }
+    out
+}

@@ -3,6 +3,7 @@
 mod bad_input;
 mod cache;
 mod cache_sync;
+mod cache_vault;
 mod cli;
 mod crash;
 mod faults;
