@@ -341,12 +341,8 @@ pub async fn vault_sync(o: VaultSyncOptions) -> Result<VaultReport, VaultError> 
     let name = o.vault.name.clone();
     let started = SystemTime::now();
     let mut report = VaultReport::default();
-    let max_age = Duration::from_secs(o.vault.policy.max_remote_index_age_secs);
     let mut ix = Index::open(&o.index_path)?;
-    let state = ix.state(&name)?;
-    let fresh = state
-        .as_ref()
-        .is_some_and(|s| s.is_fresh(max_age, SystemTime::now()));
+    let (state, fresh) = index_state(&o, &ix)?;
 
     // 1. Refresh.
     refresh(&o, &mut ix, state.as_ref(), fresh, &mut report).await?;
@@ -477,6 +473,19 @@ pub async fn vault_sync(o: VaultSyncOptions) -> Result<VaultReport, VaultError> 
     report.spent_usd = o.meter.price();
     record_run(&ix, &name, started, &report, &o.meter)?;
     Ok(report)
+}
+
+/// The vault's index state and whether it is fresh (younger than the policy's max age).
+pub(crate) fn index_state(
+    o: &VaultSyncOptions,
+    ix: &Index,
+) -> Result<(Option<larder_index::IndexState>, bool), VaultError> {
+    let max_age = Duration::from_secs(o.vault.policy.max_remote_index_age_secs);
+    let state = ix.state(&o.vault.name)?;
+    let fresh = state
+        .as_ref()
+        .is_some_and(|s| s.is_fresh(max_age, SystemTime::now()));
+    Ok((state, fresh))
 }
 
 /// Step 1 of a run: brings the index up to date (see the module docs); a stale index that

@@ -137,6 +137,29 @@ pub(crate) async fn open_remote_unchecked(
     Ok(S3Store::new(S3Url::parse(&v.remote)?, o).await?)
 }
 
+/// The options of a vault run (8 MiB parts; no metadata cache, no event handler).
+pub(crate) fn sync_options(
+    db: &std::path::Path,
+    v: larder_index::Vault,
+    remote: Option<Arc<dyn Store>>,
+    meter: Arc<larder_store::meter::RequestMeter>,
+    pricing: larder_store::meter::Pricing,
+    dry_run: bool,
+) -> larder_sync::vault::VaultSyncOptions {
+    larder_sync::vault::VaultSyncOptions {
+        index_path: db.to_path_buf(),
+        vault: v,
+        remote,
+        meter,
+        dry_run,
+        part_size: 8 << 20,
+        multipart_threshold: 8 << 20,
+        pricing,
+        cache: None,
+        on_event: None,
+    }
+}
+
 /// How to run `vault sync NAME`.
 #[derive(Debug)]
 pub(crate) struct RunArgs<'a> {
@@ -239,16 +262,9 @@ pub(crate) async fn run_vault_sync(
         }
     });
     let r = vault_sync(VaultSyncOptions {
-        index_path: db.to_path_buf(),
-        vault: v,
-        remote,
-        meter,
-        dry_run,
-        part_size: 8 << 20,
-        multipart_threshold: 8 << 20,
-        pricing: pricing_table,
         cache,
         on_event: Some(on_event),
+        ..sync_options(db, v, remote, meter, pricing_table, dry_run)
     })
     .await?;
     let p = &r.plan;

@@ -8,7 +8,6 @@ use larder_index::{Index, Vault};
 use larder_store::meter::RequestMeter;
 use larder_store::Store;
 use larder_sync::twoway::{vault_two_way, ConflictPolicy, Step};
-use larder_sync::vault::VaultSyncOptions;
 use serde_json::json;
 
 use crate::exit;
@@ -47,18 +46,7 @@ pub async fn run(
     let pricing = crate::vault_run_cmd::meter_for(&v).1;
     let name = v.name.clone();
     let cache = v.strategy == larder_index::Strategy::Cache;
-    let o = VaultSyncOptions {
-        index_path: db.to_path_buf(),
-        vault: v,
-        remote,
-        meter,
-        dry_run,
-        part_size: 8 << 20,
-        multipart_threshold: 8 << 20,
-        pricing,
-        cache: None,
-        on_event: None,
-    };
+    let o = crate::vault_run_cmd::sync_options(db, v, remote, meter, pricing, dry_run);
     let r = if cache {
         let filters = include
             .map(|i| larder_sync::Filters::new(i, &[], &[], &[]))
@@ -206,18 +194,7 @@ pub async fn get(
     let (meter, pricing) = crate::vault_run_cmd::meter_for(&v);
     let remote: Arc<dyn Store> =
         Arc::new(crate::vault_run_cmd::open_remote_unchecked(&v, s3, &meter).await?);
-    let o = VaultSyncOptions {
-        index_path: db.to_path_buf(),
-        vault: v,
-        remote: Some(remote),
-        meter: meter.clone(),
-        dry_run: false,
-        part_size: 8 << 20,
-        multipart_threshold: 8 << 20,
-        pricing,
-        cache: None,
-        on_event: None,
-    };
+    let o = crate::vault_run_cmd::sync_options(db, v, Some(remote), meter.clone(), pricing, false);
     let path = larder_sync::twoway::vault_get(&o, key).await?;
     match dest {
         Some(d) if d == std::path::Path::new("-") => {

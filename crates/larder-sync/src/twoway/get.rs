@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use larder_index::twoway::BaseRow;
 use larder_index::Index;
@@ -23,11 +22,7 @@ use crate::vault::{refresh, VaultError, VaultReport, VaultSyncOptions};
 pub async fn vault_get(o: &VaultSyncOptions, key: &str) -> Result<PathBuf, VaultError> {
     let name = o.vault.name.clone();
     let mut ix = Index::open(&o.index_path)?;
-    let state = ix.state(&name)?;
-    let max_age = Duration::from_secs(o.vault.policy.max_remote_index_age_secs);
-    let fresh = state
-        .as_ref()
-        .is_some_and(|s| s.is_fresh(max_age, SystemTime::now()));
+    let (state, fresh) = crate::vault::index_state(o, &ix)?;
     if !fresh {
         let mut r = VaultReport::default();
         refresh(o, &mut ix, state.as_ref(), fresh, &mut r).await?;

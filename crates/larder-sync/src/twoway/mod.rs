@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use futures::StreamExt;
 use larder_index::twoway::Conflict;
@@ -193,11 +193,7 @@ async fn run(o: VaultSyncOptions, mode: Mode<'_>) -> Result<TwoWayReport, VaultE
     let started = SystemTime::now();
     let mut report = TwoWayReport::default();
     let mut ix = Index::open(&o.index_path)?;
-    let state = ix.state(&name)?;
-    let max_age = Duration::from_secs(o.vault.policy.max_remote_index_age_secs);
-    let fresh = state
-        .as_ref()
-        .is_some_and(|s| s.is_fresh(max_age, SystemTime::now()));
+    let (state, fresh) = crate::vault::index_state(&o, &ix)?;
     refresh(&o, &mut ix, state.as_ref(), fresh, &mut report.vault).await?;
     if report.vault.stalled.is_some() {
         return Ok(report);
@@ -377,7 +373,7 @@ fn record(
 mod tests {
     use super::plan::conflict_name;
     use super::*;
-    use std::time::UNIX_EPOCH;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn conflict_names_keep_the_extension_and_are_free() {
