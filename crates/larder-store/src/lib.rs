@@ -51,7 +51,7 @@ use futures::stream::BoxStream;
 
 pub use error::{Error, ErrorKind, Op, Result};
 pub use key::{Key, KeyError};
-pub use local::{LocalStore, SymlinkPolicy};
+pub use local::{FileStamp, LocalStore, SymlinkPolicy};
 pub use memory::MemoryStore;
 pub use s3::{S3Options, S3Store, S3Url};
 pub use types::{

@@ -393,13 +393,13 @@ impl LocalStore {
     }
 }
 
-/// Removes a temp file when a put fails or is cancelled.
 /// What follows [`TEMP_PREFIX`] in the name of a partial copy ([`PutOptions::partial`]).
 const PARTIAL_MARK: &str = "partial-";
 
 /// How long a partial copy waits for a run to resume it before a cleanup removes it.
 const PARTIAL_KEPT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// Removes a temp file when a put fails or is cancelled.
 struct TempGuard(Option<PathBuf>);
 
 impl TempGuard {
@@ -505,7 +505,7 @@ impl Store for LocalStore {
                 let mut buf = Vec::with_capacity(len as usize);
                 (&mut file).take(len).read_to_end(&mut buf).map_err(io)?;
                 let after = file.metadata().map_err(io)?;
-                if !unchanged(&m, &after) {
+                if FileStamp::of(&m) != FileStamp::of(&after) {
                     return Err(changed_while_read(&p.display().to_string()));
                 }
                 Some(buf)
@@ -551,7 +551,7 @@ impl Store for LocalStore {
                 .await
                 .map_err(|e| Error::new(ErrorKind::Other, Op::Get, shown2.clone()).with_source(e))?
                 .map_err(|e| Error::io(Op::Get, &shown2, e))?;
-            if unchanged(&before, &after) {
+            if FileStamp::of(&before) == FileStamp::of(&after) {
                 Ok(None)
             } else {
                 Err(changed_while_read(&shown2))
@@ -728,30 +728,56 @@ fn remove_if_stale(path: &Path, before: std::time::SystemTime) -> bool {
     }
 }
 
-/// A file opened by [`LocalStore::get`] on the blocking pool.
-/// Whether a file's metadata says it was not written to between two looks: same size, same
-/// modification and change times (to the nanosecond where the platform has them).
-fn unchanged(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        a.len() == b.len()
-            && (a.mtime(), a.mtime_nsec()) == (b.mtime(), b.mtime_nsec())
-            && (a.ctime(), a.ctime_nsec()) == (b.ctime(), b.ctime_nsec())
-            && a.ino() == b.ino()
-    }
-    #[cfg(not(unix))]
-    {
-        a.len() == b.len() && a.modified().ok() == b.modified().ok()
+/// What says, without reading a file, that its content may have changed: its size, its
+/// modification and status-change times (nanoseconds) and its inode. A write moves the
+/// times; a rename onto the path brings another inode (size and mtime alone miss a rename
+/// of a file with the same size and time). Where the platform has no inode or ctime, they
+/// are 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    /// The size.
+    pub size: u64,
+    /// The modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// The status-change time, nanoseconds since the epoch.
+    pub ctime_ns: i64,
+    /// The inode.
+    pub ino: u64,
+}
+
+impl FileStamp {
+    /// The stamp of a file's metadata.
+    pub fn of(m: &std::fs::Metadata) -> FileStamp {
+        let mtime_ns = m
+            .modified()
+            .map_or(0, |t| match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_nanos() as i64,
+                Err(e) => -(e.duration().as_nanos() as i64),
+            });
+        #[cfg(unix)]
+        let (ctime_ns, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (m.ctime() * 1_000_000_000 + m.ctime_nsec(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let (ctime_ns, ino) = (0, 0);
+        FileStamp {
+            size: m.len(),
+            mtime_ns,
+            ctime_ns,
+            ino,
+        }
     }
 }
 
 fn changed_while_read(path: &str) -> Error {
-    Error::new(ErrorKind::Transient, Op::Get, path.to_owned())
-        .with_detail("the file changed while it was read (size or modification time); not sent as a torn copy")
-        .with_retryable(true)
+    // Transient: retried, as a read that may go through next time.
+    Error::new(ErrorKind::Transient, Op::Get, path.to_owned()).with_detail(
+        "the file changed while it was read (size, times or inode); not sent as a torn copy",
+    )
 }
 
+/// A file opened by [`LocalStore::get`] on the blocking pool.
 struct Opened {
     file: std::fs::File,
     meta: std::fs::Metadata,

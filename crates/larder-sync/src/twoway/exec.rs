@@ -13,7 +13,7 @@ use super::plan::LocalFile;
 use super::{Side, Step};
 use crate::execute::{transfer, with_retries, TransferOptions};
 
-fn entry_of_local(key: &str, l: &LocalFile) -> Option<Entry> {
+pub(super) fn entry_of_local(key: &str, l: &LocalFile) -> Option<Entry> {
     Some(Entry {
         key: Key::new(key).ok()?,
         size: l.size,

@@ -26,7 +26,7 @@
 //! The base is updated only for keys whose step succeeded, so an interrupted run resumes
 //! without false conflicts (a key uploaded but not settled is found equal on both sides).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -44,6 +44,8 @@ pub use get::vault_get;
 use exec::{execute, Sides};
 use plan::{plan, LocalFile};
 
+use crate::compare::Inspector as _;
+use crate::inspect::StoreInspector;
 use crate::vault::{publish, refresh, IndexedRemote, VaultError, VaultReport, VaultSyncOptions};
 
 /// What a two-way sync does with a conflict; see the module docs.
@@ -232,13 +234,14 @@ async fn run(o: VaultSyncOptions, mode: Mode<'_>) -> Result<TwoWayReport, VaultE
         .into_iter()
         .filter_map(|c| Some((c.key, c.resolution?.parse().ok()?)))
         .collect();
+    let same = same_content(&o, &local_store, &local, &remote, &base).await;
     report.steps = match &mode {
         Mode::TwoWay { policy, host } => {
-            plan(&local, &remote, &base, &resolutions, *policy, &dir, host)
+            plan(&local, &remote, &base, &resolutions, *policy, &same, host)
         }
         Mode::Cache { include } => {
             let wanted = |k: &str| include.is_some_and(|f| f.keeps_key(k));
-            plan::plan_cache(&local, &remote, &base, &wanted, &dir)
+            plan::plan_cache(&local, &remote, &base, &wanted, &same)
         }
     };
     report.conflicts = report
@@ -336,6 +339,52 @@ async fn run(o: VaultSyncOptions, mode: Mode<'_>) -> Result<TwoWayReport, VaultE
     report.vault.spent_usd = o.meter.price();
     record(&ix, &name, started, &report, &o)?;
     Ok(report)
+}
+
+/// The keys whose file holds exactly its object's bytes, among those where that decides
+/// the step ([`plan::needs_content_check`]). The file's ETag is computed by the engine's
+/// inspector: an MD5, or a multipart ETag tried with the likely part sizes in one read
+/// (the exact one from a HEAD only when none fits).
+async fn same_content(
+    o: &VaultSyncOptions,
+    local_store: &Arc<dyn Store>,
+    local: &BTreeMap<String, LocalFile>,
+    remote: &BTreeMap<String, ObjectRow>,
+    base: &HashMap<String, larder_index::twoway::BaseRow>,
+) -> HashSet<String> {
+    let server: Arc<dyn Store> = match &o.remote {
+        Some(r) => r.clone(),
+        None => Arc::new(larder_store::MemoryStore::new()),
+    };
+    let inspector = StoreInspector::new(local_store.clone(), server, o.cache.clone(), o.part_size);
+    let inspector = if o.dry_run {
+        inspector.read_only()
+    } else {
+        inspector
+    };
+    let mut same = HashSet::new();
+    for (key, ro) in remote {
+        let l = local.get(key);
+        if !plan::needs_content_check(l, Some(ro), base.get(key)) {
+            continue;
+        }
+        let (Some(lf), Some(etag)) = (l, ro.etag.as_deref()) else {
+            continue;
+        };
+        let Some(entry) = exec::entry_of_local(key, lf) else {
+            continue;
+        };
+        let want = larder_store::integrity::normalize_etag(etag);
+        if inspector
+            .etag(crate::compare::Side::Src, &entry, Some(etag))
+            .await
+            .as_deref()
+            == Some(want.as_str())
+        {
+            same.insert(key.clone());
+        }
+    }
+    same
 }
 
 fn record(

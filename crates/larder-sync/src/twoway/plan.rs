@@ -1,11 +1,12 @@
 //! Deciding each key's step: what changed on each side since the base, and conflicts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use larder_index::twoway::BaseRow;
 use larder_index::ObjectRow;
-use larder_store::integrity::{etag_part_count, normalize_etag, Hasher};
+use larder_store::integrity::normalize_etag;
+use larder_store::FileStamp;
 
 use super::{ConflictPolicy, Side, Step};
 
@@ -21,32 +22,18 @@ pub(super) struct LocalFile {
 
 impl LocalFile {
     pub(super) fn of(m: &std::fs::Metadata) -> LocalFile {
-        let modified = m.modified().unwrap_or(UNIX_EPOCH);
-        #[cfg(unix)]
-        let (ino, ctime_ns) = {
-            use std::os::unix::fs::MetadataExt;
-            (m.ino(), m.ctime() * 1_000_000_000 + m.ctime_nsec())
-        };
-        #[cfg(not(unix))]
-        let (ino, ctime_ns) = (0, 0);
+        let s = FileStamp::of(m);
         LocalFile {
-            size: m.len(),
-            mtime_ns: ns(modified),
-            modified,
-            ino,
-            ctime_ns,
+            size: s.size,
+            mtime_ns: s.mtime_ns,
+            modified: m.modified().unwrap_or(UNIX_EPOCH),
+            ino: s.ino,
+            ctime_ns: s.ctime_ns,
         }
     }
 }
 
-pub(super) fn ns(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as i64,
-        Err(e) => -(e.duration().as_nanos() as i64),
-    }
-}
-
-fn local_changed(b: Option<&BaseRow>, l: Option<&LocalFile>) -> bool {
+pub(super) fn local_changed(b: Option<&BaseRow>, l: Option<&LocalFile>) -> bool {
     match (b, l) {
         (None, None) => false,
         // Size and mtime alone miss a rename of a file with the same size and time (two
@@ -61,7 +48,7 @@ fn local_changed(b: Option<&BaseRow>, l: Option<&LocalFile>) -> bool {
     }
 }
 
-fn remote_changed(b: Option<&BaseRow>, r: Option<&ObjectRow>) -> bool {
+pub(super) fn remote_changed(b: Option<&BaseRow>, r: Option<&ObjectRow>) -> bool {
     match (b, r) {
         (None, None) => false,
         (Some(b), Some(r)) => {
@@ -73,41 +60,19 @@ fn remote_changed(b: Option<&BaseRow>, r: Option<&ObjectRow>) -> bool {
     }
 }
 
-/// Whether the local file holds the bytes of an object with this ETag (single-part: its
-/// MD5; multipart: with the likely part sizes).
-fn same_bytes(path: &std::path::Path, size: u64, etag: &str) -> bool {
-    let etag = normalize_etag(etag);
-    let hash = |part: Option<u64>| -> Option<String> {
-        use std::io::Read;
-        let mut f = std::fs::File::open(path).ok()?;
-        let mut h = Hasher::new();
-        if let Some(p) = part {
-            h = h.skip_md5().with_part_size(p);
+/// Whether deciding `key` needs to know if the file holds the object's bytes: both are
+/// there with one size, and either both changed since the base or there is no base (the
+/// same file created on both sides, or a file the cache did not fetch).
+pub(super) fn needs_content_check(
+    l: Option<&LocalFile>,
+    r: Option<&ObjectRow>,
+    b: Option<&BaseRow>,
+) -> bool {
+    match (l, r) {
+        (Some(lf), Some(ro)) if lf.size == ro.size && ro.etag.is_some() => {
+            b.is_none() || (local_changed(b, l) && remote_changed(b, r))
         }
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).ok()?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        let d = h.finish();
-        if d.size != size {
-            return None;
-        }
-        if part.is_some() {
-            d.multipart_etag()
-        } else {
-            d.md5_hex()
-        }
-    };
-    match etag_part_count(&etag) {
-        None if etag.len() == 32 => hash(None).as_deref() == Some(etag.as_str()),
-        Some(n) => crate::inspect::candidate_part_sizes(size, u64::from(n), &[])
-            .into_iter()
-            .any(|p| hash(Some(p)).as_deref() == Some(etag.as_str())),
-        None => false,
+        _ => false,
     }
 }
 
@@ -157,7 +122,7 @@ pub(super) fn plan(
     base: &HashMap<String, BaseRow>,
     resolutions: &HashMap<String, ConflictPolicy>,
     policy: ConflictPolicy,
-    local_dir: &std::path::Path,
+    same: &HashSet<String>,
     host: &str,
 ) -> Vec<(String, Step)> {
     let keys: BTreeSet<&String> = local
@@ -187,13 +152,8 @@ pub(super) fn plan(
                         out.push((key.clone(), Step::Forget));
                         continue;
                     }
-                    (Some(lf), Some(ro)) => {
-                        let same = lf.size == ro.size
-                            && ro
-                                .etag
-                                .as_deref()
-                                .is_some_and(|e| same_bytes(&local_dir.join(key), lf.size, e));
-                        if same {
+                    (Some(_), Some(_)) => {
+                        if same.contains(key.as_str()) {
                             out.push((key.clone(), Step::Settle));
                             continue;
                         }
@@ -256,7 +216,7 @@ pub(super) fn plan_cache(
     remote: &BTreeMap<String, ObjectRow>,
     base: &HashMap<String, BaseRow>,
     wanted: &dyn Fn(&str) -> bool,
-    local_dir: &std::path::Path,
+    same: &HashSet<String>,
 ) -> Vec<(String, Step)> {
     let keys: BTreeSet<&String> = local
         .keys()
@@ -279,13 +239,8 @@ pub(super) fn plan_cache(
                 ),
             },
             // A file the cache did not fetch: the same bytes are adopted, other bytes left.
-            (Some(lf), Some(ro), None) => {
-                if lf.size == ro.size
-                    && ro
-                        .etag
-                        .as_deref()
-                        .is_some_and(|e| same_bytes(&local_dir.join(key), lf.size, e))
-                {
+            (Some(_), Some(_), None) => {
+                if same.contains(key.as_str()) {
                     Step::Settle
                 } else {
                     Step::Conflict("a local file the cache did not fetch".to_owned())
