@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use larder_cache::Cache;
+use larder_store::integrity::{etag_part_count, normalize_etag, Hasher};
 use larder_store::{Body, ErrorKind, GetOptions, Key, PutOptions, Store};
-use md5::Digest as _;
 use serde_json::json;
 
 use crate::layout::{Layout, Manifest, MANIFEST_VERSION};
@@ -90,8 +90,9 @@ pub struct Plan {
     pub push: Vec<Artifact>,
     /// How the filters were made, and warnings.
     pub notes: Vec<String>,
-    /// LIST requests the plan sent.
-    pub lists: u64,
+    /// Prefixes listed: one per namespace, or 1 for the whole `manifests/` tree (each is
+    /// one LIST request per 1,000 manifests).
+    pub listed_prefixes: u64,
     /// Local entries with no namespace (never pushed).
     pub without_namespace: u64,
 }
@@ -235,8 +236,8 @@ pub async fn plan(store: &Arc<dyn Store>, cache: &Cache, opts: &Options) -> Resu
             Some(set)
         }
     };
-    let (remote, lists) = list_remote(store, &layout, to_list.as_ref(), opts.concurrency).await?;
-    plan.lists = lists;
+    let (remote, listed) = list_remote(store, &layout, to_list.as_ref(), opts.concurrency).await?;
+    plan.listed_prefixes = listed;
     if let Some(f) = &pull_filter {
         plan.pull = remote
             .iter()
@@ -359,18 +360,16 @@ pub async fn execute(store: &Arc<dyn Store>, cache: &Cache, plan: &Plan, opts: &
     report
 }
 
-/// A reader that hashes what passes through it.
-struct Md5Tee<R> {
+/// A reader that hashes (MD5) what passes through it.
+struct HashingReader<R> {
     inner: R,
-    md5: md5::Md5,
-    n: u64,
+    hasher: Hasher,
 }
 
-impl<R: std::io::Read> std::io::Read for Md5Tee<R> {
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.md5.update(&buf[..n]);
-        self.n += n as u64;
+        self.hasher.update(&buf[..n]);
         Ok(n)
     }
 }
@@ -404,10 +403,9 @@ async fn pull_one(
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
     let (cache2, p2, location) = (cache.clone(), p.clone(), store.location(&pack_key));
     tokio::task::spawn_blocking(move || {
-        let mut tee = Md5Tee {
+        let mut tee = HashingReader {
             inner: reader,
-            md5: md5::Md5::new(),
-            n: 0,
+            hasher: Hasher::new(),
         };
         let expect = Expect {
             namespace: &p2.namespace,
@@ -418,42 +416,50 @@ async fn pull_one(
             source,
         };
         let unpacked = pack::read_pack(&mut tee, expect, &cache2, &limits).map_err(bad)?;
-        let md5 = hex::encode(tee.md5.finalize());
+        let digests = tee.hasher.finish();
+        let md5 = digests.md5_hex().unwrap_or_default();
         // A single-part ETag is the MD5 of the bytes: the download is checked end to end.
-        if let Some(etag) = etag.filter(|e| e.len() == 32 && !e.contains('-')) {
-            if !etag.eq_ignore_ascii_case(&md5) {
+        if let Some(etag) = etag
+            .map(|e| normalize_etag(&e))
+            .filter(|e| etag_part_count(e).is_none())
+        {
+            if etag != md5 {
                 return Err(bad(pack::PackError::Refused(format!(
                     "the bytes read have MD5 {md5}, the object's ETag is {etag}"
                 ))));
             }
         }
-        let compressed = tee.n;
-        import(&cache2, &p2, unpacked)?;
-        Ok(compressed)
+        Ok(match import(&cache2, &p2, unpacked)? {
+            true => Pulled::Imported {
+                compressed: digests.size,
+            },
+            false => Pulled::Present,
+        })
     })
     .await
     .expect("an import does not panic")
-    .map(|compressed| Pulled::Imported { compressed })
 }
 
-/// Makes a checked pack visible in the cache: a cache entry under its own key (unless the
-/// cache has a newer one), or a kache entry's files and then its `meta.json`.
-fn import(cache: &Cache, p: &Planned, u: pack::Unpacked) -> Result<()> {
+/// Milliseconds since the epoch, as cache entries record time.
+fn ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Makes a checked pack visible in the cache: a cache entry under its own key, or a kache
+/// entry's files and then its `meta.json`. `false`: not imported, because the cache holds
+/// that entry already, or a newer one for its key (an older packument, say).
+fn import(cache: &Cache, p: &Planned, u: pack::Unpacked) -> Result<bool> {
     if let Some(entry) = &u.meta.larder {
         let (_, staged) = u.files.into_iter().next().expect("checked: one file");
         if let Some(have) = cache.info(&entry.key)? {
-            let have_ms = have
-                .time
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            if have.integrity.to_string() == entry.integrity || have_ms > entry.time {
-                return Ok(());
+            if have.integrity.to_string() == entry.integrity || ms(have.time) > entry.time {
+                return Ok(false);
             }
         }
         let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(entry.time);
         staged.commit_at(Some(&entry.key), entry.metadata.clone(), time)?;
-        return Ok(());
+        return Ok(true);
     }
     for (f, staged) in u.files {
         let metadata = json!({"namespace": p.namespace,
@@ -473,11 +479,12 @@ fn import(cache: &Cache, p: &Planned, u: pack::Unpacked) -> Result<()> {
             ..Default::default()
         },
     )?;
-    Ok(())
+    Ok(true)
 }
 
-/// Reads `key`'s content twice: once to hash it (checking its integrity), once into the
-/// pack (checked again), so a pack never holds bytes the cache would not vouch for.
+/// The BLAKE3 and size of content, read once and checked against its integrity. A single
+/// entry's pack needs them in `meta.json`, ahead of the file: its content is read twice
+/// (here, then into the pack, checked again); a kache entry's `meta.json` has them already.
 fn blake3_of(cache: &Cache, sri: &larder_cache::Integrity) -> larder_cache::Result<(String, u64)> {
     let mut r = cache.reader_hash(sri)?;
     let mut h = blake3::Hasher::new();
@@ -490,6 +497,7 @@ fn blake3_of(cache: &Cache, sri: &larder_cache::Integrity) -> larder_cache::Resu
     Ok((h.finalize().to_hex().to_string(), n))
 }
 
+/// Packs content, checked against its integrity; returns the BLAKE3 of what was packed.
 fn add_checked(
     w: &mut PackWriter,
     cache: &Cache,
@@ -497,16 +505,31 @@ fn add_checked(
     name: &str,
     size: u64,
     executable: bool,
-) -> larder_cache::Result<()> {
-    let mut r = cache.reader_hash(sri)?;
+) -> larder_cache::Result<String> {
+    struct Blake3Reader<R> {
+        inner: R,
+        hasher: blake3::Hasher,
+    }
+    impl<R: std::io::Read> std::io::Read for Blake3Reader<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            Ok(n)
+        }
+    }
+    let mut r = Blake3Reader {
+        inner: cache.reader_hash(sri)?,
+        hasher: blake3::Hasher::new(),
+    };
     w.add(name, size, executable, &mut r)
         .map_err(|e| larder_cache::Error::Io {
             op: "pack",
             path: cache.content_path(sri),
             source: e,
         })?;
-    r.check()?;
-    Ok(())
+    let hash = r.hasher.finalize().to_hex().to_string();
+    r.inner.check()?;
+    Ok(hash)
 }
 
 /// A pack of an artifact: its bytes, unpacked size and file count. `None`: the entry is gone.
@@ -533,11 +556,7 @@ fn build_pack(cache: &Cache, a: &Artifact, level: i32) -> Result<Option<(Vec<u8>
                 Err(err) if gone(&err) => return Ok(None),
                 Err(err) => return Err(err.into()),
             };
-            let time = e
-                .time
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
+            let time = ms(e.time);
             let file = CachedFile {
                 name: "content".to_owned(),
                 size,
@@ -554,7 +573,7 @@ fn build_pack(cache: &Cache, a: &Artifact, level: i32) -> Result<Option<(Vec<u8>
             let meta_json = serde_json::to_vec(&meta).expect("meta.json serializes");
             let mut w = PackWriter::new(&meta_json, level).map_err(io)?;
             match add_checked(&mut w, cache, &e.integrity, "content", size, false) {
-                Ok(()) => {}
+                Ok(_) => {}
                 Err(err) if gone(&err) => return Ok(None),
                 Err(err) => return Err(err.into()),
             }
@@ -585,17 +604,29 @@ fn build_pack(cache: &Cache, a: &Artifact, level: i32) -> Result<Option<(Vec<u8>
                         reason: "a file of this kache entry is missing from the cache".to_owned(),
                     });
                 };
-                let (hash, size) = blake3_of(cache, &entry.integrity)?;
-                if !hash.eq_ignore_ascii_case(&f.hash) || size != f.size {
-                    return Err(Error::Local {
-                        key,
-                        reason: format!(
-                            "BLAKE3 {hash} ({size} bytes), meta.json says {} ({} bytes)",
-                            f.hash, f.size
-                        ),
-                    });
+                // meta.json has the size and BLAKE3: packed in one read, checked after (a
+                // mismatch discards the pack, which is only in memory).
+                let mismatch = |what: String| Error::Local {
+                    key: key.clone(),
+                    reason: format!("{what}, meta.json says {} ({} bytes)", f.hash, f.size),
+                };
+                let size = entry.size.unwrap_or(f.size);
+                if size != f.size {
+                    return Err(mismatch(format!("{size} bytes")));
                 }
-                add_checked(&mut w, cache, &entry.integrity, &f.name, size, f.executable)?;
+                let hash =
+                    add_checked(&mut w, cache, &entry.integrity, &f.name, size, f.executable)
+                        .map_err(|e| match e {
+                            larder_cache::Error::Io { source, .. }
+                                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+                            {
+                                mismatch("fewer bytes".to_owned())
+                            }
+                            e => e.into(),
+                        })?;
+                if !hash.eq_ignore_ascii_case(&f.hash) {
+                    return Err(mismatch(format!("BLAKE3 {hash}")));
+                }
                 total += size;
             }
             Ok(Some((w.finish().map_err(io)?, total, meta.files.len())))

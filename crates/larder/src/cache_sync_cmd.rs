@@ -14,21 +14,6 @@ use crate::cli::CacheSyncArgs;
 use crate::commands::UsageError;
 use crate::exit;
 
-fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 fn plural(n: u64) -> &'static str {
     if n == 1 {
         ""
@@ -73,7 +58,7 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
         "event": "plan",
         "pull": plan.pull.iter().map(|p| json!({"namespace": p.namespace, "cache_key": p.cache_key})).collect::<Vec<_>>(),
         "push": plan.push.iter().map(|p| json!({"namespace": p.namespace, "cache_key": p.cache_key})).collect::<Vec<_>>(),
-        "lists": plan.lists,
+        "listed_prefixes": plan.listed_prefixes,
         "without_namespace": plan.without_namespace,
         "notes": plan.notes,
     })
@@ -191,13 +176,13 @@ pub async fn run(
         println!("{}", report_json(&report, &plan.notes, &meter));
     } else if !quiet {
         println!(
-            "pulled {} artifact{} ({}), pushed {} artifact{} ({}); {} already present, {} vanished, {} failed",
+            "pulled {} artifact{} ({:.2} MiB), pushed {} artifact{} ({:.2} MiB); {} already present, {} vanished, {} failed",
             report.pulled,
             plural(report.pulled),
-            human(report.bytes_down),
+            crate::commands::mib(report.bytes_down),
             report.pushed,
             plural(report.pushed),
-            human(report.bytes_up),
+            crate::commands::mib(report.bytes_up),
             report.already_present,
             report.vanished,
             report.failures.len()

@@ -471,26 +471,58 @@ fn s3_misses_and_hostile_packs_fail_alone_and_import_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 failed"));
 }
 
-#[test]
-fn s3_a_pack_without_its_manifest_is_never_listed_and_is_pushed_again() {
-    let d = tempfile::tempdir().unwrap();
-    let cache = d.path().join("cache");
-    let key =
-        "make-fetch-happen:request-cache:https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz";
-    let put = larder(d.path())
+/// `larder cache put KEY -` with `data`; returns the integrity.
+fn cache_put(d: &Path, cache: &Path, key: &str, data: &[u8]) -> String {
+    let put = larder(d)
         .args(["cache", "--cache"])
-        .arg(&cache)
+        .arg(cache)
         .args(["put", key, "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut c| {
             use std::io::Write;
-            c.stdin.take().unwrap().write_all(b"left-pad tarball")?;
+            c.stdin.take().unwrap().write_all(data)?;
             c.wait_with_output()
         })
         .unwrap();
-    let sri = String::from_utf8_lossy(&put.stdout).trim().to_owned();
+    assert!(put.status.success());
+    String::from_utf8_lossy(&put.stdout).trim().to_owned()
+}
+
+#[test]
+fn s3_an_older_version_of_a_key_the_cache_holds_is_not_imported_and_not_counted_pulled() {
+    let d = tempfile::tempdir().unwrap();
+    let key = "make-fetch-happen:request-cache:https://registry.npmjs.org/ms";
+    // An older packument in the bucket, a newer one in the cache.
+    let old = d.path().join("old");
+    cache_put(d.path(), &old, key, b"packument v1");
+    let (_, url) = larder_s3(d.path());
+    let out = cache_sync(d.path(), d.path(), &old, &["--push", "--json"], &url);
+    assert_eq!(summary(&out)["pushed"], 1);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let cache = d.path().join("cache");
+    cache_put(d.path(), &cache, key, b"packument v2, newer");
+    let out = cache_sync(d.path(), d.path(), &cache, &["--pull", "--json"], &url);
+    let s = summary(&out);
+    assert_eq!(
+        (s["pulled"].as_u64(), s["already_present"].as_u64()),
+        (Some(0), Some(1)),
+        "{s}"
+    );
+    assert_eq!(
+        cache_get(d.path(), &cache, key).as_deref(),
+        Some(&b"packument v2, newer"[..])
+    );
+}
+
+#[test]
+fn s3_a_pack_without_its_manifest_is_never_listed_and_is_pushed_again() {
+    let d = tempfile::tempdir().unwrap();
+    let cache = d.path().join("cache");
+    let key =
+        "make-fetch-happen:request-cache:https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz";
+    let sri = cache_put(d.path(), &cache, key, b"left-pad tarball");
     let ck = larder_cache_sync::local::entry_cache_key(key, &sri);
     // An interrupted push left the pack (garbage, even) but no manifest.
     let (_, url) = larder_s3(d.path());
