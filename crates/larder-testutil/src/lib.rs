@@ -60,6 +60,29 @@ pub fn s3_env() -> S3Env {
     e
 }
 
+/// Every file below `dir` (absolute paths, sorted), with its bytes; empty when `dir` is
+/// missing.
+pub fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let data = std::fs::read(&p).unwrap_or_default();
+                out.push((p, data));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// A random lowercase name for a test's own prefix.
 pub fn unique(prefix: &str) -> String {
     use rand::Rng;

@@ -14,22 +14,6 @@ use crate::*;
 const LIB: &[u8] = b"!<arch>\nlibrary bytes";
 const META: &[u8] = b"rmeta bytes";
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// The test prefix of an `s3://bucket/prefix` URL.
-fn prefix_of(url: &str) -> String {
-    url.splitn(4, '/')
-        .nth(3)
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 fn put_objects(url: &str, objects: &[(String, Vec<u8>)]) {
     let prefix = prefix_of(url);
     rt().block_on(async {

@@ -2,17 +2,9 @@
 //! `vault get` of one key sends one GET and nothing else; `--include` fetches; a refresh
 //! follows a changed object; eviction is not a deletion.
 
-use std::path::Path;
-use std::process::Command;
-
 use crate::s3::larder_s3;
+use crate::vault::vault;
 use crate::*;
-
-fn vault(d: &Path) -> Command {
-    let (mut c, _) = larder_s3(d);
-    c.env("LARDER_HOME", d.join("home")).arg("vault");
-    c
-}
 
 fn requests(out: &std::process::Output, stream: &[u8]) -> serde_json::Value {
     let line = String::from_utf8_lossy(stream)

@@ -6,7 +6,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use larder_store::Store;
 use larder_testutil::proxy::{Fault, Proxy};
 use rand::{Rng, SeedableRng};
 
@@ -44,42 +43,6 @@ fn sync_cmd(home: &Path, endpoint: &str, src: &str, dst: &str) -> std::process::
     c
 }
 
-fn bucket_objects(prefix: &str) -> Vec<(String, Vec<u8>)> {
-    rt().block_on(async {
-        use futures::TryStreamExt;
-        let store = larder_testutil::s3_store(Default::default(), Some(prefix)).await;
-        let listed: Vec<_> = store.list("").try_collect().await.unwrap();
-        let mut out = Vec::new();
-        for e in listed {
-            let g = store.get(&e.key, Default::default()).await.unwrap();
-            out.push((e.key.as_str().to_owned(), g.bytes().await.unwrap().to_vec()));
-        }
-        out
-    })
-}
-
-fn uploads_in_progress(prefix: &str) -> usize {
-    rt().block_on(async {
-        let store = larder_testutil::s3_store(Default::default(), Some(prefix)).await;
-        store.multipart_uploads("").await.unwrap().len()
-    })
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn prefix_of(url: &str) -> String {
-    url.splitn(4, '/')
-        .nth(3)
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 /// Uploads `src` to `url` one part at a time through a slow proxy and SIGKILLs larder once
 /// the proxy has received `parts` UploadPart requests.
 fn kill_after_parts(home: &Path, src: &Path, url: &str, parts: u64) {
@@ -105,14 +68,13 @@ fn s3_a_killed_multipart_upload_is_resumed_from_its_parts() {
     let (_, url) = larder_s3(d.path());
     // Three of the six parts acknowledged (one in flight at a time), then SIGKILL.
     kill_after_parts(d.path(), &src, &url, 4);
-    let prefix = prefix_of(&url);
     assert_eq!(
-        bucket_objects(&prefix).len(),
+        bucket_objects(&url).len(),
         0,
         "no object under its final name"
     );
     assert_eq!(
-        uploads_in_progress(&prefix),
+        uploads_in_progress(&url),
         1,
         "the killed run's upload is on the server"
     );
@@ -130,8 +92,8 @@ fn s3_a_killed_multipart_upload_is_resumed_from_its_parts() {
         "resumed: {} parts sent again of 6",
         counted.part_puts()
     );
-    assert_eq!(bucket_objects(&prefix), [("big.bin".to_owned(), data)]);
-    assert_eq!(uploads_in_progress(&prefix), 0);
+    assert_eq!(bucket_objects(&url), [("big.bin".to_owned(), data)]);
+    assert_eq!(uploads_in_progress(&url), 0);
 }
 
 #[test]
@@ -142,8 +104,7 @@ fn s3_a_killed_runs_upload_of_a_key_no_longer_sent_is_aborted_by_the_next_run() 
     write(&src.join("big.bin"), &data);
     let (_, url) = larder_s3(d.path());
     kill_after_parts(d.path(), &src, &url, 2);
-    let prefix = prefix_of(&url);
-    assert_eq!(uploads_in_progress(&prefix), 1);
+    assert_eq!(uploads_in_progress(&url), 1);
     // The file is gone from the source: nothing to resume, the upload is an orphan.
     std::fs::remove_file(src.join("big.bin")).unwrap();
     write(&src.join("small.txt"), b"small");
@@ -151,7 +112,7 @@ fn s3_a_killed_runs_upload_of_a_key_no_longer_sent_is_aborted_by_the_next_run() 
     let out = run(c.args(["sync", "--json"]).arg(&src).arg(&url));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(summary(&out)["orphan_uploads_aborted"], 1);
-    assert_eq!(uploads_in_progress(&prefix), 0);
+    assert_eq!(uploads_in_progress(&url), 0);
 }
 
 fn tree(root: &Path) {
@@ -207,18 +168,17 @@ fn s3_sigkill_at_random_moments_never_shows_a_partial_object_or_file() {
         })
         .collect();
     let (_, url) = larder_s3(d.path());
-    let prefix = prefix_of(&url);
 
     // Up: every object in the bucket is whole.
     kill_at_random(d.path(), 17, points, src.to_str().unwrap(), &url, || {
-        for (k, bytes) in bucket_objects(&prefix) {
+        for (k, bytes) in bucket_objects(&url) {
             let source = want.iter().find(|(p, _)| *p == k).map(|(_, b)| b);
             assert_eq!(source, Some(&bytes), "`{k}` is visible but not whole");
         }
     });
-    assert_eq!(bucket_objects(&prefix), want);
+    assert_eq!(bucket_objects(&url), want);
     assert_eq!(
-        uploads_in_progress(&prefix),
+        uploads_in_progress(&url),
         0,
         "no multipart upload left behind"
     );
@@ -260,7 +220,6 @@ fn s3_a_file_written_to_while_it_is_read_is_never_sent_torn() {
     write(&src.join("big.bin"), &data);
     write(&src.join("small.txt"), b"small");
     let (_, url) = larder_s3(d.path());
-    let prefix = prefix_of(&url);
     // Another program keeps writing into the middle of big.bin (same size).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (stop2, path) = (stop.clone(), src.join("big.bin"));
@@ -292,13 +251,13 @@ fn s3_a_file_written_to_while_it_is_read_is_never_sent_torn() {
         stdout.contains("big.bin") && stdout.contains("changed while it was read"),
         "named: {stdout}{stderr}"
     );
-    let objects = bucket_objects(&prefix);
+    let objects = bucket_objects(&url);
     assert_eq!(
         objects,
         [("small.txt".to_owned(), b"small".to_vec())],
         "no torn big.bin, the rest sent"
     );
-    assert_eq!(uploads_in_progress(&prefix), 0);
+    assert_eq!(uploads_in_progress(&url), 0);
 
     // Quiet again: the next run sends it whole.
     let out = run(&mut sync_cmd(
@@ -310,7 +269,7 @@ fn s3_a_file_written_to_while_it_is_read_is_never_sent_torn() {
     assert_eq!(out.status.code(), Some(0));
     let mut want = data;
     want[10 << 20] = last;
-    let objects = bucket_objects(&prefix);
+    let objects = bucket_objects(&url);
     assert_eq!(objects[0], ("big.bin".to_owned(), want));
 }
 
@@ -325,7 +284,6 @@ fn s3_a_file_deleted_mid_run_fails_that_key_only() {
         );
     }
     let (_, url) = larder_s3(d.path());
-    let prefix = prefix_of(&url);
     let slow = slow_proxy(60);
     let child = sync_cmd(d.path(), &slow.endpoint, src.to_str().unwrap(), &url)
         .args(["--concurrency", "1"])
@@ -346,7 +304,7 @@ fn s3_a_file_deleted_mid_run_fails_that_key_only() {
         .collect();
     assert_eq!(errors.len(), 1, "{text}");
     assert!(errors[0].contains("f39"), "{}", errors[0]);
-    assert_eq!(bucket_objects(&prefix).len(), 39, "every other file sent");
+    assert_eq!(bucket_objects(&url).len(), 39, "every other file sent");
 }
 
 /// Partial copies (`.larder-tmp.partial-…`) below `dir`.

@@ -77,7 +77,7 @@ async fn s3_random_faults_lose_and_corrupt_nothing_and_reruns_converge() {
         let env = larder_testutil::s3_env();
         let proxy = Proxy::start(&env.endpoint, Fault::Random { seed, percent });
         let (_, url) = larder_s3(d.path());
-        let prefix = url.splitn(4, '/').nth(3).unwrap().to_owned();
+        let prefix = prefix_of(&url);
 
         // Up.
         let codes = converge(d.path(), &proxy, src.to_str().unwrap(), &url, 6);
@@ -259,7 +259,7 @@ async fn s3_soak() {
             },
         );
         let (_, url) = larder_s3(d.path());
-        let prefix = url.splitn(4, '/').nth(3).unwrap().to_owned();
+        let prefix = prefix_of(&url);
         let mut round = Round::default();
         let up = converge(d.path(), &proxy, src.to_str().unwrap(), &url, 10);
         round.tries_up = up.len();

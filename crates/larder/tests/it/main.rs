@@ -59,27 +59,50 @@ pub fn summary(out: &Output) -> serde_json::Value {
         .expect("a summary line")
 }
 
-/// Every file below `dir` (absolute paths, sorted), with its bytes; empty when `dir` is
-/// missing.
-pub fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let data = std::fs::read(&p).unwrap_or_default();
-                out.push((p, data));
-            }
+pub use larder_testutil::files_under;
+
+/// A current-thread runtime, for the S3 calls a test makes itself.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The test prefix of an `s3://bucket/prefix/` URL (`prefix`).
+pub fn prefix_of(url: &str) -> String {
+    url.splitn(4, '/')
+        .nth(3)
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Every object under the test prefix of `url`, read directly from the server (no proxy):
+/// key and bytes, in key order.
+pub fn bucket_objects(url: &str) -> Vec<(String, Vec<u8>)> {
+    let prefix = prefix_of(url);
+    rt().block_on(async {
+        use futures::TryStreamExt;
+        use larder_store::Store;
+        let store = larder_testutil::s3_store(Default::default(), Some(&prefix)).await;
+        let listed: Vec<_> = store.list("").try_collect().await.unwrap();
+        let mut out = Vec::new();
+        for e in listed {
+            let g = store.get(&e.key, Default::default()).await.unwrap();
+            out.push((e.key.as_str().to_owned(), g.bytes().await.unwrap().to_vec()));
         }
-    }
-    out.sort();
-    out
+        out
+    })
+}
+
+/// Multipart uploads in progress under the test prefix of `url`.
+pub fn uploads_in_progress(url: &str) -> usize {
+    let prefix = prefix_of(url);
+    rt().block_on(async {
+        let store = larder_testutil::s3_store(Default::default(), Some(&prefix)).await;
+        store.multipart_uploads("").await.unwrap().len()
+    })
 }
 
 /// larder temp files below `dir`.

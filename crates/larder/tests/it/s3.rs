@@ -220,7 +220,7 @@ async fn s3_ctrl_c_aborts_the_upload_before_exiting_130() {
     let src = d.path().join("src");
     write(&src.join("big.bin"), &vec![3u8; 160 << 20]);
     let (mut c, url) = larder_s3(d.path());
-    let prefix = url.splitn(4, '/').nth(3).unwrap().to_owned();
+    let prefix = prefix_of(&url);
     let mut child = c
         .args(["sync", "-q", "--parts-in-flight", "1"])
         .arg(&src)
@@ -429,7 +429,7 @@ fn s3_cleanup_aborts_multipart_uploads_left_behind() {
     let d = tempfile::tempdir().unwrap();
     let env = larder_testutil::s3_env();
     let (_, url) = larder_s3(d.path());
-    let prefix = url.splitn(4, '/').nth(3).unwrap().to_owned();
+    let prefix = prefix_of(&url);
     // An upload another tool started and never finished.
     let out = aws(d.path())
         .args([

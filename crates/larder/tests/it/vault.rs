@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::s3::larder_s3;
 use crate::*;
 
-fn vault(home: &Path) -> Command {
+pub(crate) fn vault(home: &Path) -> Command {
     let (mut c, _) = larder_s3(home);
     c.env("LARDER_HOME", home.join("home")).arg("vault");
     c
