@@ -540,9 +540,15 @@ fn build_pack(cache: &Cache, a: &Artifact, level: i32) -> Result<Option<(Vec<u8>
             larder_cache::Error::EntryNotFound(_) | larder_cache::Error::ContentNotFound(_)
         )
     };
+    // Errors name the entry as the cache knows it: its own key, or the kache entry's
+    // `meta.json` key.
+    let named = match &a.source {
+        Source::Entry(e) => e.key.clone(),
+        Source::Group => group_key(&a.namespace, &a.cache_key, "meta.json"),
+    };
     let io = |e: std::io::Error| Error::Local {
-        key: a.cache_key.clone(),
-        reason: e.to_string(),
+        key: named.clone(),
+        reason: format!("cannot pack it: {e}"),
     };
     match &a.source {
         Source::Entry(e) => {

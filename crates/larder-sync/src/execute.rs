@@ -200,7 +200,11 @@ pub(crate) async fn transfer(
         (Some(etag), true, true) if entry.size >= RESUME_MIN => {
             let tag = format!("{}-{}", normalize_etag(etag), entry.size);
             let block = part_size.unwrap_or(RESUME_BLOCK).max(1);
-            let (offset, prefix) = match dst.partial(&entry.key, &tag).await.ok().flatten() {
+            let found = dst.partial(&entry.key, &tag).await.unwrap_or_else(|e| {
+                tracing::warn!("{e}; downloading it whole");
+                None
+            });
+            let (offset, prefix) = match found {
                 Some((len, bytes)) if len >= block => {
                     let last_whole = (entry.size - 1) / block * block;
                     ((len / block * block).min(last_whole), Some(bytes))

@@ -322,7 +322,8 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
     // One throttle for the run: its stats go in the summary.
     let throttle = larder_store::throttle::Throttle::new(1024);
     // Multipart uploads in progress are journalled: a killed run's are resumed or aborted.
-    let journal = (!a.dry_run)
+    // (Only uploads to S3 are journalled: no state file for a run that makes none.)
+    let journal = (!a.dry_run && a.pair.dst.starts_with("s3://"))
         .then(|| uploads_journal(a.state_dir.as_deref()))
         .flatten();
     let tune = |mut o: S3Options| {
@@ -479,7 +480,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
     }
     // Uploads killed runs left under the destination, which this run did not resume.
     let mut orphans_aborted = 0;
-    if journal.is_some() && !report.cancelled && a.pair.dst.starts_with("s3://") {
+    if journal.is_some() && !report.cancelled {
         let o = tune(side_options(&a.pair.s3, &a.pair.sides, false));
         if let Ok(s) = S3Store::new(S3Url::parse(&a.pair.dst)?, o).await {
             orphans_aborted = s.abort_orphans().await;
