@@ -96,6 +96,7 @@ fn meta_of(key: &Key, e: &Entry, size: u64) -> ObjectMeta {
         mtime: s(larder_store::MTIME_METADATA).and_then(|t| larder_store::parse_mtime(&t)),
         checksum: None,
         storage_class: None,
+        headers: Default::default(),
     }
 }
 

@@ -47,16 +47,17 @@ pub mod conformance;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, StreamExt};
 
 pub use error::{Error, ErrorKind, Op, Result};
 pub use key::{Key, KeyError};
 pub use local::{FileStamp, LocalStore, SymlinkPolicy};
 pub use memory::MemoryStore;
-pub use s3::{S3Options, S3Store, S3Url};
+pub use s3::{S3Options, S3Store, S3Url, ServerFeatures, Sse, SseCustomerKey};
 pub use types::{
     Body, ByteStream, Capabilities, CopyOptions, DeleteReport, Entry, GetOptions, GetRange,
-    GetResult, ObjectMeta, PartMd5s, Partial, PutOptions, PutResult,
+    GetResult, Headers, ObjectMeta, PartMd5s, Partial, PutOptions, PutResult, Tags, Version,
+    WriteCondition,
 };
 
 /// The user-metadata name under which larder records a source's modification time.
@@ -132,6 +133,29 @@ pub trait Store: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The object's tags; `None` where the backend keeps none (or the server does not
+    /// implement tagging).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Store::head`]; a missing object is [`ErrorKind::NotFound`].
+    async fn tags(&self, key: &Key) -> Result<Option<Tags>> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// Streams every version and delete marker of the objects under `prefix`: keys in
+    /// S3's order, each key's versions newest first (as ListObjectVersions answers).
+    ///
+    /// The default is one error of kind [`ErrorKind::Unsupported`]: stores without
+    /// versions.
+    fn list_versions(&self, prefix: &str) -> BoxStream<'static, Result<Version>> {
+        let _ = prefix;
+        let err = Error::new(ErrorKind::Unsupported, Op::List, self.location(""))
+            .with_detail("this store keeps no object versions");
+        futures::stream::iter([Err(err)]).boxed()
+    }
+
     /// The partial copy of `key` an interrupted put with this `tag` left
     /// ([`PutOptions::partial`]): its length and its bytes. `None` when there is none, it is
     /// in use, or the store keeps none.
@@ -181,6 +205,12 @@ where
     }
     async fn partial(&self, key: &Key, tag: &str) -> Result<Option<(u64, ByteStream)>> {
         (**self).partial(key, tag).await
+    }
+    async fn tags(&self, key: &Key) -> Result<Option<Tags>> {
+        (**self).tags(key).await
+    }
+    fn list_versions(&self, prefix: &str) -> BoxStream<'static, Result<Version>> {
+        (**self).list_versions(prefix)
     }
     fn identity(&self) -> String {
         (**self).identity()

@@ -201,6 +201,7 @@ impl LocalStore {
             mtime,
             checksum: None,
             storage_class: None,
+            headers: Default::default(),
         }
     }
 

@@ -24,6 +24,7 @@ const LIST_PAGE: usize = 1000;
 struct Object {
     data: Bytes,
     meta: ObjectMeta,
+    tags: Option<Tags>,
 }
 
 /// An in-memory [`Store`]. Clones share the same objects.
@@ -72,6 +73,28 @@ impl MemoryStore {
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// A conditional put's precondition, checked as S3 does: [`ErrorKind::Conflict`] when
+    /// it does not hold.
+    fn check_condition(&self, key: &Key, condition: Option<&WriteCondition>) -> Result<()> {
+        let Some(condition) = condition else {
+            return Ok(());
+        };
+        let map = self.objects.read().expect("memory store lock");
+        let current = map.get(key.as_str()).and_then(|o| o.meta.etag.as_deref());
+        let holds = match condition {
+            WriteCondition::IfNoneMatch => map.get(key.as_str()).is_none(),
+            WriteCondition::IfMatch(want) => current == Some(want.trim_matches('"')),
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(
+                Error::new(ErrorKind::Conflict, Op::Put, self.location(key.as_str()))
+                    .with_detail("precondition failed"),
+            )
+        }
     }
 
     fn not_found(&self, op: Op, key: &Key) -> Error {
@@ -176,6 +199,7 @@ impl Store for MemoryStore {
             buf.extend_from_slice(&chunk);
         }
         let digests = hasher.finish();
+        self.check_condition(key, opts.condition.as_ref())?;
         let multipart = matches!(self.part_size, Some(p) if digests.size > p);
         let etag = if multipart {
             digests.multipart_etag().expect("part size set")
@@ -193,13 +217,15 @@ impl Store for MemoryStore {
             metadata: opts.metadata,
             mtime: opts.mtime,
             checksum: checksum.clone(),
-            storage_class: Some("STANDARD".to_owned()),
+            storage_class: Some(opts.storage_class.unwrap_or_else(|| "STANDARD".to_owned())),
+            headers: opts.headers,
         };
         self.objects.write().expect("memory store lock").insert(
             key.as_str().to_owned(),
             Object {
                 data: buf.freeze(),
                 meta,
+                tags: opts.tags,
             },
         );
         Ok(PutResult {
@@ -238,6 +264,14 @@ impl Store for MemoryStore {
         Ok(result)
     }
 
+    async fn tags(&self, key: &Key) -> Result<Option<Tags>> {
+        let map = self.objects.read().expect("memory store lock");
+        match map.get(key.as_str()) {
+            Some(o) => Ok(Some(o.tags.clone().unwrap_or_default())),
+            None => Err(self.not_found(Op::Head, key)),
+        }
+    }
+
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
         let map = self.objects.read().expect("memory store lock");
         Ok(match (map.get(key.as_str()), self.part_size) {
@@ -253,6 +287,9 @@ impl Store for MemoryStore {
             etag_md5: true,
             multipart: self.part_size.is_some(),
             file_and_prefix: true,
+            tagging: true,
+            conditional_writes: true,
+            part_lookup: self.part_size.is_some(),
             ..Capabilities::default()
         }
     }

@@ -31,6 +31,38 @@ pub struct Entry {
     pub storage_class: Option<String>,
 }
 
+/// One version of an object, or a delete marker, as ListObjectVersions reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The key, relative to the store's root.
+    pub key: Key,
+    /// The version id (`null` for an object written before versioning was enabled).
+    pub version_id: String,
+    /// Whether this is the key's current version (or marker).
+    pub is_latest: bool,
+    /// A delete marker: the key was deleted at [`Version::last_modified`].
+    pub delete_marker: bool,
+    /// The size in bytes (0 for a delete marker).
+    pub size: u64,
+    /// The ETag without quotes (`None` for a delete marker).
+    pub etag: Option<String>,
+    /// When this version was written.
+    pub last_modified: Option<SystemTime>,
+}
+
+impl Version {
+    /// The listing entry of this version (not meaningful for a delete marker).
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            size: self.size,
+            last_modified: self.last_modified,
+            etag: self.etag.clone(),
+            storage_class: None,
+        }
+    }
+}
+
 /// Everything known about one object after a `head` or `get`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -55,7 +87,60 @@ pub struct ObjectMeta {
     pub checksum: Option<Checksum>,
     /// The storage class.
     pub storage_class: Option<String>,
+    /// The other HTTP headers stored with the object.
+    pub headers: Headers,
 }
+
+/// The HTTP headers S3 keeps with an object besides Content-Type and Cache-Control: what
+/// `aws s3 cp` and s3sync call system metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    /// Content-Encoding (`gzip`).
+    pub content_encoding: Option<String>,
+    /// Content-Disposition (`attachment; filename="a.pdf"`).
+    pub content_disposition: Option<String>,
+    /// Content-Language (`en`).
+    pub content_language: Option<String>,
+    /// Expires, as an HTTP date (`Wed, 21 Oct 2026 07:28:00 GMT`).
+    pub expires: Option<String>,
+    /// x-amz-website-redirect-location (`/other.html`).
+    pub website_redirect: Option<String>,
+}
+
+impl Headers {
+    /// Whether none is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Headers::default()
+    }
+
+    /// `self` with every header `over` sets replaced by `over`'s.
+    pub fn overridden_by(mut self, over: &Headers) -> Headers {
+        let pick = |a: &mut Option<String>, b: &Option<String>| {
+            if b.is_some() {
+                a.clone_from(b);
+            }
+        };
+        pick(&mut self.content_encoding, &over.content_encoding);
+        pick(&mut self.content_disposition, &over.content_disposition);
+        pick(&mut self.content_language, &over.content_language);
+        pick(&mut self.expires, &over.expires);
+        pick(&mut self.website_redirect, &over.website_redirect);
+        self
+    }
+}
+
+/// A precondition on a write (S3 conditional writes): the put fails with
+/// [`ErrorKind::Conflict`](crate::ErrorKind::Conflict) instead of replacing something else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// Only if no object exists at the key (`If-None-Match: *`).
+    IfNoneMatch,
+    /// Only if the object at the key still has this ETag (`If-Match`), unquoted.
+    IfMatch(String),
+}
+
+/// Object tags: key → value, at most 10 on S3.
+pub type Tags = BTreeMap<String, String>;
 
 impl ObjectMeta {
     /// The listing entry of this object.
@@ -131,6 +216,8 @@ pub struct GetOptions {
     /// ETag is then verified without a serial MD5 pass over the whole body. Backends that
     /// cannot leave [`GetResult::part_md5s`] empty; so does a read too small to split.
     pub part_md5s: Option<u64>,
+    /// Read this version of the object (S3 `versionId`).
+    pub version_id: Option<String>,
 }
 
 /// The MD5 of each part of a read, by part index; complete once the body has ended.
@@ -168,6 +255,15 @@ pub struct PutOptions {
     /// Write through a partial copy that outlives a failed or killed put, so a later one
     /// resumes it (stores with [`Capabilities::resumable`]; others ignore it).
     pub partial: Option<Partial>,
+    /// Content-Encoding, Content-Disposition, Content-Language, Expires, website redirect.
+    pub headers: Headers,
+    /// Tags to set on the object (stores with [`Capabilities::tagging`]; others ignore them).
+    pub tags: Option<Tags>,
+    /// The storage class (`STANDARD_IA`, `GLACIER_IR`, …); else the store's default.
+    pub storage_class: Option<String>,
+    /// Fail instead of writing unless this holds (stores with
+    /// [`Capabilities::conditional_writes`]; others refuse it as unsupported).
+    pub condition: Option<WriteCondition>,
 }
 
 /// A put through a partial copy: see [`PutOptions::partial`] and
@@ -228,6 +324,9 @@ pub struct Capabilities {
     pub file_and_prefix: bool,
     /// The backend keeps a native mtime (a local file system).
     pub native_mtime: bool,
+    /// [`Store::first_part_size`](crate::Store::first_part_size) can tell a multipart
+    /// object's part size (S3: HEAD `partNumber=1`; radosgw 16 ignores it).
+    pub part_lookup: bool,
     /// Object versions.
     pub versioning: bool,
     /// Object tags.

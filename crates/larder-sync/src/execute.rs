@@ -335,6 +335,7 @@ pub(crate) async fn transfer(
                 mtime,
                 checksum: opts.checksum,
                 partial,
+                ..Default::default()
             },
         )
         .await?;

@@ -151,6 +151,7 @@ impl Store for IndexedRemote {
             mtime: None,
             checksum: None,
             storage_class: e.storage_class,
+            headers: Default::default(),
         }))
     }
 

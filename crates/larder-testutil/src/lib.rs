@@ -32,29 +32,101 @@ pub struct S3Env {
 /// When `LARDER_TEST_S3_ENDPOINT` and its companions are not set, or the endpoint is not a
 /// loopback address (tests never talk to anything else).
 pub fn s3_env() -> S3Env {
-    let get = |name: &str| {
-        env::var(name).unwrap_or_else(|_| {
+    server_env(
+        "LARDER_TEST_S3",
+        "garage",
+        "the S3 tests need the Garage test server",
+    )
+}
+
+/// The radosgw (Ceph) test server, for what Garage lacks: versioning, tags, conditional
+/// writes. Tests that use it are named `s3_rgw_*`.
+///
+/// # Panics
+///
+/// As [`s3_env`], for `LARDER_TEST_RGW_*`.
+pub fn rgw_env() -> S3Env {
+    server_env(
+        "LARDER_TEST_RGW",
+        "us-east-1",
+        "the radosgw tests need the Ceph test server",
+    )
+}
+
+/// A fresh bucket of its own on the radosgw test server (versioned when asked), created with
+/// the AWS CLI, a real client; the returned environment names it.
+///
+/// # Panics
+///
+/// As [`rgw_env`], or when the AWS CLI fails.
+pub fn rgw_bucket(versioned: bool) -> S3Env {
+    let mut env = rgw_env();
+    env.bucket = unique(if versioned { "versioned" } else { "bucket" });
+    aws_cli(&env, &["s3api", "create-bucket", "--bucket", &env.bucket]);
+    if versioned {
+        aws_cli(
+            &env,
+            &[
+                "s3api",
+                "put-bucket-versioning",
+                "--bucket",
+                &env.bucket,
+                "--versioning-configuration",
+                "Status=Enabled",
+            ],
+        );
+    }
+    env
+}
+
+/// Runs the AWS CLI against `env`'s server; returns its standard output.
+///
+/// # Panics
+///
+/// When it cannot run or fails.
+pub fn aws_cli(env: &S3Env, args: &[&str]) -> String {
+    let out = std::process::Command::new("aws")
+        .args(["--endpoint-url", &env.endpoint])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", &env.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &env.secret_access_key)
+        .env("AWS_DEFAULT_REGION", &env.region)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("the aws CLI runs");
+    assert!(
+        out.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn server_env(var: &str, default_region: &str, need: &str) -> S3Env {
+    let get = |suffix: &str| {
+        let name = format!("{var}_{suffix}");
+        env::var(&name).unwrap_or_else(|_| {
             panic!(
-                "{name} is not set: the S3 tests need the Garage test server. Run the suite \
-                 with `./scripts/test` (it installs and starts Garage on 127.0.0.1), or export \
-                 LARDER_TEST_S3_ENDPOINT, _BUCKET, _ACCESS_KEY_ID, _SECRET_ACCESS_KEY and \
-                 _REGION; `cargo nextest run -E 'not test(/s3/)'` runs the rest"
+                "{name} is not set: {need}. Run the suite with `./scripts/test` (it installs \
+                 and starts Garage and radosgw on 127.0.0.1), or export {var}_ENDPOINT, \
+                 _BUCKET, _ACCESS_KEY_ID, _SECRET_ACCESS_KEY and _REGION; `cargo nextest run \
+                 -E 'not test(/s3/)'` runs the rest"
             )
         })
     };
     let e = S3Env {
-        endpoint: get("LARDER_TEST_S3_ENDPOINT"),
-        bucket: get("LARDER_TEST_S3_BUCKET"),
-        access_key_id: get("LARDER_TEST_S3_ACCESS_KEY_ID"),
-        secret_access_key: get("LARDER_TEST_S3_SECRET_ACCESS_KEY"),
-        region: env::var("LARDER_TEST_S3_REGION").unwrap_or_else(|_| "garage".to_owned()),
+        endpoint: get("ENDPOINT"),
+        bucket: get("BUCKET"),
+        access_key_id: get("ACCESS_KEY_ID"),
+        secret_access_key: get("SECRET_ACCESS_KEY"),
+        region: env::var(format!("{var}_REGION")).unwrap_or_else(|_| default_region.to_owned()),
     };
     let host_ok = ["http://127.", "http://localhost:", "http://[::1]:"]
         .iter()
         .any(|p| e.endpoint.starts_with(p));
     assert!(
         host_ok,
-        "LARDER_TEST_S3_ENDPOINT `{}` is not a loopback address; tests only talk to 127.0.0.0/8",
+        "{var}_ENDPOINT `{}` is not a loopback address; tests only talk to 127.0.0.0/8",
         e.endpoint
     );
     e
@@ -98,10 +170,34 @@ pub fn unique(prefix: &str) -> String {
 ///
 /// As [`s3_env`], or when the store cannot be built.
 pub async fn s3_store(
+    opts: larder_store::S3Options,
+    prefix: Option<&str>,
+) -> larder_store::S3Store {
+    store_on(&s3_env(), opts, prefix).await
+}
+
+/// A store on the radosgw test bucket, as [`s3_store`] on Garage's.
+///
+/// # Panics
+///
+/// As [`rgw_env`], or when the store cannot be built.
+pub async fn rgw_store(
+    opts: larder_store::S3Options,
+    prefix: Option<&str>,
+) -> larder_store::S3Store {
+    store_on(&rgw_env(), opts, prefix).await
+}
+
+/// A store on `env`'s bucket: at its root, or at `prefix/` when given.
+///
+/// # Panics
+///
+/// When the store cannot be built.
+pub async fn store_on(
+    env: &S3Env,
     mut opts: larder_store::S3Options,
     prefix: Option<&str>,
 ) -> larder_store::S3Store {
-    let env = s3_env();
     opts.endpoint_url = Some(env.endpoint.clone());
     opts.region = Some(env.region.clone());
     opts.credentials = Some(larder_store::s3::StaticCredentials {

@@ -15,6 +15,7 @@ pub(super) fn kind_of_code(code: &str, status: u16) -> ErrorKind {
             ErrorKind::Integrity
         }
         "InvalidRange" => ErrorKind::InvalidRange,
+        "NotImplemented" => ErrorKind::Unsupported,
         "PreconditionFailed" => ErrorKind::Conflict,
         "SlowDown"
         | "InternalError"
@@ -27,6 +28,7 @@ pub(super) fn kind_of_code(code: &str, status: u16) -> ErrorKind {
             304 => ErrorKind::NotModified,
             412 => ErrorKind::Conflict,
             416 => ErrorKind::InvalidRange,
+            501 => ErrorKind::Unsupported,
             408 | 429 | 500..=599 => ErrorKind::Transient,
             _ => ErrorKind::Other,
         },

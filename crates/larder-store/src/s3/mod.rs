@@ -81,6 +81,81 @@ macro_rules! response_checksums {
     }};
 }
 
+/// Sets what every write of this store carries (PutObject and CreateMultipartUpload share
+/// these setters): Content-Type, Cache-Control, the other headers, user metadata, tags,
+/// storage class, ACL and encryption.
+macro_rules! with_write_settings {
+    ($builder:expr, $inner:expr, $opts:expr) => {{
+        let (b, inner, o): (_, &Inner, &PutOptions) = ($builder, $inner, $opts);
+        let (so, features) = (&inner.opts, inner.features());
+        let h = &o.headers;
+        let mut b = b
+            .set_content_type(o.content_type.clone())
+            .set_cache_control(o.cache_control.clone())
+            .set_content_encoding(h.content_encoding.clone())
+            .set_content_disposition(h.content_disposition.clone())
+            .set_content_language(h.content_language.clone())
+            .set_website_redirect_location(h.website_redirect.clone())
+            .set_metadata(Some(sdk_metadata(o)));
+        if let Some(e) = &h.expires {
+            let t = aws_smithy_types::DateTime::from_str(
+                e,
+                aws_smithy_types::date_time::Format::HttpDate,
+            )
+            .map_err(|err| {
+                Error::new(ErrorKind::InvalidConfig, Op::Put, e.clone())
+                    .with_detail(format!("Expires is not an HTTP date: {err}"))
+            })?;
+            b = b.expires(t);
+        }
+        if let Some(t) = o
+            .tags
+            .as_ref()
+            .filter(|t| !t.is_empty() && features.tagging)
+        {
+            b = b.tagging(settings::tagging_header(t));
+        }
+        if let Some(c) = &o.storage_class {
+            b = b.storage_class(aws_sdk_s3::types::StorageClass::from(c.as_str()));
+        }
+        if let Some(a) = &so.acl {
+            b = b.acl(aws_sdk_s3::types::ObjectCannedAcl::from(a.as_str()));
+        }
+        match &so.sse {
+            Some(Sse::Aes256) => {
+                b = b.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            }
+            Some(Sse::Kms { key_id }) => {
+                b = b
+                    .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                    .set_ssekms_key_id(key_id.clone())
+            }
+            None => {}
+        }
+        if let Some(k) = &so.sse_c {
+            b = b
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(k.key_base64())
+                .sse_customer_key_md5(k.key_md5_base64());
+        }
+        b
+    }};
+}
+
+/// Sends the SSE-C key on a read or part upload (GetObject, HeadObject, UploadPart, …).
+macro_rules! with_sse_c {
+    ($builder:expr, $store_opts:expr) => {{
+        let (b, so): (_, &S3Options) = ($builder, $store_opts);
+        match &so.sse_c {
+            Some(k) => b
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(k.key_base64())
+                .sse_customer_key_md5(k.key_md5_base64()),
+            None => b,
+        }
+    }};
+}
+
 const MIB: u64 = 1 << 20;
 /// S3's limit on the number of parts of one upload.
 const MAX_PARTS: u64 = 10_000;
@@ -216,6 +291,17 @@ pub struct S3Options {
     /// Where multipart uploads in progress are recorded, so a run killed mid-upload is
     /// resumed from the parts on the server (each checked by its MD5) by the next.
     pub journal: Option<Arc<dyn crate::journal::UploadJournal>>,
+    /// What the server implements besides the core API (default: all of it, as AWS S3).
+    pub features: ServerFeatures,
+    /// A canned ACL for every object written (`private`, `public-read`,
+    /// `bucket-owner-full-control`, …).
+    pub acl: Option<String>,
+    /// Server-side encryption of every object written, with server-managed keys.
+    pub sse: Option<Sse>,
+    /// SSE-C: every object written is encrypted with this key, and every read sends it.
+    /// ETags are then not MD5s; transfers are verified by Content-MD5 on the way up (the
+    /// server checks it) and by an additional checksum where one is asked for.
+    pub sse_c: Option<SseCustomerKey>,
 }
 
 impl Default for S3Options {
@@ -242,6 +328,10 @@ impl Default for S3Options {
             adaptive: true,
             throttle: None,
             journal: None,
+            features: ServerFeatures::default(),
+            acl: None,
+            sse: None,
+            sse_c: None,
         }
     }
 }
@@ -259,6 +349,15 @@ struct Inner {
     /// How errors name the server: `` `http://127.0.0.1:3900` `` or `AWS S3`.
     endpoint: Arc<str>,
     throttle: Arc<crate::throttle::Throttle>,
+    /// What the server implements: [`S3Options::features`], or what
+    /// [`S3Store::detect_features`] found.
+    features: std::sync::RwLock<ServerFeatures>,
+}
+
+impl Inner {
+    fn features(&self) -> ServerFeatures {
+        *self.features.read().expect("features lock")
+    }
 }
 
 impl fmt::Debug for S3Store {
@@ -450,6 +549,7 @@ impl S3Store {
             None => "AWS S3".to_owned(),
         }
         .into();
+        let opts_features = opts.features;
         Ok(S3Store {
             inner: Arc::new(Inner {
                 client: Client::from_conf(conf.build()),
@@ -457,6 +557,7 @@ impl S3Store {
                 opts,
                 endpoint,
                 throttle,
+                features: std::sync::RwLock::new(opts_features),
             }),
         })
     }
@@ -507,6 +608,63 @@ impl S3Store {
     /// [`ErrorKind::NotFound`] for a missing bucket, [`ErrorKind::PermissionDenied`] for
     /// rejected credentials, [`ErrorKind::Transient`] for an unreachable server.
     pub async fn check(&self) -> Result<()> {
+        self.check_bucket().await
+    }
+
+    /// Asks the server which of [`ServerFeatures`] it implements, with one request that
+    /// writes nothing (GetObjectTagging of a key that does not exist: `NoSuchKey` from a
+    /// server with tags, `NotImplemented` from one without, such as Garage), and uses the
+    /// answer from then on. A server without object tags is taken to have neither versions
+    /// nor conditional writes (Garage ignores `If-None-Match` on a PUT: trusting it would
+    /// overwrite silently).
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be asked (unreachable, credentials rejected).
+    pub async fn detect_features(&self) -> Result<ServerFeatures> {
+        let i = &self.inner;
+        let probe = self.full_key(".larder-feature-probe");
+        let answer = i
+            .client
+            .get_object_tagging()
+            .bucket(&i.url.bucket)
+            .key(&probe)
+            .send()
+            .await;
+        let found = match answer {
+            Ok(_) => ServerFeatures::default(),
+            Err(e) => {
+                let e = map_sdk_error(
+                    &i.endpoint,
+                    e,
+                    Op::Head,
+                    self.location(".larder-feature-probe"),
+                );
+                match e.kind() {
+                    ErrorKind::NotFound => ServerFeatures::default(),
+                    // Garage: additional checksums, none of the rest.
+                    ErrorKind::Unsupported => ServerFeatures {
+                        checksums: true,
+                        ..ServerFeatures::none()
+                    },
+                    _ => return Err(e),
+                }
+            }
+        };
+        // What the caller configured stays off where it was off.
+        let configured = i.opts.features;
+        let found = ServerFeatures {
+            versioning: found.versioning && configured.versioning,
+            tagging: found.tagging && configured.tagging,
+            conditional_writes: found.conditional_writes && configured.conditional_writes,
+            checksums: found.checksums && configured.checksums,
+            part_numbers: i.features().part_numbers,
+        };
+        *i.features.write().expect("features lock") = found;
+        Ok(found)
+    }
+
+    async fn check_bucket(&self) -> Result<()> {
         let i = &self.inner;
         i.client
             .head_bucket()
@@ -609,6 +767,29 @@ impl S3Store {
         }
     }
 
+    /// Whether the ETags of what this store writes are MD5s: not with SSE-C or SSE-KMS.
+    fn etags_are_md5(&self) -> bool {
+        let o = &self.inner.opts;
+        o.sse_c.is_none() && !matches!(o.sse, Some(Sse::Kms { .. }))
+    }
+
+    /// The conditional-write error a put with a condition fails with when the server does
+    /// not implement them.
+    fn check_condition_supported(&self, key: &Key, opts: &PutOptions) -> Result<()> {
+        let features = self.inner.features();
+        let missing = if opts.condition.is_some() && !features.conditional_writes {
+            "conditional writes (If-None-Match / If-Match)"
+        } else if opts.tags.as_ref().is_some_and(|t| !t.is_empty()) && !features.tagging {
+            "object tags"
+        } else {
+            return Ok(());
+        };
+        Err(
+            Error::new(ErrorKind::Unsupported, Op::Put, self.location(key.as_str()))
+                .with_detail(format!("this server does not implement {missing}")),
+        )
+    }
+
     fn full_key(&self, key: &str) -> String {
         format!("{}{}", self.inner.url.prefix, key)
     }
@@ -627,31 +808,57 @@ impl S3Store {
         }
         hasher.update(&data);
         let digests = hasher.finish();
-        let mut req = i
-            .client
-            .put_object()
-            .bucket(&i.url.bucket)
-            .key(self.full_key(key.as_str()))
-            .content_length(data.len() as i64)
-            .content_md5(digests.md5_base64().expect("md5 computed"))
-            .set_content_type(opts.content_type.clone())
-            .set_cache_control(opts.cache_control.clone())
-            .set_metadata(Some(sdk_metadata(opts)));
-        if let Some(a) = opts.checksum {
-            let c = digests.checksum(a).expect("computed above").value.clone();
-            req = with_checksum!(req, a, c);
-        }
-        let out = req
-            .body(SdkByteStream::from(data))
-            .send()
-            .await
-            .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Put, loc.clone()))?;
+        // Built afresh for each try (a PutObject request with its body cannot be cloned).
+        let build = |if_match: Option<String>| -> Result<_> {
+            let req = i
+                .client
+                .put_object()
+                .bucket(&i.url.bucket)
+                .key(self.full_key(key.as_str()))
+                .content_length(data.len() as i64)
+                .content_md5(digests.md5_base64().expect("md5 computed"))
+                .set_if_match(if_match);
+            let mut req = with_write_settings!(req, i, opts);
+            if let Some(WriteCondition::IfNoneMatch) = &opts.condition {
+                req = req.if_none_match("*");
+            }
+            if let Some(a) = opts.checksum {
+                let c = digests.checksum(a).expect("computed above").value.clone();
+                req = with_checksum!(req, a, c);
+            }
+            Ok(req.body(SdkByteStream::from(data.clone())))
+        };
+        let send =
+            |req: Result<aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder>| {
+                let loc = loc.clone();
+                async move {
+                    req?.send()
+                        .await
+                        .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Put, loc))
+                }
+            };
+        let out = match &opts.condition {
+            Some(WriteCondition::IfMatch(e)) => {
+                let mut values = if_match_values(e).into_iter();
+                let mut res = send(build(values.next())).await;
+                for alt in values {
+                    if matches!(&res, Err(err) if err.kind() == ErrorKind::Conflict) {
+                        res = send(build(Some(alt))).await;
+                    }
+                }
+                res?
+            }
+            _ => send(build(None)).await?,
+        };
         let md5 = digests.md5_hex().expect("md5 computed");
-        let etag = match out.e_tag().map(normalize_etag) {
+        let etag = match out.e_tag().map(normalize_etag).filter(|e| !e.is_empty()) {
             Some(e) => Some(e),
             None => Some(self.confirm_stored(key, &loc, digests.size, &md5).await?),
         };
-        check_etag(&loc, Op::Put, etag.as_deref(), &md5)?;
+        // With SSE-C or SSE-KMS the ETag is not the MD5; the server checked Content-MD5.
+        if self.etags_are_md5() {
+            check_etag(&loc, Op::Put, etag.as_deref(), &md5)?;
+        }
         let checksum = opts
             .checksum
             .and_then(|a| checksum_of(Some(a), response_checksums!(&out)));
@@ -712,7 +919,9 @@ impl S3Store {
                 opts.if_none_match
                     .as_ref()
                     .map(|e| format!("\"{}\"", normalize_etag(e))),
-            );
+            )
+            .set_version_id(opts.version_id.clone());
+        req = with_sse_c!(req, &i.opts);
         if opts.checksum {
             req = req.checksum_mode(ChecksumMode::Enabled);
         }
@@ -815,6 +1024,15 @@ fn check_etag(loc: &str, op: Op, got: Option<&str>, want: &str) -> Result<()> {
     }
 }
 
+/// The If-Match values to try, in order: the quoted ETag (RFC 9110, AWS), then the bare one
+/// (radosgw compares If-Match on writes with the unquoted ETag and answers 412 to the
+/// quoted form). Only the same ETag is ever sent, so the second try cannot match another
+/// version than the first would have.
+pub(super) fn if_match_values(etag: &str) -> Vec<String> {
+    let bare = etag.trim_matches('"');
+    vec![format!("\"{bare}\""), bare.to_owned()]
+}
+
 fn looks_like_md5_etag(e: &str) -> bool {
     let (hex, parts) = e.split_once('-').unwrap_or((e, "1"));
     hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && parts.parse::<u32>().is_ok()
@@ -872,6 +1090,13 @@ macro_rules! object_meta {
             mtime,
             checksum: checksum_of(None, response_checksums!(out)),
             storage_class: out.storage_class().map(|s| s.as_str().to_owned()),
+            headers: Headers {
+                content_encoding: out.content_encoding().map(str::to_owned),
+                content_disposition: out.content_disposition().map(str::to_owned),
+                content_language: out.content_language().map(str::to_owned),
+                expires: out.expires_string().map(str::to_owned),
+                website_redirect: out.website_redirect_location().map(str::to_owned),
+            },
         }
     }};
 }
@@ -1021,14 +1246,13 @@ impl Store for S3Store {
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
         let i = &self.inner;
-        let out = i
+        let req = i
             .client
             .head_object()
             .bucket(&i.url.bucket)
             .key(self.full_key(key.as_str()))
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await;
+            .checksum_mode(ChecksumMode::Enabled);
+        let out = with_sse_c!(req, &i.opts).send().await;
         match out {
             Ok(o) => {
                 let size = o.content_length().unwrap_or(0).max(0) as u64;
@@ -1121,6 +1345,7 @@ impl Store for S3Store {
         }
         // Parallel ranged GETs for the rest, pinned to the first response's ETag.
         let etag = meta.etag.clone();
+        let version_id = opts.version_id.clone();
         let ranges: Vec<(u64, u64)> = (range.end..total)
             .step_by(step as usize)
             .map(|s| (s, (s + step).min(total)))
@@ -1134,13 +1359,17 @@ impl Store for S3Store {
                 let key = key2.clone();
                 let etag = etag.clone();
                 let md5s = md5s2.clone();
+                let version_id = version_id.clone();
                 tokio::spawn(async move {
                     let loc = this.location(key.as_str());
                     let out = this
                         .get_range(
                             &key,
                             Some(format!("bytes={}-{}", s, e - 1)),
-                            &GetOptions::default(),
+                            &GetOptions {
+                                version_id,
+                                ..GetOptions::default()
+                            },
                             etag.map(|e| format!("\"{e}\"")),
                         )
                         .await?;
@@ -1165,7 +1394,12 @@ impl Store for S3Store {
         })
     }
 
-    async fn put(&self, key: &Key, body: Body, opts: PutOptions) -> Result<PutResult> {
+    async fn put(&self, key: &Key, body: Body, mut opts: PutOptions) -> Result<PutResult> {
+        self.check_condition_supported(key, &opts)?;
+        if !self.inner.features().checksums {
+            // The server would ignore them (radosgw before Reef): nothing to send or check.
+            opts.checksum = None;
+        }
         let threshold = self.inner.opts.multipart_threshold;
         let size_hint = body.size();
         let mut stream = body.into_stream();
@@ -1238,27 +1472,48 @@ impl Store for S3Store {
         self.copy_object(from, to, opts).await
     }
 
+    async fn tags(&self, key: &Key) -> Result<Option<Tags>> {
+        self.object_tags(key).await
+    }
+
+    fn list_versions(&self, prefix: &str) -> BoxStream<'static, Result<Version>> {
+        self.versions_stream(prefix)
+    }
+
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
         let i = &self.inner;
-        let out = i
+        if !i.features().part_numbers {
+            return Ok(None);
+        }
+        let req = i
             .client
             .head_object()
             .bucket(&i.url.bucket)
             .key(self.full_key(key.as_str()))
-            .part_number(1)
-            .send()
-            .await
-            .map_err(|e| {
-                map_sdk_error(
-                    &self.inner.endpoint,
-                    e,
-                    Op::Head,
-                    self.location(key.as_str()),
-                )
-            })?;
+            .part_number(1);
+        let out = with_sse_c!(req, &i.opts).send().await.map_err(|e| {
+            map_sdk_error(
+                &self.inner.endpoint,
+                e,
+                Op::Head,
+                self.location(key.as_str()),
+            )
+        })?;
         Ok(match out.parts_count() {
             Some(n) if n > 1 => out.content_length().map(|l| l.max(0) as u64),
-            _ => None,
+            _ => {
+                // A multipart ETag without a part count: the server ignored `partNumber`
+                // (radosgw 16). Learnt once; later lookups cost no request.
+                let parts = out
+                    .e_tag()
+                    .map(normalize_etag)
+                    .as_deref()
+                    .and_then(crate::integrity::etag_part_count);
+                if parts.is_some_and(|n| n > 1) {
+                    i.features.write().expect("features lock").part_numbers = false;
+                }
+                None
+            }
         })
     }
 
@@ -1273,10 +1528,14 @@ impl Store for S3Store {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             metadata: true,
-            checksums: true,
-            etag_md5: true,
+            checksums: self.inner.features().checksums,
+            etag_md5: self.etags_are_md5(),
             multipart: true,
             file_and_prefix: true,
+            part_lookup: self.inner.features().part_numbers,
+            versioning: self.inner.features().versioning,
+            tagging: self.inner.features().tagging,
+            conditional_writes: self.inner.features().conditional_writes,
             ..Capabilities::default()
         }
     }
@@ -1293,8 +1552,11 @@ impl Store for S3Store {
 mod copy;
 mod errors;
 mod multipart;
+pub mod settings;
+mod versions;
 use errors::{kind_of_code, map_sdk_error, root_cause};
 use multipart::AbortGuard;
+pub use settings::{ServerFeatures, Sse, SseCustomerKey};
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! particular to each backend. One binary (matklad, "Delete Cargo Integration Tests").
 
 mod local;
+mod rgw;
 mod s3;
 
 use std::sync::Arc;
@@ -33,13 +34,36 @@ mod conformance_local {
     larder_store::conformance_suite!(fixture);
 }
 
+/// Garage, with what it implements detected as the CLI does (no tags, versions or
+/// conditional writes: those cases check nothing here and run on radosgw).
 mod conformance_s3 {
     use super::*;
     async fn fixture() -> Fixture {
         let store = s3::store_with(s3::small_parts()).await;
+        store.detect_features().await.expect("features");
         Fixture::new(Arc::new(store), s3::PART)
     }
     larder_store::conformance_suite!(fixture);
+}
+
+/// radosgw (Ceph): the whole suite, tags and conditional writes included.
+mod conformance_s3_rgw {
+    use super::*;
+    async fn fixture() -> Fixture {
+        let store = larder_testutil::rgw_store(rgw_options(), None).await;
+        let found = store.detect_features().await.expect("features");
+        assert!(found.tagging && found.conditional_writes, "{found:?}");
+        Fixture::new(Arc::new(store), s3::PART)
+    }
+    larder_store::conformance_suite!(fixture);
+}
+
+/// Options for the radosgw test server: small parts, and no additional checksums (Ceph 16,
+/// Debian's, ignores them).
+pub fn rgw_options() -> larder_store::S3Options {
+    let mut o = s3::small_parts();
+    o.features.checksums = false;
+    o
 }
 
 /// Every test module is declared (a forgotten file would silently not run).

@@ -1,0 +1,130 @@
+//! Object versions (ListObjectVersions) and tags (GetObjectTagging).
+
+use super::*;
+
+impl S3Store {
+    /// Every version and delete marker under `prefix`, one page in memory at a time: keys in
+    /// order, each key's versions newest first. A page holds versions and markers in two
+    /// lists; they are merged back into that order.
+    pub(super) fn versions_stream(&self, prefix: &str) -> BoxStream<'static, Result<Version>> {
+        let this = self.clone();
+        let full_prefix = self.full_key(prefix);
+        // State: None = finished; Some((key marker, version marker)) = the next page.
+        stream::unfold(Some((None::<String>, None::<String>)), move |state| {
+            let this = this.clone();
+            let full_prefix = full_prefix.clone();
+            async move {
+                let (key_marker, version_marker) = state?;
+                let i = &this.inner;
+                let out = i
+                    .client
+                    .list_object_versions()
+                    .bucket(&i.url.bucket)
+                    .prefix(&full_prefix)
+                    .max_keys(i.opts.list_page_size)
+                    .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+                    .set_key_marker(key_marker)
+                    .set_version_id_marker(version_marker)
+                    .send()
+                    .await;
+                let out = match out {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let err = map_sdk_error(&i.endpoint, e, Op::List, this.location(""));
+                        return Some((stream::iter(vec![Err(err)]), None));
+                    }
+                };
+                let mut page: Vec<Result<Version>> = Vec::new();
+                let decode = |raw: &str| -> Option<Result<Key>> {
+                    let Some(full) = decode_listed_key(raw) else {
+                        return Some(Err(Error::new(
+                            ErrorKind::InvalidKey,
+                            Op::List,
+                            this.location(""),
+                        )
+                        .with_detail(format!(
+                            "the server listed a key that is not valid URL-encoded UTF-8: `{}`",
+                            raw.escape_debug()
+                        ))));
+                    };
+                    this.strip(&full).map(Ok)
+                };
+                for v in out.versions() {
+                    let Some(key) = v.key().and_then(decode) else {
+                        continue;
+                    };
+                    page.push(key.map(|key| Version {
+                        key,
+                        version_id: v.version_id().unwrap_or("null").to_owned(),
+                        is_latest: v.is_latest().unwrap_or(false),
+                        delete_marker: false,
+                        size: v.size().unwrap_or(0).max(0) as u64,
+                        etag: v.e_tag().map(normalize_etag),
+                        last_modified: to_system_time(v.last_modified()),
+                    }));
+                }
+                for m in out.delete_markers() {
+                    let Some(key) = m.key().and_then(decode) else {
+                        continue;
+                    };
+                    page.push(key.map(|key| Version {
+                        key,
+                        version_id: m.version_id().unwrap_or("null").to_owned(),
+                        is_latest: m.is_latest().unwrap_or(false),
+                        delete_marker: true,
+                        size: 0,
+                        etag: None,
+                        last_modified: to_system_time(m.last_modified()),
+                    }));
+                }
+                // Keys in byte order; within a key, newest first (ties: the latest one).
+                page.sort_by(|a, b| match (a, b) {
+                    (Ok(a), Ok(b)) => a
+                        .key
+                        .as_str()
+                        .as_bytes()
+                        .cmp(b.key.as_str().as_bytes())
+                        .then(b.last_modified.cmp(&a.last_modified))
+                        .then(b.is_latest.cmp(&a.is_latest)),
+                    _ => std::cmp::Ordering::Equal,
+                });
+                let next = match (
+                    out.is_truncated(),
+                    out.next_key_marker(),
+                    out.next_version_id_marker(),
+                ) {
+                    (Some(true), Some(k), v) => Some((
+                        Some(decode_listed_key(k).unwrap_or_else(|| k.to_owned())),
+                        v.map(str::to_owned),
+                    )),
+                    _ => None,
+                };
+                Some((stream::iter(page), next))
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+
+    /// GetObjectTagging; `None` when the server does not implement tagging.
+    pub(super) async fn object_tags(&self, key: &Key) -> Result<Option<Tags>> {
+        let i = &self.inner;
+        if !i.features().tagging {
+            return Ok(None);
+        }
+        let out = i
+            .client
+            .get_object_tagging()
+            .bucket(&i.url.bucket)
+            .key(self.full_key(key.as_str()))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&i.endpoint, e, Op::Head, self.location(key.as_str())))?;
+        Ok(Some(
+            out.tag_set()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect(),
+        ))
+    }
+}
