@@ -102,6 +102,11 @@ osd data = $dir/osd
 rgw frontends = beast endpoint=127.0.0.1:$port
 rgw data = $dir/rgw
 rgw dns name = localhost
+# SSE-C over plain HTTP on loopback, and SSE-KMS with Ceph's built-in test keys, so the
+# encryption options have a real server to talk to.
+rgw crypt require ssl = false
+rgw crypt s3 kms backend = testing
+rgw crypt s3 kms encryption keys = larder-test-key=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
 EOF
     monmaptool --create --add a "v1:127.0.0.1:$mon_port" --fsid "$fsid" "$dir/monmap" >/dev/null ||
         { _rgw_fail "monmaptool failed"; return 1; }

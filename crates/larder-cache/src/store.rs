@@ -97,6 +97,7 @@ fn meta_of(key: &Key, e: &Entry, size: u64) -> ObjectMeta {
         checksum: None,
         storage_class: None,
         headers: Default::default(),
+        tag_count: None,
     }
 }
 

@@ -202,6 +202,7 @@ impl LocalStore {
             checksum: None,
             storage_class: None,
             headers: Default::default(),
+            tag_count: None,
         }
     }
 

@@ -89,6 +89,9 @@ pub struct ObjectMeta {
     pub storage_class: Option<String>,
     /// The other HTTP headers stored with the object.
     pub headers: Headers,
+    /// How many tags the object has, where a read tells (S3 GetObject's
+    /// `x-amz-tagging-count`, sent when there are any); `None`: not known.
+    pub tag_count: Option<u64>,
 }
 
 /// The HTTP headers S3 keeps with an object besides Content-Type and Cache-Control: what

@@ -142,6 +142,9 @@ pub enum Reason {
     /// The source object is in an archive tier (its storage class): its body cannot be read
     /// before a restore, so it is skipped and reported, not failed.
     Archived(String),
+    /// A write's precondition (`--if-none-match`, `--if-match`) does not hold: the
+    /// destination is left as it is, and the run ends with a warning.
+    Precondition(String),
 }
 
 impl fmt::Display for Reason {
@@ -156,6 +159,7 @@ impl fmt::Display for Reason {
             Reason::UpToDate => f.write_str("up to date"),
             Reason::Adopted(how) => write!(f, "adopted: same content, {how}"),
             Reason::Extra => f.write_str("not in source"),
+            Reason::Precondition(why) => write!(f, "left as it is: {why}"),
             Reason::Archived(class) => {
                 write!(f, "archived ({class}): restore it before it can be read")
             }

@@ -171,13 +171,15 @@ impl Stream for VerifyingStream {
 pub(crate) struct TransferOptions {
     pub checksum: Option<ChecksumAlgorithm>,
     pub guess_content_type: bool,
+    pub write: crate::WriteOptions,
 }
 
-/// Copies `entry` from `src` to `dst`, verified.
+/// Copies `entry` from `src` to `dst` (over `dst_entry`, as listed), verified.
 pub(crate) async fn transfer(
     src: &Arc<dyn Store>,
     dst: &Arc<dyn Store>,
     entry: &Entry,
+    dst_entry: Option<&Entry>,
     opts: &TransferOptions,
 ) -> Result<Transferred> {
     let src_caps = src.capabilities();
@@ -313,7 +315,15 @@ pub(crate) async fn transfer(
     let mtime = meta.mtime.or(entry.last_modified).or(meta.last_modified);
     let src_seen = meta.etag.clone().map(|e| (e, meta.mtime));
     let dst_caps = dst.capabilities();
-    let content_type = meta.content_type.clone().or_else(|| {
+    // Tags: read only for an object the GET said has some (or could not say).
+    let tags = if opts.write.carries_tags(src_caps.tagging, dst_caps.tagging)
+        && meta.tag_count != Some(0)
+    {
+        src.tags(&entry.key).await?
+    } else {
+        None
+    };
+    let guess = || {
         (opts.guess_content_type && dst_caps.metadata)
             .then(|| {
                 mime_guess::from_path(entry.key.as_str())
@@ -321,22 +331,24 @@ pub(crate) async fn transfer(
                     .map(|m| m.essence_str().to_owned())
             })
             .flatten()
-    });
+    };
+    let put_opts = PutOptions {
+        mtime,
+        checksum: opts.checksum,
+        partial,
+        condition: opts.write.condition(
+            dst_entry.is_some(),
+            dst_entry.and_then(|d| d.etag.as_deref()),
+        ),
+        ..opts.write.put_options(&meta, guess, tags)
+    };
     // The kept bytes went through the hash; the store writes only what follows them.
     let body = skip_bytes(Box::pin(body), offset);
     let put = dst
         .put(
             &entry.key,
             Body::from_stream(body, Some(meta.size - offset)),
-            PutOptions {
-                content_type,
-                cache_control: meta.cache_control.clone(),
-                metadata: meta.metadata.clone(),
-                mtime,
-                checksum: opts.checksum,
-                partial,
-                ..Default::default()
-            },
+            put_opts,
         )
         .await?;
     let o = outcome.lock().expect("outcome lock");

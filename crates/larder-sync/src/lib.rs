@@ -38,6 +38,7 @@ mod queue;
 pub mod twoway;
 pub mod vault;
 pub mod verify;
+mod write;
 
 use std::fmt;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub use filter::Filters;
 pub use larder_index::MetaCache;
 pub use march::{march, MarchItem, Pair};
 pub use verify::{verify, Status, VerifyOptions, VerifyReport};
+pub use write::{Conditional, WriteOptions};
 
 /// A callback for [`Event`]s.
 pub type EventHandler = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -93,6 +95,9 @@ pub struct SyncOptions {
     pub part_size: u64,
     /// Guess a Content-Type from the key's extension when the source has none.
     pub guess_content_type: bool,
+    /// Which metadata and tags the writes carry, what they override, and their
+    /// precondition (see [`WriteOptions`]).
+    pub write: WriteOptions,
     /// The metadata cache (see [`MetaCache`]); without one, size-mtime comparisons against
     /// objects HEAD them.
     pub cache: Option<Arc<MetaCache>>,
@@ -133,6 +138,7 @@ impl Default for SyncOptions {
             mtime_window: Duration::ZERO,
             part_size: 8 << 20,
             guess_content_type: true,
+            write: WriteOptions::default(),
             cache: None,
             on_event: None,
             cancel: CancellationToken::new(),
@@ -232,6 +238,9 @@ pub struct SyncReport {
     pub dst_listed: u64,
     /// HEAD requests made to compare.
     pub heads: u64,
+    /// Of the skipped, keys left alone because a write's precondition did not hold
+    /// ([`Reason::Precondition`]): a warning.
+    pub precondition_skipped: u64,
     /// Failed keys.
     pub errors: Vec<KeyFailure>,
     /// Why deletions did not run, when `delete` was asked for.
@@ -301,6 +310,7 @@ pub async fn sync(
     opts: SyncOptions,
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
+    write::check_supported(&opts.write, dst.as_ref())?;
     let mut report = SyncReport {
         dry_run: opts.dry_run,
         ..SyncReport::default()
@@ -361,6 +371,7 @@ pub async fn sync(
     let topts = Arc::new(execute::TransferOptions {
         checksum: opts.checksum,
         guess_content_type: opts.guess_content_type,
+        write: opts.write.clone(),
     });
     // Shared by every step: SyncOptions holds compiled filters, too costly to clone per key.
     let shared = Arc::new(opts.clone());
@@ -413,6 +424,8 @@ pub async fn sync(
                         report.skipped += 1;
                         report.adopted += matches!(reason, Reason::Adopted(_)) as u64;
                         report.archived += matches!(reason, Reason::Archived(_)) as u64;
+                        report.precondition_skipped +=
+                            matches!(reason, Reason::Precondition(_)) as u64;
                     }
                     Action::Delete => {}
                 }
@@ -606,7 +619,7 @@ async fn step(
                 verified: Default::default(),
             })
     };
-    let (entry, reason) = match item {
+    let (entry, reason, dst_entry) = match item {
         MarchItem::SrcError(e) => {
             return Step::Failed {
                 failure: failure(e.location(), &e),
@@ -634,7 +647,7 @@ async fn step(
             if let Some(skip) = archived(&s) {
                 return skip;
             }
-            (s, Reason::Missing)
+            (s, Reason::Missing, None)
         }
         MarchItem::Pair(Pair::Both(s, d)) => {
             if !opts.filters.keeps(&s) || is_dir_marker(&s, dst) {
@@ -662,7 +675,18 @@ async fn step(
                 }
                 Decision::Transfer(r) => match archived(&s) {
                     Some(skip) => return skip,
-                    None => (s, r),
+                    None => {
+                        if let Some(why) = write::planned_skip(&opts.write, &d) {
+                            return Step::Done {
+                                action: Action::Skip,
+                                key: s.key,
+                                size: s.size,
+                                reason: Reason::Precondition(why),
+                                verified: Default::default(),
+                            };
+                        }
+                        (s, r, Some(d))
+                    }
                 },
             }
         }
@@ -676,8 +700,10 @@ async fn step(
             verified: Default::default(),
         };
     }
-    let result =
-        execute::with_retries(opts.retries, || execute::transfer(src, dst, &entry, topts)).await;
+    let result = execute::with_retries(opts.retries, || {
+        execute::transfer(src, dst, &entry, dst_entry.as_ref(), topts)
+    })
+    .await;
     match result {
         Ok(t) => {
             if let (Some(c), Some(etag)) = (&opts.cache, &t.dst_etag) {
@@ -710,6 +736,20 @@ async fn step(
                 size: t.bytes,
                 reason,
                 verified: t.verified,
+            }
+        }
+        // The destination changed since it was listed (or the key appeared): left alone,
+        // reported as a warning, never overwritten.
+        Err(e) if e.kind() == ErrorKind::Conflict && opts.write.condition.is_some() => {
+            tracing::warn!("{e}: left as it is");
+            Step::Done {
+                action: Action::Skip,
+                key: entry.key,
+                size: entry.size,
+                reason: Reason::Precondition(
+                    "the destination changed since it was listed (precondition failed)".into(),
+                ),
+                verified: Default::default(),
             }
         }
         Err(e) => Step::Failed {

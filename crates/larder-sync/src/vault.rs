@@ -152,6 +152,7 @@ impl Store for IndexedRemote {
             checksum: None,
             storage_class: e.storage_class,
             headers: Default::default(),
+            tag_count: None,
         }))
     }
 

@@ -222,6 +222,8 @@ pub struct SyncArgs {
     /// Skip local symlinks instead of following them.
     #[arg(long, env = "LARDER_NO_FOLLOW_SYMLINKS")]
     pub no_follow_symlinks: bool,
+    #[command(flatten)]
+    pub write: crate::write_args::WriteArgs,
 }
 
 #[derive(Debug, ClapArgs)]

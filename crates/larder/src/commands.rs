@@ -150,10 +150,24 @@ pub(crate) async fn open(
     opts: S3Options,
     symlinks: SymlinkPolicy,
 ) -> anyhow::Result<Arc<dyn Store>> {
+    open_detecting(location, opts, symlinks, false).await
+}
+
+/// As [`open`]; with `detect`, an S3 store also asks its server which of versions, tags and
+/// conditional writes it implements (one request, see [`S3Store::detect_features`]).
+async fn open_detecting(
+    location: &str,
+    opts: S3Options,
+    symlinks: SymlinkPolicy,
+    detect: bool,
+) -> anyhow::Result<Arc<dyn Store>> {
     if location.starts_with("s3://") {
         let url = S3Url::parse(location)?;
         let store = S3Store::new(url, opts).await?;
         store.check().await?;
+        if detect {
+            store.detect_features().await?;
+        }
         Ok(Arc::new(store))
     } else if let Some(path) = location.strip_prefix("cacache://") {
         let cache = larder_cache::Cache::new(path);
@@ -174,17 +188,19 @@ pub(crate) async fn open(
 async fn open_pair(
     p: &PairArgs,
     symlinks: SymlinkPolicy,
-    tune: impl Fn(S3Options) -> S3Options,
+    tune: impl Fn(S3Options, bool) -> anyhow::Result<S3Options>,
+    detect: bool,
 ) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Store>)> {
     let local = p.src.strip_prefix("cacache://").unwrap_or(&p.src);
     if !local.contains("://") && !std::path::Path::new(local).is_dir() {
         anyhow::bail!("the source `{}` is not a directory", p.src);
     }
     refuse_overlap(&p.src, &p.dst)?;
-    let src = open(&p.src, tune(side_options(&p.s3, &p.sides, true)), symlinks)
+    let side = |source| tune(side_options(&p.s3, &p.sides, source), source);
+    let src = open_detecting(&p.src, side(true)?, symlinks, detect)
         .await
         .with_context(|| format!("cannot open the source `{}`", p.src))?;
-    let dst = open(&p.dst, tune(side_options(&p.s3, &p.sides, false)), symlinks)
+    let dst = open_detecting(&p.dst, side(false)?, symlinks, detect)
         .await
         .with_context(|| format!("cannot open the destination `{}`", p.dst))?;
     Ok((src, dst))
@@ -334,7 +350,16 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         o.parts_in_flight = a.parts_in_flight;
         o
     };
-    let (src, mut dst) = open_pair(&a.pair, symlinks, tune).await?;
+    // Tags copied S3 → S3, or tags or a precondition asked for: what each server implements
+    // decides (one request per side; a plain sync makes none).
+    let s3_to_s3 = a.pair.src.starts_with("s3://") && a.pair.dst.starts_with("s3://");
+    let detect = a.write.needs_features() || (s3_to_s3 && !a.write.disable_tagging);
+    let tune_side = |o: S3Options, source: bool| -> anyhow::Result<S3Options> {
+        let mut o = tune(o);
+        a.write.apply(&mut o, source)?;
+        Ok(o)
+    };
+    let (src, mut dst) = open_pair(&a.pair, symlinks, tune_side, detect).await?;
     // A local destination: temp files a killed run left are removed as the walk meets them.
     let local_dst = (!a.dry_run && !a.pair.dst.contains("://")).then(|| {
         Arc::new(
@@ -396,13 +421,17 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                     );
                 } else if ((print_plan || verbose > 0)
                     && (*action != Action::Skip
-                        || matches!(reason, Reason::Adopted(_) | Reason::Archived(_))))
+                        || matches!(
+                            reason,
+                            Reason::Adopted(_) | Reason::Archived(_) | Reason::Precondition(_)
+                        )))
                     || verbose > 1
                 {
                     // Adopted and archived keys are skips a user wants to see: larder decided
                     // by content, or could not read the object.
                     let label = match reason {
                         Reason::Adopted(_) => "adopt".to_owned(),
+                        Reason::Precondition(_) => "keep".to_owned(),
                         Reason::Archived(_) => "archived".to_owned(),
                         _ => action.to_string(),
                     };
@@ -472,6 +501,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         cache,
         on_event: Some(on_event),
         cancel: stop.token.clone(),
+        write: a.write.write_options(),
         ..SyncOptions::default()
     };
     let report = larder_sync::sync(src, dst, opts).await?;
@@ -503,6 +533,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                 "dry_run": report.dry_run, "cancelled": report.cancelled,
                 "source_listed": report.src_listed, "target_listed": report.dst_listed,
                 "heads": report.heads,
+                "precondition_skipped": report.precondition_skipped,
                 "throttled": throttle.stats().throttled,
                 "throttle_decreases": throttle.stats().decreases,
                 "min_concurrency": throttle.stats().min_limit,
@@ -548,6 +579,12 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
     if let Some(why) = &report.delete_refused {
         eprintln!("larder: warning: no deletions: {why}");
     }
+    if report.precondition_skipped > 0 && !json {
+        eprintln!(
+            "larder: warning: {} key(s) left as they are: their precondition (--if-none-match / --if-match) did not hold",
+            report.precondition_skipped
+        );
+    }
     if !report.errors.is_empty() && !quiet {
         eprintln!("larder: {} key(s) failed", report.errors.len());
     }
@@ -555,7 +592,10 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         stop.exit_code()
     } else if report.errors.len() > report.verify_failures() {
         exit::ERROR
-    } else if report.verify_failures() > 0 || report.delete_refused.is_some() {
+    } else if report.verify_failures() > 0
+        || report.delete_refused.is_some()
+        || report.precondition_skipped > 0
+    {
         exit::WARNING
     } else {
         exit::OK
@@ -563,7 +603,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
 }
 
 async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
-    let (src, dst) = open_pair(&a.pair, SymlinkPolicy::Follow, |o| o).await?;
+    let (src, dst) = open_pair(&a.pair, SymlinkPolicy::Follow, |o, _| Ok(o), false).await?;
     let only_diff = a.only_differences;
     let on_status = Arc::new(move |key: &str, st: &Status| {
         if only_diff && *st == Status::Match {

@@ -13,6 +13,7 @@ mod signals;
 mod vault_cmd;
 mod vault_run_cmd;
 mod vault_twoway_cmd;
+mod write_args;
 
 use clap::Parser;
 

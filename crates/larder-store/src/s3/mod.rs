@@ -1097,6 +1097,7 @@ macro_rules! object_meta {
                 expires: out.expires_string().map(str::to_owned),
                 website_redirect: out.website_redirect_location().map(str::to_owned),
             },
+            tag_count: None,
         }
     }};
 }
@@ -1306,6 +1307,9 @@ impl Store for S3Store {
             }
         };
         let mut meta = object_meta!(&out, key.clone(), total);
+        if self.inner.features().tagging {
+            meta.tag_count = Some(out.tag_count().unwrap_or(0).max(0) as u64);
+        }
         if !opts.checksum {
             meta.checksum = None;
         } else if parallel && range.end < total {

@@ -146,6 +146,24 @@ const TAG: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+/// An `Expires` value from what a user types: an HTTP date as is, or an RFC 3339 time
+/// (s3sync's and aws-cli's form) turned into one.
+///
+/// # Errors
+///
+/// When it is neither.
+pub fn expires_header(s: &str) -> std::result::Result<String, String> {
+    use aws_smithy_types::date_time::Format;
+    let s = s.trim();
+    if aws_smithy_types::DateTime::from_str(s, Format::HttpDate).is_ok() {
+        return Ok(s.to_owned());
+    }
+    let t = aws_smithy_types::DateTime::from_str(s, Format::DateTime).map_err(|_| {
+        format!("`{s}` is neither an RFC 3339 time (2030-01-01T00:00:00Z) nor an HTTP date")
+    })?;
+    t.fmt(Format::HttpDate).map_err(|e| format!("`{s}`: {e}"))
+}
+
 /// The `x-amz-tagging` header for `tags`: `k1=v1&k2=v2`, URL-encoded.
 pub fn tagging_header(tags: &Tags) -> String {
     tags.iter()
@@ -196,6 +214,19 @@ pub fn parse_tagging(s: &str) -> std::result::Result<Tags, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expires_takes_rfc3339_or_an_http_date() {
+        assert_eq!(
+            expires_header("2033-12-01T16:00:00Z").unwrap(),
+            "Thu, 01 Dec 2033 16:00:00 GMT"
+        );
+        assert_eq!(
+            expires_header("Thu, 01 Dec 2033 16:00:00 GMT").unwrap(),
+            "Thu, 01 Dec 2033 16:00:00 GMT"
+        );
+        assert!(expires_header("tomorrow").is_err());
+    }
 
     #[test]
     fn tagging_round_trips() {

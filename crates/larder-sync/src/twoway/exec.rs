@@ -84,7 +84,7 @@ impl Sides {
     async fn upload(&self, key: &str, l: &LocalFile) -> larder_store::Result<BaseRow> {
         let entry = entry_of_local(key, l).ok_or_else(|| invalid(key))?;
         let o = opts();
-        let t = with_retries(3, || transfer(&self.local, &self.remote, &entry, &o)).await?;
+        let t = with_retries(3, || transfer(&self.local, &self.remote, &entry, None, &o)).await?;
         Ok(BaseRow {
             key: key.to_owned(),
             local_size: l.size,
@@ -99,7 +99,7 @@ impl Sides {
     async fn download(&self, r: &ObjectRow) -> larder_store::Result<BaseRow> {
         let entry = entry_of_remote(r).ok_or_else(|| invalid(&r.key))?;
         let o = opts();
-        with_retries(3, || transfer(&self.remote, &self.local, &entry, &o)).await?;
+        with_retries(3, || transfer(&self.remote, &self.local, &entry, None, &o)).await?;
         let l = self.stat(&r.key)?;
         Ok(BaseRow {
             key: r.key.clone(),
@@ -131,6 +131,7 @@ fn opts() -> TransferOptions {
     TransferOptions {
         checksum: None,
         guess_content_type: true,
+        write: Default::default(),
     }
 }
 

@@ -56,8 +56,9 @@ pub async fn vault_get(o: &VaultSyncOptions, key: &str) -> Result<PathBuf, Vault
     let opts = TransferOptions {
         checksum: None,
         guess_content_type: false,
+        write: Default::default(),
     };
-    with_retries(3, || transfer(&remote, &local, &entry, &opts)).await?;
+    with_retries(3, || transfer(&remote, &local, &entry, None, &opts)).await?;
     let path = dir.join(&row.key);
     let m = std::fs::metadata(&path)
         .map_err(|e| larder_store::Error::io(larder_store::Op::Get, path.display(), e))?;

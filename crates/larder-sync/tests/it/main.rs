@@ -2,6 +2,7 @@
 //! the Garage test server, and faults.
 
 mod adopt;
+mod conditions;
 mod directions;
 mod faults;
 mod semantics;

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod faults;
 mod matrix;
+mod metadata;
 mod s3;
 mod secrets;
 mod twoway;
