@@ -12,6 +12,13 @@
 # The start sequence follows shared/reference/servers/start-radosgw.sh (Ceph 16 "Pacific" on
 # Debian 12), which is known to work on these machines; about 20 s.
 
+# Shared with garage.sh; defined here too so this file can be sourced alone.
+if ! declare -F _port_free >/dev/null; then
+    _port_free() {
+        ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    }
+fi
+
 ensure_radosgw() {
     local missing=0 b
     for b in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool; do

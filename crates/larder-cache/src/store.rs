@@ -96,7 +96,13 @@ fn meta_of(key: &Key, e: &Entry, size: u64) -> ObjectMeta {
         mtime: s(larder_store::MTIME_METADATA).and_then(|t| larder_store::parse_mtime(&t)),
         checksum: None,
         storage_class: None,
-        headers: Default::default(),
+        headers: larder_store::Headers {
+            content_encoding: s("content-encoding"),
+            content_disposition: s("content-disposition"),
+            content_language: s("content-language"),
+            expires: s("expires"),
+            website_redirect: s("website-redirect-location"),
+        },
         tag_count: None,
     }
 }
@@ -108,6 +114,18 @@ fn metadata_json(opts: &PutOptions) -> serde_json::Value {
     }
     if let Some(c) = &opts.cache_control {
         m.insert("cache-control".into(), c.clone().into());
+    }
+    let h = &opts.headers;
+    for (name, v) in [
+        ("content-encoding", &h.content_encoding),
+        ("content-disposition", &h.content_disposition),
+        ("content-language", &h.content_language),
+        ("expires", &h.expires),
+        ("website-redirect-location", &h.website_redirect),
+    ] {
+        if let Some(v) = v {
+            m.insert(name.into(), v.clone().into());
+        }
     }
     if let Some(t) = opts.mtime {
         m.insert(
