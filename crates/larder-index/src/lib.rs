@@ -21,6 +21,7 @@ mod runs;
 pub mod twoway;
 pub mod uploads;
 pub mod vault;
+pub mod versions;
 
 pub use meta_cache::{MetaCache, StateError};
 pub use uploads::Uploads;
@@ -28,6 +29,7 @@ pub use vault::{
     Budgets, EventStats, Index, IndexSource, IndexState, ObjectRow, Policy, PriceTable, Run,
     Strategy, Vault,
 };
+pub use versions::VersionMap;
 
 /// What can go wrong with the vault index.
 #[derive(Debug, thiserror::Error)]

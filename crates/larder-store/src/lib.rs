@@ -144,6 +144,44 @@ pub trait Store: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// What [`Store::head`] tells of one version of an object (S3 `versionId`); `None` when
+    /// that version does not exist.
+    ///
+    /// The default is an error of kind [`ErrorKind::Unsupported`]: stores without versions.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Store::head`].
+    async fn head_version(&self, key: &Key, version_id: &str) -> Result<Option<ObjectMeta>> {
+        let _ = version_id;
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            Op::Head,
+            self.location(key.as_str()),
+        )
+        .with_detail("this store keeps no object versions"))
+    }
+
+    /// The tags of one version of an object; `None` where the backend keeps none.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Store::tags`].
+    async fn version_tags(&self, key: &Key, version_id: &str) -> Result<Option<Tags>> {
+        let _ = (key, version_id);
+        Ok(None)
+    }
+
+    /// As [`Store::first_part_size`], of one version of an object.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Store::head`].
+    async fn version_part_size(&self, key: &Key, version_id: &str) -> Result<Option<u64>> {
+        let _ = (key, version_id);
+        Ok(None)
+    }
+
     /// Streams every version and delete marker of the objects under `prefix`: keys in
     /// S3's order, each key's versions newest first (as ListObjectVersions answers).
     ///
@@ -211,6 +249,15 @@ where
     }
     fn list_versions(&self, prefix: &str) -> BoxStream<'static, Result<Version>> {
         (**self).list_versions(prefix)
+    }
+    async fn head_version(&self, key: &Key, version_id: &str) -> Result<Option<ObjectMeta>> {
+        (**self).head_version(key, version_id).await
+    }
+    async fn version_tags(&self, key: &Key, version_id: &str) -> Result<Option<Tags>> {
+        (**self).version_tags(key, version_id).await
+    }
+    async fn version_part_size(&self, key: &Key, version_id: &str) -> Result<Option<u64>> {
+        (**self).version_part_size(key, version_id).await
     }
     fn identity(&self) -> String {
         (**self).identity()

@@ -145,6 +145,11 @@ pub enum Reason {
     /// A write's precondition (`--if-none-match`, `--if-match`) does not hold: the
     /// destination is left as it is, and the run ends with a warning.
     Precondition(String),
+    /// A version of the source object the destination does not have yet (a versioned sync,
+    /// `--enable-versioning`): its version id.
+    Version(String),
+    /// The source's latest version is a delete marker: deleted at the destination too.
+    DeleteMarker,
 }
 
 impl fmt::Display for Reason {
@@ -160,6 +165,8 @@ impl fmt::Display for Reason {
             Reason::Adopted(how) => write!(f, "adopted: same content, {how}"),
             Reason::Extra => f.write_str("not in source"),
             Reason::Precondition(why) => write!(f, "left as it is: {why}"),
+            Reason::Version(id) => write!(f, "version {id} not yet synced"),
+            Reason::DeleteMarker => f.write_str("deleted at the source (delete marker)"),
             Reason::Archived(class) => {
                 write!(f, "archived ({class}): restore it before it can be read")
             }

@@ -47,6 +47,8 @@ pub struct Transferred {
     /// The source object's ETag and its own recorded mtime (user metadata, not
     /// LastModified), as the GET answered: what a HEAD would have told.
     pub src_seen: Option<(String, Option<std::time::SystemTime>)>,
+    /// The version id the destination gave the write, where it versions objects.
+    pub dst_version: Option<String>,
 }
 
 /// What the source's bytes must hash to.
@@ -172,6 +174,9 @@ pub(crate) struct TransferOptions {
     pub checksum: Option<ChecksumAlgorithm>,
     pub guess_content_type: bool,
     pub write: crate::WriteOptions,
+    pub bandwidth: Option<Arc<crate::ratelimit::RateLimiter>>,
+    /// User metadata added to every write (a versioned sync's origin version id).
+    pub extra_metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// Copies `entry` from `src` to `dst` (over `dst_entry`, as listed), verified.
@@ -300,6 +305,10 @@ pub(crate) async fn transfer(
         Some((tag, _, _)) => (Some(larder_store::Partial { tag, offset: 0 }), got.body),
         None => (None, got.body),
     };
+    let inner = match &opts.bandwidth {
+        Some(l) => l.limit(inner),
+        None => inner,
+    };
     let body = VerifyingStream {
         inner,
         hasher: Some(hasher),
@@ -332,7 +341,7 @@ pub(crate) async fn transfer(
             })
             .flatten()
     };
-    let put_opts = PutOptions {
+    let mut put_opts = PutOptions {
         mtime,
         checksum: opts.checksum,
         partial,
@@ -342,6 +351,7 @@ pub(crate) async fn transfer(
         ),
         ..opts.write.put_options(&meta, guess, tags)
     };
+    put_opts.metadata.extend(opts.extra_metadata.clone());
     // The kept bytes went through the hash; the store writes only what follows them.
     let body = skip_bytes(Box::pin(body), offset);
     let put = dst
@@ -363,6 +373,7 @@ pub(crate) async fn transfer(
         dst_etag: put.etag,
         mtime,
         src_seen,
+        dst_version: put.version_id,
     })
 }
 

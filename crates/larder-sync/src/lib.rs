@@ -35,9 +35,11 @@ pub mod filter;
 pub mod inspect;
 pub mod march;
 mod queue;
+pub mod ratelimit;
 pub mod twoway;
 pub mod vault;
 pub mod verify;
+pub mod versioning;
 mod write;
 
 use std::fmt;
@@ -85,6 +87,15 @@ pub struct SyncOptions {
     pub filters: Filters,
     /// Objects in flight at once.
     pub concurrency: usize,
+    /// Transfers started per second, across all workers (`--rate-limit-objects`).
+    pub rate_limit_objects: Option<f64>,
+    /// Bytes moved per second, across all workers (`--rate-limit-bandwidth`): every byte
+    /// read from the source, which is every byte written.
+    pub rate_limit_bandwidth: Option<u64>,
+    /// Where a versioned sync ([`versioning::sync_versions`]) records the versions it copied
+    /// (`versions.sqlite3` in the state directory); `None`: in memory, so every run learns
+    /// them again from the destination's metadata (one HEAD per destination version).
+    pub versions: Option<Arc<larder_index::VersionMap>>,
     /// Stop at the first failed key (and then delete nothing).
     pub stop_on_error: bool,
     /// Further attempts of a failed transfer (retryable or integrity errors).
@@ -133,6 +144,9 @@ impl Default for SyncOptions {
             dry_run_learns: false,
             filters: Filters::default(),
             concurrency: 32,
+            rate_limit_objects: None,
+            rate_limit_bandwidth: None,
+            versions: None,
             stop_on_error: false,
             retries: 3,
             mtime_window: Duration::ZERO,
@@ -372,18 +386,33 @@ pub async fn sync(
         checksum: opts.checksum,
         guess_content_type: opts.guess_content_type,
         write: opts.write.clone(),
+        bandwidth: opts.rate_limit_bandwidth.map(ratelimit::RateLimiter::bytes),
+        extra_metadata: Default::default(),
     });
+    let objects_limit = opts.rate_limit_objects.map(ratelimit::RateLimiter::objects);
     // Shared by every step: SyncOptions holds compiled filters, too costly to clone per key.
     let shared = Arc::new(opts.clone());
     let steps = items.map(|item| {
-        let (src, dst, inspector, opts, topts) = (
+        let (src, dst, inspector, opts, topts, limit) = (
             src.clone(),
             dst.clone(),
             inspector.clone(),
             shared.clone(),
             topts.clone(),
+            objects_limit.clone(),
         );
-        async move { step(item, &src, &dst, &inspector, &opts, &topts).await }
+        async move {
+            step(
+                item,
+                &src,
+                &dst,
+                &inspector,
+                &opts,
+                &topts,
+                limit.as_deref(),
+            )
+            .await
+        }
     });
     // A dry run reports its plan in key order; a real run finishes keys in any order.
     // Boxed so that dropping it below really drops the transfers in flight (cancel, stop).
@@ -604,6 +633,7 @@ async fn step(
     inspector: &inspect::StoreInspector,
     opts: &SyncOptions,
     topts: &execute::TransferOptions,
+    objects_limit: Option<&ratelimit::RateLimiter>,
 ) -> Step {
     // An archived source object needs a restore before its body can be read: planned
     // transfers of it are skipped and reported (in dry runs too), never attempted.
@@ -699,6 +729,9 @@ async fn step(
             reason,
             verified: Default::default(),
         };
+    }
+    if let Some(l) = objects_limit {
+        l.acquire(1).await;
     }
     let result = execute::with_retries(opts.retries, || {
         execute::transfer(src, dst, &entry, dst_entry.as_ref(), topts)

@@ -187,9 +187,28 @@ pub struct SyncArgs {
     /// Print the plan (action, key, size, reason) and write nothing.
     #[arg(long, short = 'n', visible_alias = "dryrun", env = "LARDER_DRY_RUN")]
     pub dry_run: bool,
+    /// Copy every version of each key, oldest first, so the destination's history has the
+    /// source's order (S3 → S3, both buckets versioned); a re-run copies only versions not
+    /// yet copied. Delete markers between versions are not copied; a key whose latest
+    /// version is a delete marker is deleted at the destination.
+    #[arg(long, env = "LARDER_ENABLE_VERSIONING", conflicts_with_all = ["point_in_time", "delete"])]
+    pub enable_versioning: bool,
+    /// Sync the source (a versioned bucket) as it was at this instant (RFC 3339, e.g.
+    /// 2026-11-30T12:00:00Z): each key's newest version not newer than it; keys deleted by
+    /// then, or not yet written, are left out.
+    #[arg(long, env = "LARDER_POINT_IN_TIME", value_name = "TIME", value_parser = parse_instant)]
+    pub point_in_time: Option<std::time::SystemTime>,
     /// Objects in flight at once (at least 1).
     #[arg(long, short = 'j', visible_alias = "transfers", env = "LARDER_CONCURRENCY", default_value_t = 32, value_parser = parse_positive)]
     pub concurrency: usize,
+    /// Start at most N transfers a second, across all workers (s3sync's option; smooth, a
+    /// token bucket).
+    #[arg(long, env = "LARDER_RATE_LIMIT_OBJECTS", value_name = "N", value_parser = parse_positive)]
+    pub rate_limit_objects: Option<usize>,
+    /// Move at most SIZE bytes a second, across all workers and both directions (`10Mi`,
+    /// `500K`): every byte read from the source, which is every byte written.
+    #[arg(long, env = "LARDER_RATE_LIMIT_BANDWIDTH", value_name = "SIZE", value_parser = parse_rate_size)]
+    pub rate_limit_bandwidth: Option<u64>,
     /// Parts of one object in flight at once (at least 1).
     #[arg(long, env = "LARDER_PARTS_IN_FLIGHT", default_value_t = 4, value_parser = parse_positive)]
     pub parts_in_flight: usize,
@@ -239,6 +258,9 @@ pub struct VerifyArgs {
     /// Print only keys that differ.
     #[arg(long, env = "LARDER_ONLY_DIFFERENCES")]
     pub only_differences: bool,
+    /// Compare the source (a versioned bucket) as it was at this instant (RFC 3339).
+    #[arg(long, env = "LARDER_POINT_IN_TIME", value_name = "TIME", value_parser = parse_instant)]
+    pub point_in_time: Option<std::time::SystemTime>,
 }
 
 /// The two locations of `sync` and `verify`, which keys to consider, and how to reach S3.
@@ -260,6 +282,9 @@ pub struct PairArgs {
 pub struct LsArgs {
     /// A local directory, s3://bucket/prefix or cacache:///cache/dir.
     pub location: String,
+    /// Every version and delete marker of each key, newest first (a versioned bucket).
+    #[arg(long)]
+    pub versions: bool,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -308,6 +333,21 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// Parses a bandwidth: a size a second that is not zero.
+pub fn parse_rate_size(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err("must be more than zero bytes a second".to_owned()),
+        n => Ok(n),
+    }
+}
+
+/// Parses an RFC 3339 instant (`2026-11-30T12:00:00Z`, fractions and offsets allowed).
+pub fn parse_instant(s: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(s.trim())
+        .or_else(|_| humantime::parse_rfc3339(s.trim()))
+        .map_err(|_| format!("`{s}` is not an RFC 3339 time (e.g. 2026-11-30T12:00:00Z)"))
 }
 
 /// Parses an RFC 3339 time or an age before now (`7d`, `12h`).

@@ -300,6 +300,17 @@ pub(crate) fn uploads_journal(
     }
 }
 
+fn version_map(explicit: Option<&std::path::Path>) -> Option<Arc<larder_index::VersionMap>> {
+    let d = state_dir(explicit)?;
+    match larder_index::VersionMap::open(&d.join("versions.sqlite3")) {
+        Ok(m) => Some(Arc::new(m)),
+        Err(e) => {
+            tracing::warn!("{e}; versions copied are learnt again from the destination");
+            None
+        }
+    }
+}
+
 pub(crate) fn meta_cache(explicit: Option<&std::path::Path>) -> Option<Arc<MetaCache>> {
     let d = state_dir(explicit)?;
     match MetaCache::open(&d.join("meta.sqlite3")) {
@@ -359,7 +370,28 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         a.write.apply(&mut o, source)?;
         Ok(o)
     };
-    let (src, mut dst) = open_pair(&a.pair, symlinks, tune_side, detect).await?;
+    let versioned = a.enable_versioning || a.point_in_time.is_some();
+    if versioned {
+        let flag = if a.enable_versioning {
+            "--enable-versioning"
+        } else {
+            "--point-in-time"
+        };
+        anyhow::ensure!(
+            a.pair.src.starts_with("s3://"),
+            UsageError(format!(
+                "{flag} reads a versioned bucket: the source must be s3://…"
+            ))
+        );
+        anyhow::ensure!(
+            !a.enable_versioning || a.pair.dst.starts_with("s3://"),
+            UsageError("--enable-versioning writes versions: the destination must be s3://… (a versioned bucket)".into())
+        );
+    }
+    let (mut src, mut dst) = open_pair(&a.pair, symlinks, tune_side, detect).await?;
+    if let Some(t) = a.point_in_time {
+        src = Arc::new(larder_sync::versioning::PointInTime::new(src, t));
+    }
     // A local destination: temp files a killed run left are removed as the walk meets them.
     let local_dst = (!a.dry_run && !a.pair.dst.contains("://")).then(|| {
         Arc::new(
@@ -494,6 +526,8 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         dry_run: a.dry_run,
         filters: filters(&a.pair.filters)?,
         concurrency: a.concurrency,
+        rate_limit_objects: a.rate_limit_objects.map(|n| n as f64),
+        rate_limit_bandwidth: a.rate_limit_bandwidth,
         stop_on_error: a.stop_on_error,
         retries: a.retries,
         mtime_window: a.modify_window,
@@ -504,7 +538,19 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         write: a.write.write_options(),
         ..SyncOptions::default()
     };
-    let report = larder_sync::sync(src, dst, opts).await?;
+    let report = if a.enable_versioning {
+        let opts = SyncOptions {
+            versions: if a.no_cache {
+                None
+            } else {
+                version_map(a.state_dir.as_deref())
+            },
+            ..opts
+        };
+        larder_sync::versioning::sync_versions(src, dst, opts).await?
+    } else {
+        larder_sync::sync(src, dst, opts).await?
+    };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -603,7 +649,18 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
 }
 
 async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
-    let (src, dst) = open_pair(&a.pair, SymlinkPolicy::Follow, |o, _| Ok(o), false).await?;
+    if a.point_in_time.is_some() {
+        anyhow::ensure!(
+            a.pair.src.starts_with("s3://"),
+            UsageError(
+                "--point-in-time reads a versioned bucket: the source must be s3://…".into()
+            )
+        );
+    }
+    let (mut src, dst) = open_pair(&a.pair, SymlinkPolicy::Follow, |o, _| Ok(o), false).await?;
+    if let Some(t) = a.point_in_time {
+        src = Arc::new(larder_sync::versioning::PointInTime::new(src, t));
+    }
     let only_diff = a.only_differences;
     let on_status = Arc::new(move |key: &str, st: &Status| {
         if only_diff && *st == Status::Match {
@@ -658,6 +715,9 @@ async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i3
 
 async fn run_ls(a: LsArgs, json: bool) -> anyhow::Result<i32> {
     let store = open(&a.location, s3_options(&a.s3), SymlinkPolicy::Follow).await?;
+    if a.versions {
+        return run_ls_versions(&*store, &a.location, json).await;
+    }
     let mut list = store.list("");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -684,6 +744,61 @@ async fn run_ls(a: LsArgs, json: bool) -> anyhow::Result<i32> {
                 errors += 1;
                 if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied) {
                     return Err(e).with_context(|| format!("cannot list `{}`", a.location));
+                }
+                eprintln!("larder: error: {e}");
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if errors > 0 { exit::ERROR } else { exit::OK })
+}
+
+async fn run_ls_versions(
+    store: &dyn larder_store::Store,
+    location: &str,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let mut list = store.list_versions("");
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut errors = 0usize;
+    while let Some(item) = list.next().await {
+        match item {
+            Ok(v) => {
+                let when = v
+                    .last_modified
+                    .map(|t| humantime::format_rfc3339_millis(t).to_string())
+                    .unwrap_or_default();
+                if json {
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"key": v.key.as_str(), "version_id": v.version_id,
+                               "is_latest": v.is_latest, "delete_marker": v.delete_marker,
+                               "size": v.size, "last_modified": when, "etag": v.etag})
+                    )?;
+                } else {
+                    let size = if v.delete_marker {
+                        "(deleted)".to_owned()
+                    } else {
+                        v.size.to_string()
+                    };
+                    let latest = if v.is_latest { "*" } else { " " };
+                    writeln!(
+                        out,
+                        "{size:>12}  {when:24}  {latest} {:<32}  {}",
+                        v.version_id, v.key
+                    )?;
+                }
+            }
+            Err(e) => {
+                out.flush()?;
+                errors += 1;
+                if matches!(
+                    e.kind(),
+                    ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::Unsupported
+                ) {
+                    return Err(e).with_context(|| format!("cannot list versions of `{location}`"));
                 }
                 eprintln!("larder: error: {e}");
             }

@@ -1246,33 +1246,19 @@ impl Store for S3Store {
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
-        let i = &self.inner;
-        let req = i
-            .client
-            .head_object()
-            .bucket(&i.url.bucket)
-            .key(self.full_key(key.as_str()))
-            .checksum_mode(ChecksumMode::Enabled);
-        let out = with_sse_c!(req, &i.opts).send().await;
-        match out {
-            Ok(o) => {
-                let size = o.content_length().unwrap_or(0).max(0) as u64;
-                Ok(Some(object_meta!(&o, key.clone(), size)))
-            }
-            Err(e) => {
-                let err = map_sdk_error(
-                    &self.inner.endpoint,
-                    e,
-                    Op::Head,
-                    self.location(key.as_str()),
-                );
-                if err.kind() == ErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        self.head_object(key, None).await
+    }
+
+    async fn head_version(&self, key: &Key, version_id: &str) -> Result<Option<ObjectMeta>> {
+        self.head_object(key, Some(version_id)).await
+    }
+
+    async fn version_tags(&self, key: &Key, version_id: &str) -> Result<Option<Tags>> {
+        self.object_tags_of(key, Some(version_id)).await
+    }
+
+    async fn version_part_size(&self, key: &Key, version_id: &str) -> Result<Option<u64>> {
+        self.part_size_of(key, Some(version_id)).await
     }
 
     async fn get(&self, key: &Key, opts: GetOptions) -> Result<GetResult> {
@@ -1485,40 +1471,7 @@ impl Store for S3Store {
     }
 
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
-        let i = &self.inner;
-        if !i.features().part_numbers {
-            return Ok(None);
-        }
-        let req = i
-            .client
-            .head_object()
-            .bucket(&i.url.bucket)
-            .key(self.full_key(key.as_str()))
-            .part_number(1);
-        let out = with_sse_c!(req, &i.opts).send().await.map_err(|e| {
-            map_sdk_error(
-                &self.inner.endpoint,
-                e,
-                Op::Head,
-                self.location(key.as_str()),
-            )
-        })?;
-        Ok(match out.parts_count() {
-            Some(n) if n > 1 => out.content_length().map(|l| l.max(0) as u64),
-            _ => {
-                // A multipart ETag without a part count: the server ignored `partNumber`
-                // (radosgw 16). Learnt once; later lookups cost no request.
-                let parts = out
-                    .e_tag()
-                    .map(normalize_etag)
-                    .as_deref()
-                    .and_then(crate::integrity::etag_part_count);
-                if parts.is_some_and(|n| n > 1) {
-                    i.features.write().expect("features lock").part_numbers = false;
-                }
-                None
-            }
-        })
+        self.part_size_of(key, None).await
     }
 
     fn identity(&self) -> String {

@@ -132,6 +132,8 @@ fn opts() -> TransferOptions {
         checksum: None,
         guess_content_type: true,
         write: Default::default(),
+        bandwidth: None,
+        extra_metadata: Default::default(),
     }
 }
 

@@ -57,6 +57,8 @@ pub async fn vault_get(o: &VaultSyncOptions, key: &str) -> Result<PathBuf, Vault
         checksum: None,
         guess_content_type: false,
         write: Default::default(),
+        bandwidth: None,
+        extra_metadata: Default::default(),
     };
     with_retries(3, || transfer(&remote, &local, &entry, None, &opts)).await?;
     let path = dir.join(&row.key);

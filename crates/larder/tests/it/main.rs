@@ -13,6 +13,7 @@ mod s3;
 mod secrets;
 mod twoway;
 mod vault;
+mod versions;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -472,3 +472,59 @@ fn s3_cleanup_aborts_multipart_uploads_left_behind() {
         (Some(0), Some(0))
     );
 }
+
+/// `--rate-limit-objects` and `--rate-limit-bandwidth` hold the pace across all workers, up
+/// and down. Only lower bounds are asserted (a run cannot be faster than its limit allows);
+/// how close to the limit a run comes is measured by `bench/ratelimit.sh`, not here.
+#[test]
+fn s3_rate_limits_hold_the_pace_across_workers() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    for i in 0..12 {
+        write(
+            &src.join(format!("f{i:02}")),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let (mut c, url) = larder_s3(d.path());
+    let t = std::time::Instant::now();
+    let out = run(c
+        .args(["sync", "--json", "-j", "8", "--rate-limit-objects", "10"])
+        .arg(&src)
+        .arg(&url));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(summary(&out)["transferred"], 12);
+    // 12 objects at 10 a second from an empty bucket of tokens: 1.2 s at least.
+    assert!(t.elapsed().as_secs_f64() >= 1.15, "{:?}", t.elapsed());
+
+    let big = d.path().join("big");
+    write(&big.join("blob"), &vec![7u8; 1 << 20]);
+    let (mut c, big_url) = larder_s3(d.path());
+    let t = std::time::Instant::now();
+    let out = run(c
+        .args(["sync", "--json", "--rate-limit-bandwidth", "512Ki"])
+        .arg(&big)
+        .arg(&big_url));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(t.elapsed().as_secs_f64() >= 1.9, "up: {:?}", t.elapsed());
+    let (mut c, _) = larder_s3(d.path());
+    let down = d.path().join("down");
+    let t = std::time::Instant::now();
+    let out = run(c
+        .args(["sync", "--json", "--rate-limit-bandwidth", "512Ki"])
+        .arg(&big_url)
+        .arg(&down));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(t.elapsed().as_secs_f64() >= 1.9, "down: {:?}", t.elapsed());
+    assert_eq!(
+        std::fs::read(down.join("blob")).unwrap(),
+        vec![7u8; 1 << 20]
+    );
+    // A zero limit is a usage error, not an endless run.
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c
+        .args(["sync", "--rate-limit-bandwidth", "0"])
+        .arg(&big)
+        .arg(&big_url));
+    assert_eq!(out.status.code(), Some(2));
+}
