@@ -177,6 +177,8 @@ pub(crate) struct TransferOptions {
     pub bandwidth: Option<Arc<crate::ratelimit::RateLimiter>>,
     /// User metadata added to every write (a versioned sync's origin version id).
     pub extra_metadata: std::collections::BTreeMap<String, String>,
+    /// Changes each write before it is sent.
+    pub preprocess: Option<Arc<dyn crate::callbacks::PreprocessCallback>>,
 }
 
 /// Copies `entry` from `src` to `dst` (over `dst_entry`, as listed), verified.
@@ -352,6 +354,16 @@ pub(crate) async fn transfer(
         ..opts.write.put_options(&meta, guess, tags)
     };
     put_opts.metadata.extend(opts.extra_metadata.clone());
+    if let Some(p) = &opts.preprocess {
+        p.preprocess(&meta, &mut put_opts).map_err(|e| {
+            larder_store::Error::new(
+                ErrorKind::Other,
+                larder_store::Op::Put,
+                dst.location(entry.key.as_str()),
+            )
+            .with_detail(format!("preprocess callback: {e}"))
+        })?;
+    }
     // The kept bytes went through the hash; the store writes only what follows them.
     let body = skip_bytes(Box::pin(body), offset);
     let put = dst

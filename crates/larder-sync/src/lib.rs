@@ -29,6 +29,7 @@
 //! or when there are more than [`SyncOptions::max_delete`].
 #![warn(missing_docs)]
 
+pub mod callbacks;
 pub mod compare;
 mod execute;
 pub mod filter;
@@ -114,6 +115,10 @@ pub struct SyncOptions {
     pub cache: Option<Arc<MetaCache>>,
     /// Called for every planned or finished action.
     pub on_event: Option<EventHandler>,
+    /// Decides which source objects are synced, after the filters ([`callbacks`]).
+    pub filter_callback: Option<Arc<dyn callbacks::FilterCallback>>,
+    /// Changes what each write carries before it is sent ([`callbacks`]).
+    pub preprocess_callback: Option<Arc<dyn callbacks::PreprocessCallback>>,
     /// Cancels the run: in-flight transfers are dropped (which aborts multipart uploads and
     /// removes temp files) and the report says `cancelled`.
     pub cancel: CancellationToken,
@@ -155,6 +160,8 @@ impl Default for SyncOptions {
             write: WriteOptions::default(),
             cache: None,
             on_event: None,
+            filter_callback: None,
+            preprocess_callback: None,
             cancel: CancellationToken::new(),
         }
     }
@@ -388,6 +395,7 @@ pub async fn sync(
         write: opts.write.clone(),
         bandwidth: opts.rate_limit_bandwidth.map(ratelimit::RateLimiter::bytes),
         extra_metadata: Default::default(),
+        preprocess: opts.preprocess_callback.clone(),
     });
     let objects_limit = opts.rate_limit_objects.map(ratelimit::RateLimiter::objects);
     // Shared by every step: SyncOptions holds compiled filters, too costly to clone per key.
@@ -626,6 +634,22 @@ fn is_dir_marker(e: &Entry, dst: &Arc<dyn Store>) -> bool {
     e.size == 0 && e.key.as_str().ends_with('/') && !dst.capabilities().file_and_prefix
 }
 
+/// The filter callback's verdict on a source entry (true without one); a failed call fails
+/// the key.
+fn callback_keeps(opts: &SyncOptions, s: &Entry) -> Result<bool, Step> {
+    let Some(f) = &opts.filter_callback else {
+        return Ok(true);
+    };
+    f.keep(s).map_err(|e| Step::Failed {
+        failure: KeyFailure {
+            key: s.key.as_str().to_owned(),
+            kind: ErrorKind::Other,
+            message: format!("{}: filter callback: {e}", s.key),
+        },
+        src_listing: false,
+    })
+}
+
 async fn step(
     item: MarchItem,
     src: &Arc<dyn Store>,
@@ -674,6 +698,11 @@ async fn step(
             if !opts.filters.keeps(&s) || is_dir_marker(&s, dst) {
                 return Step::Filtered;
             }
+            match callback_keeps(opts, &s) {
+                Ok(true) => {}
+                Ok(false) => return Step::Filtered,
+                Err(failed) => return failed,
+            }
             if let Some(skip) = archived(&s) {
                 return skip;
             }
@@ -682,6 +711,11 @@ async fn step(
         MarchItem::Pair(Pair::Both(s, d)) => {
             if !opts.filters.keeps(&s) || is_dir_marker(&s, dst) {
                 return Step::Filtered;
+            }
+            match callback_keeps(opts, &s) {
+                Ok(true) => {}
+                Ok(false) => return Step::Filtered,
+                Err(failed) => return failed,
             }
             match compare::compare(
                 opts.compare,

@@ -333,6 +333,7 @@ pub async fn sync_versions(
             .rate_limit_bandwidth
             .map(crate::ratelimit::RateLimiter::bytes),
         extra_metadata: Default::default(),
+        preprocess: opts.preprocess_callback.clone(),
     });
     let objects_limit = opts
         .rate_limit_objects
@@ -518,6 +519,27 @@ impl KeyCtx {
         if !self.opts.filters.keeps_key(key.as_str()) {
             out.filtered = 1;
             return out;
+        }
+        // The filter callback judges the key by its newest version.
+        if let (Some(f), Some(newest)) = (
+            &self.opts.filter_callback,
+            src.iter().find(|v| !v.delete_marker),
+        ) {
+            match f.keep(&newest.to_entry()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    out.filtered = 1;
+                    return out;
+                }
+                Err(e) => {
+                    out.failure = Some(crate::KeyFailure {
+                        key: key.as_str().to_owned(),
+                        kind: ErrorKind::Other,
+                        message: format!("{key}: filter callback: {e}"),
+                    });
+                    return out;
+                }
+            }
         }
         if let Err(e) = self.run_key(&key, &src, &dst, &mut out).await {
             out.failure = Some(crate::failure(key.as_str(), &e));

@@ -243,6 +243,8 @@ pub struct SyncArgs {
     pub no_follow_symlinks: bool,
     #[command(flatten)]
     pub write: crate::write_args::WriteArgs,
+    #[command(flatten)]
+    pub lua: crate::lua_args::LuaArgs,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -388,6 +388,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
             UsageError("--enable-versioning writes versions: the destination must be s3://… (a versioned bucket)".into())
         );
     }
+    let callbacks = a.lua.load()?;
     let (mut src, mut dst) = open_pair(&a.pair, symlinks, tune_side, detect).await?;
     if let Some(t) = a.point_in_time {
         src = Arc::new(larder_sync::versioning::PointInTime::new(src, t));
@@ -505,6 +506,16 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         }
     });
 
+    // The event script sees every event the output does, after it.
+    let on_event: larder_sync::EventHandler = match callbacks.events.clone() {
+        None => on_event,
+        Some(lua) => Arc::new(move |e: &Event| {
+            on_event(e);
+            if let Err(err) = lua.on_event(e) {
+                tracing::warn!("{err}");
+            }
+        }),
+    };
     let stop = crate::signals::Stop::listen();
     let compare = if a.size_only {
         larder_sync::CompareMode::Size
@@ -536,6 +547,12 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         on_event: Some(on_event),
         cancel: stop.token.clone(),
         write: a.write.write_options(),
+        filter_callback: callbacks
+            .filter
+            .map(|f| f as Arc<dyn larder_sync::callbacks::FilterCallback>),
+        preprocess_callback: callbacks
+            .preprocess
+            .map(|p| p as Arc<dyn larder_sync::callbacks::PreprocessCallback>),
         ..SyncOptions::default()
     };
     let report = if a.enable_versioning {

@@ -8,6 +8,7 @@ mod cache_sync_cmd;
 mod cli;
 mod commands;
 mod exit;
+mod lua_args;
 mod redact;
 mod signals;
 mod vault_cmd;

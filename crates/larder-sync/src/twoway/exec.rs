@@ -134,6 +134,7 @@ fn opts() -> TransferOptions {
         write: Default::default(),
         bandwidth: None,
         extra_metadata: Default::default(),
+        preprocess: None,
     }
 }
 

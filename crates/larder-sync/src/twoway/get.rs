@@ -59,6 +59,7 @@ pub async fn vault_get(o: &VaultSyncOptions, key: &str) -> Result<PathBuf, Vault
         write: Default::default(),
         bandwidth: None,
         extra_metadata: Default::default(),
+        preprocess: None,
     };
     with_retries(3, || transfer(&remote, &local, &entry, None, &opts)).await?;
     let path = dir.join(&row.key);

@@ -7,6 +7,7 @@ mod cache_vault;
 mod cli;
 mod crash;
 mod faults;
+mod lua;
 mod matrix;
 mod metadata;
 mod s3;

@@ -1,0 +1,91 @@
+//! `larder sync`'s Lua callbacks (s3sync's options): scripts loaded before anything is
+//! listed, so a script that cannot serve is a usage error (exit 2).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args as ClapArgs;
+use larder_lua::{Limits, LuaEvents, LuaFilter, LuaPreprocess, Sandbox};
+
+use crate::commands::UsageError;
+
+/// Lua 5.4 scripts a sync calls.
+#[derive(Debug, Clone, Default, ClapArgs)]
+#[command(next_help_heading = "Lua callbacks")]
+pub struct LuaArgs {
+    /// A script defining `filter(object) -> boolean`, called per source object the other
+    /// filters keep (object: key, size, last_modified, etag, storage_class).
+    #[arg(long, env = "LARDER_FILTER_CALLBACK_LUA_SCRIPT", value_name = "FILE")]
+    pub filter_callback_lua_script: Option<PathBuf>,
+    /// A script defining `preprocess(object, upload)`, called per write: it may change
+    /// upload.content_type, cache_control, metadata, tags, storage_class and the other
+    /// headers.
+    #[arg(
+        long,
+        env = "LARDER_PREPROCESS_CALLBACK_LUA_SCRIPT",
+        value_name = "FILE"
+    )]
+    pub preprocess_callback_lua_script: Option<PathBuf>,
+    /// A script defining `on_event(event)`, called per action and failure (event: event,
+    /// key, size, reason, dry_run, error).
+    #[arg(long, env = "LARDER_EVENT_CALLBACK_LUA_SCRIPT", value_name = "FILE")]
+    pub event_callback_lua_script: Option<PathBuf>,
+    /// Give the scripts Lua's `os` and `io` libraries (off by default: sandboxed).
+    #[arg(long, env = "LARDER_ALLOW_LUA_OS_LIBRARY")]
+    pub allow_lua_os_library: bool,
+    /// Give the scripts every Lua library, `debug` and C modules included.
+    #[arg(long, env = "LARDER_ALLOW_LUA_UNSAFE_VM")]
+    pub allow_lua_unsafe_vm: bool,
+    /// Memory each script may allocate.
+    #[arg(long, env = "LARDER_LUA_MEMORY_LIMIT", value_name = "SIZE", default_value = "64Mi", value_parser = crate::cli::parse_size)]
+    pub lua_memory_limit: u64,
+    /// How long one call of a script may run.
+    #[arg(long, env = "LARDER_LUA_CALLBACK_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = crate::cli::parse_timeout)]
+    pub lua_callback_timeout: std::time::Duration,
+}
+
+/// The loaded scripts.
+#[derive(Debug, Default)]
+pub struct Callbacks {
+    pub filter: Option<Arc<LuaFilter>>,
+    pub preprocess: Option<Arc<LuaPreprocess>>,
+    pub events: Option<Arc<LuaEvents>>,
+}
+
+impl LuaArgs {
+    /// Loads the scripts given.
+    pub fn load(&self) -> anyhow::Result<Callbacks> {
+        let sandbox = if self.allow_lua_unsafe_vm {
+            Sandbox::Unsafe
+        } else if self.allow_lua_os_library {
+            Sandbox::WithOs
+        } else {
+            Sandbox::Safe
+        };
+        let limits = Limits {
+            memory: usize::try_from(self.lua_memory_limit).unwrap_or(usize::MAX),
+            call_timeout: self.lua_callback_timeout,
+        };
+        let usage = |e: larder_lua::LuaError| UsageError(e.to_string());
+        Ok(Callbacks {
+            filter: self
+                .filter_callback_lua_script
+                .as_deref()
+                .map(|p| LuaFilter::load(p, sandbox, limits).map(Arc::new))
+                .transpose()
+                .map_err(usage)?,
+            preprocess: self
+                .preprocess_callback_lua_script
+                .as_deref()
+                .map(|p| LuaPreprocess::load(p, sandbox, limits).map(Arc::new))
+                .transpose()
+                .map_err(usage)?,
+            events: self
+                .event_callback_lua_script
+                .as_deref()
+                .map(|p| LuaEvents::load(p, sandbox, limits).map(Arc::new))
+                .transpose()
+                .map_err(usage)?,
+        })
+    }
+}
