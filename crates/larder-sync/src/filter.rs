@@ -6,6 +6,7 @@
 //! anchored. An exclude wins over an include; with any include given, a key must match one.
 //! A key the filters leave out is neither transferred nor deleted.
 
+use std::ops::Not;
 use std::time::SystemTime;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -145,6 +146,95 @@ impl Filters {
     }
 }
 
+/// Filters on what only a read of the object tells (s3sync's
+/// `--filter-include-content-type-regex` and the like): its Content-Type, user metadata and
+/// tags. They cost one HEAD (and, for tags, one GetObjectTagging) per object the sync would
+/// otherwise transfer; keys already up to date are decided without them.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectFilters {
+    /// Only objects whose Content-Type matches.
+    pub include_content_type: Option<Regex>,
+    /// Leave out objects whose Content-Type matches.
+    pub exclude_content_type: Option<Regex>,
+    /// Only objects whose user metadata, as `k1=v1,k2=v2` (keys sorted), matches.
+    pub include_metadata: Option<Regex>,
+    /// Leave out objects whose user metadata matches.
+    pub exclude_metadata: Option<Regex>,
+    /// Only objects whose tags, as `k1=v1&k2=v2` (keys sorted, URL-encoded), match.
+    pub include_tag: Option<Regex>,
+    /// Leave out objects whose tags match.
+    pub exclude_tag: Option<Regex>,
+}
+
+impl ObjectFilters {
+    /// Whether any is set.
+    pub fn is_empty(&self) -> bool {
+        self.include_content_type.is_none()
+            && self.exclude_content_type.is_none()
+            && self.needs_tags().not()
+            && self.include_metadata.is_none()
+            && self.exclude_metadata.is_none()
+    }
+
+    /// Whether a tag filter is set (the tags must be read).
+    pub fn needs_tags(&self) -> bool {
+        self.include_tag.is_some() || self.exclude_tag.is_some()
+    }
+
+    /// Whether an object with this Content-Type, user metadata and tags is kept. An object
+    /// without a Content-Type (or without tags) matches against the empty string.
+    pub fn keeps(
+        &self,
+        content_type: Option<&str>,
+        metadata: &std::collections::BTreeMap<String, String>,
+        tags: Option<&larder_store::Tags>,
+    ) -> bool {
+        let check = |inc: &Option<Regex>, exc: &Option<Regex>, text: &str| {
+            inc.as_ref().is_none_or(|r| r.is_match(text))
+                && exc.as_ref().is_none_or(|r| !r.is_match(text))
+        };
+        let md = metadata
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let tags = tags
+            .map(|t| {
+                let enc = |s: &str| {
+                    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                        .to_string()
+                };
+                t.iter()
+                    .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            })
+            .unwrap_or_default();
+        check(
+            &self.include_content_type,
+            &self.exclude_content_type,
+            content_type.unwrap_or(""),
+        ) && check(&self.include_metadata, &self.exclude_metadata, &md)
+            && check(&self.include_tag, &self.exclude_tag, &tags)
+    }
+}
+
+/// Compiles an optional regex, naming it when it does not parse.
+///
+/// # Errors
+///
+/// A pattern that does not parse.
+pub fn regex(pattern: Option<&str>) -> Result<Option<Regex>, FilterError> {
+    pattern
+        .map(|p| {
+            Regex::new(p).map_err(|source| FilterError::Regex {
+                pattern: p.to_owned(),
+                source,
+            })
+        })
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +274,42 @@ mod tests {
         let e = Filters::new(&[], &[], &["(".into()], &[]).unwrap_err();
         assert!(e.to_string().contains("`(`"));
         assert!(Filters::new(&["a[".into()], &[], &[], &[]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod object_tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn content_type_metadata_and_tags_filter_by_regex() {
+        let f = ObjectFilters {
+            include_content_type: regex(Some("^image/")).unwrap(),
+            exclude_metadata: regex(Some("(^|,)private=yes(,|$)")).unwrap(),
+            include_tag: regex(Some("(^|&)team=web(&|$)")).unwrap(),
+            ..Default::default()
+        };
+        let md = |p: &[(&str, &str)]| -> BTreeMap<String, String> {
+            p.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        };
+        let web = md(&[("team", "web"), ("z", "a b")]);
+        assert!(f.keeps(Some("image/png"), &md(&[]), Some(&web)));
+        assert!(!f.keeps(Some("text/html"), &md(&[]), Some(&web)));
+        assert!(
+            !f.keeps(None, &md(&[]), Some(&web)),
+            "no type matches as empty"
+        );
+        assert!(!f.keeps(Some("image/png"), &md(&[("private", "yes")]), Some(&web)));
+        assert!(!f.keeps(Some("image/png"), &md(&[]), None));
+        assert!(f.needs_tags() && !f.is_empty());
+        assert!(ObjectFilters::default().is_empty());
+        // Tags are matched URL-encoded, keys sorted.
+        let enc = ObjectFilters {
+            include_tag: regex(Some("^a=1&z=a%20b$")).unwrap(),
+            ..Default::default()
+        };
+        assert!(enc.keeps(None, &md(&[]), Some(&md(&[("z", "a b"), ("a", "1")]))));
+        assert!(regex(Some("(")).is_err());
     }
 }

@@ -115,6 +115,12 @@ pub struct SyncOptions {
     pub cache: Option<Arc<MetaCache>>,
     /// Called for every planned or finished action.
     pub on_event: Option<EventHandler>,
+    /// Filters on Content-Type, user metadata and tags (one HEAD per object that would
+    /// otherwise be transferred; tags one more request).
+    pub object_filters: filter::ObjectFilters,
+    /// With `delete`, also delete destination keys the filters leave out (rclone's and
+    /// s3sync's `--delete-excluded`).
+    pub delete_excluded: bool,
     /// Decides which source objects are synced, after the filters ([`callbacks`]).
     pub filter_callback: Option<Arc<dyn callbacks::FilterCallback>>,
     /// Changes what each write carries before it is sent ([`callbacks`]).
@@ -160,6 +166,8 @@ impl Default for SyncOptions {
             write: WriteOptions::default(),
             cache: None,
             on_event: None,
+            object_filters: Default::default(),
+            delete_excluded: false,
             filter_callback: None,
             preprocess_callback: None,
             cancel: CancellationToken::new(),
@@ -634,6 +642,32 @@ fn is_dir_marker(e: &Entry, dst: &Arc<dyn Store>) -> bool {
     e.size == 0 && e.key.as_str().ends_with('/') && !dst.capabilities().file_and_prefix
 }
 
+/// Whether the object filters keep a source object: one HEAD (its Content-Type, guessed from
+/// the key where the store keeps none, and user metadata) and, for tag filters, its tags.
+async fn object_filters_keep(
+    src: &Arc<dyn Store>,
+    entry: &Entry,
+    opts: &SyncOptions,
+) -> larder_store::Result<bool> {
+    let f = &opts.object_filters;
+    let meta = src.head(&entry.key).await?;
+    let content_type = meta
+        .as_ref()
+        .and_then(|m| m.content_type.clone())
+        .or_else(|| {
+            mime_guess::from_path(entry.key.as_str())
+                .first()
+                .map(|m| m.essence_str().to_owned())
+        });
+    let metadata = meta.map(|m| m.metadata).unwrap_or_default();
+    let tags = if f.needs_tags() {
+        src.tags(&entry.key).await?
+    } else {
+        None
+    };
+    Ok(f.keeps(content_type.as_deref(), &metadata, tags.as_ref()))
+}
+
 /// The filter callback's verdict on a source entry (true without one); a failed call fails
 /// the key.
 fn callback_keeps(opts: &SyncOptions, s: &Entry) -> Result<bool, Step> {
@@ -688,7 +722,9 @@ async fn step(
         }
         MarchItem::Pair(Pair::DstOnly(d)) => {
             // A key the filters leave out is not the sync's business, not even to delete.
-            return if opts.delete && opts.filters.keeps_key(d.key.as_str()) {
+            return if opts.delete
+                && (opts.delete_excluded || opts.filters.keeps_key(d.key.as_str()))
+            {
                 Step::Delete(d)
             } else {
                 Step::Filtered
@@ -709,12 +745,22 @@ async fn step(
             (s, Reason::Missing, None)
         }
         MarchItem::Pair(Pair::Both(s, d)) => {
-            if !opts.filters.keeps(&s) || is_dir_marker(&s, dst) {
+            if is_dir_marker(&s, dst) {
                 return Step::Filtered;
+            }
+            let excluded = |d: Entry| {
+                if opts.delete && opts.delete_excluded {
+                    Step::Delete(d)
+                } else {
+                    Step::Filtered
+                }
+            };
+            if !opts.filters.keeps(&s) {
+                return excluded(d);
             }
             match callback_keeps(opts, &s) {
                 Ok(true) => {}
-                Ok(false) => return Step::Filtered,
+                Ok(false) => return excluded(d),
                 Err(failed) => return failed,
             }
             match compare::compare(
@@ -755,6 +801,23 @@ async fn step(
             }
         }
     };
+    if !opts.object_filters.is_empty() {
+        match object_filters_keep(src, &entry, opts).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return match dst_entry {
+                    Some(d) if opts.delete && opts.delete_excluded => Step::Delete(d),
+                    _ => Step::Filtered,
+                }
+            }
+            Err(e) => {
+                return Step::Failed {
+                    failure: failure(entry.key.as_str(), &e),
+                    src_listing: false,
+                }
+            }
+        }
+    }
     if opts.dry_run {
         return Step::Done {
             action: Action::Transfer,

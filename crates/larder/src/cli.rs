@@ -105,22 +105,32 @@ pub struct FilterArgs {
     #[arg(long, env = "LARDER_FILES_FROM", value_name = "FILE")]
     pub files_from: Option<PathBuf>,
     /// Only keys matching this regex (repeatable).
-    #[arg(long, env = "LARDER_INCLUDE_REGEX", value_name = "REGEX")]
+    #[arg(
+        long,
+        visible_alias = "filter-include-regex",
+        env = "LARDER_INCLUDE_REGEX",
+        value_name = "REGEX"
+    )]
     pub include_regex: Vec<String>,
     /// Leave out keys matching this regex (repeatable).
-    #[arg(long, env = "LARDER_EXCLUDE_REGEX", value_name = "REGEX")]
+    #[arg(
+        long,
+        visible_alias = "filter-exclude-regex",
+        env = "LARDER_EXCLUDE_REGEX",
+        value_name = "REGEX"
+    )]
     pub exclude_regex: Vec<String>,
     /// Only objects of at least this size (bytes, or with K, M, G, Ki, Mi, Gi).
-    #[arg(long, env = "LARDER_MIN_SIZE", value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, visible_alias = "filter-larger-size", env = "LARDER_MIN_SIZE", value_name = "SIZE", value_parser = parse_size)]
     pub min_size: Option<u64>,
     /// Only objects of at most this size.
-    #[arg(long, env = "LARDER_MAX_SIZE", value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, visible_alias = "filter-smaller-size", env = "LARDER_MAX_SIZE", value_name = "SIZE", value_parser = parse_size)]
     pub max_size: Option<u64>,
     /// Only objects modified after this time (RFC 3339, or an age such as `7d`, `12h`).
-    #[arg(long, env = "LARDER_NEWER_THAN", value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, visible_alias = "filter-mtime-after", env = "LARDER_NEWER_THAN", value_name = "TIME", value_parser = parse_time)]
     pub newer_than: Option<std::time::SystemTime>,
     /// Only objects modified before this time (RFC 3339, or an age).
-    #[arg(long, env = "LARDER_OLDER_THAN", value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, visible_alias = "filter-mtime-before", env = "LARDER_OLDER_THAN", value_name = "TIME", value_parser = parse_time)]
     pub older_than: Option<std::time::SystemTime>,
 }
 
@@ -243,6 +253,45 @@ pub struct SyncArgs {
     pub no_follow_symlinks: bool,
     #[command(flatten)]
     pub write: crate::write_args::WriteArgs,
+    /// With --delete, also delete destination keys the filters leave out.
+    #[arg(long, env = "LARDER_DELETE_EXCLUDED", requires = "delete")]
+    pub delete_excluded: bool,
+    /// Only objects whose Content-Type matches this regex (one HEAD per object that would
+    /// be transferred; a local file's type is guessed from its name).
+    #[arg(
+        long,
+        env = "LARDER_FILTER_INCLUDE_CONTENT_TYPE_REGEX",
+        value_name = "REGEX"
+    )]
+    pub filter_include_content_type_regex: Option<String>,
+    /// Leave out objects whose Content-Type matches this regex.
+    #[arg(
+        long,
+        env = "LARDER_FILTER_EXCLUDE_CONTENT_TYPE_REGEX",
+        value_name = "REGEX"
+    )]
+    pub filter_exclude_content_type_regex: Option<String>,
+    /// Only objects whose user metadata, as `k1=v1,k2=v2` (keys sorted), matches this regex.
+    #[arg(
+        long,
+        env = "LARDER_FILTER_INCLUDE_METADATA_REGEX",
+        value_name = "REGEX"
+    )]
+    pub filter_include_metadata_regex: Option<String>,
+    /// Leave out objects whose user metadata matches this regex.
+    #[arg(
+        long,
+        env = "LARDER_FILTER_EXCLUDE_METADATA_REGEX",
+        value_name = "REGEX"
+    )]
+    pub filter_exclude_metadata_regex: Option<String>,
+    /// Only objects whose tags, as `k1=v1&k2=v2` (keys sorted, URL-encoded), match this regex
+    /// (one more request per object that would be transferred).
+    #[arg(long, env = "LARDER_FILTER_INCLUDE_TAG_REGEX", value_name = "REGEX")]
+    pub filter_include_tag_regex: Option<String>,
+    /// Leave out objects whose tags match this regex.
+    #[arg(long, env = "LARDER_FILTER_EXCLUDE_TAG_REGEX", value_name = "REGEX")]
+    pub filter_exclude_tag_regex: Option<String>,
     #[command(flatten)]
     pub lua: crate::lua_args::LuaArgs,
 }

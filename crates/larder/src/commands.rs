@@ -283,6 +283,18 @@ fn filters(a: &FilterArgs) -> anyhow::Result<Filters> {
     Ok(f)
 }
 
+fn object_filters(a: &SyncArgs) -> anyhow::Result<larder_sync::filter::ObjectFilters> {
+    use larder_sync::filter::regex;
+    Ok(larder_sync::filter::ObjectFilters {
+        include_content_type: regex(a.filter_include_content_type_regex.as_deref())?,
+        exclude_content_type: regex(a.filter_exclude_content_type_regex.as_deref())?,
+        include_metadata: regex(a.filter_include_metadata_regex.as_deref())?,
+        exclude_metadata: regex(a.filter_exclude_metadata_regex.as_deref())?,
+        include_tag: regex(a.filter_include_tag_regex.as_deref())?,
+        exclude_tag: regex(a.filter_exclude_tag_regex.as_deref())?,
+    })
+}
+
 /// The metadata cache in the state directory; `None` (with a warning) when it cannot be
 /// opened, which costs HEADs and hashes, never correctness.
 /// The journal of multipart uploads in the state directory (none, with a warning, when it
@@ -547,6 +559,8 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         on_event: Some(on_event),
         cancel: stop.token.clone(),
         write: a.write.write_options(),
+        object_filters: object_filters(&a)?,
+        delete_excluded: a.delete_excluded,
         filter_callback: callbacks
             .filter
             .map(|f| f as Arc<dyn larder_sync::callbacks::FilterCallback>),

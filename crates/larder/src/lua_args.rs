@@ -37,7 +37,7 @@ pub struct LuaArgs {
     #[arg(long, env = "LARDER_ALLOW_LUA_UNSAFE_VM")]
     pub allow_lua_unsafe_vm: bool,
     /// Memory each script may allocate.
-    #[arg(long, env = "LARDER_LUA_MEMORY_LIMIT", value_name = "SIZE", default_value = "64Mi", value_parser = crate::cli::parse_size)]
+    #[arg(long, visible_alias = "lua-vm-memory-limit", env = "LARDER_LUA_MEMORY_LIMIT", value_name = "SIZE", default_value = "64Mi", value_parser = crate::cli::parse_size)]
     pub lua_memory_limit: u64,
     /// How long one call of a script may run.
     #[arg(long, env = "LARDER_LUA_CALLBACK_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = crate::cli::parse_timeout)]

@@ -10,6 +10,7 @@ mod faults;
 mod lua;
 mod matrix;
 mod metadata;
+mod object_filters;
 mod s3;
 mod secrets;
 mod twoway;
