@@ -75,25 +75,26 @@ pub fn current_at(versions: &[Version], at: SystemTime) -> Option<&Version> {
 #[derive(Debug, Default)]
 struct Pins(Mutex<HashMap<Key, String>>);
 
-impl Pins {
-    fn get(&self, key: &Key) -> Option<String> {
-        self.0.lock().expect("pins lock").get(key).cloned()
-    }
-    fn set(&self, key: Key, version_id: String) {
-        self.0.lock().expect("pins lock").insert(key, version_id);
-    }
+/// Which version of a key reads go to.
+#[derive(Debug)]
+enum Pin {
+    /// A point in time: the pinned keys' versions, found by the listing.
+    At(SystemTime, Arc<Pins>),
+    /// One version, whatever the key (a versioned sync's copy of one version).
+    One(String),
 }
 
-/// A source store seen as it was at an instant (`--point-in-time`); see the module docs.
+/// A source store seen as it was at an instant (`--point-in-time`), or one version of one
+/// object; see the module docs. Read-only.
 ///
-/// Only keys whose version then is not the latest are remembered (to read that version),
-/// so memory grows with the keys changed since, not with the bucket. A key changed between
-/// the listing and its read is caught by the read's `If-Match` on the listed ETag.
+/// At an instant, only keys whose version then is not the latest are remembered (to read
+/// that version), so memory grows with the keys changed since, not with the bucket. A key
+/// changed between the listing and its read is caught by the read's `If-Match` on the
+/// listed ETag.
 #[derive(Debug)]
 pub struct PointInTime {
     inner: Arc<dyn Store>,
-    at: SystemTime,
-    pins: Arc<Pins>,
+    pin: Pin,
 }
 
 impl PointInTime {
@@ -101,27 +102,57 @@ impl PointInTime {
     pub fn new(inner: Arc<dyn Store>, at: SystemTime) -> Self {
         PointInTime {
             inner,
-            at,
-            pins: Arc::default(),
+            pin: Pin::At(at, Arc::default()),
         }
+    }
+
+    /// Reads of any key go to `version_id`.
+    fn one(inner: Arc<dyn Store>, version_id: String) -> Self {
+        PointInTime {
+            inner,
+            pin: Pin::One(version_id),
+        }
+    }
+
+    /// The version reads of `key` go to; `None`: the latest.
+    fn version(&self, key: &Key) -> Option<String> {
+        match &self.pin {
+            Pin::At(_, pins) => pins.0.lock().expect("pins lock").get(key).cloned(),
+            Pin::One(v) => Some(v.clone()),
+        }
+    }
+
+    fn read_only(&self, key: &str) -> larder_store::Error {
+        larder_store::Error::new(
+            ErrorKind::Unsupported,
+            larder_store::Op::Put,
+            self.location(key),
+        )
+        .with_detail("a view of past versions is read-only")
     }
 }
 
 impl fmt::Display for PointInTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} at {}",
-            self.inner,
-            humantime::format_rfc3339_millis(self.at)
-        )
+        match &self.pin {
+            Pin::At(at, _) => write!(
+                f,
+                "{} at {}",
+                self.inner,
+                humantime::format_rfc3339_millis(*at)
+            ),
+            Pin::One(v) => write!(f, "{} (version {v})", self.inner),
+        }
     }
 }
 
 #[async_trait]
 impl Store for PointInTime {
     fn list(&self, prefix: &str) -> BoxStream<'static, Result<Entry>> {
-        let (at, pins) = (self.at, self.pins.clone());
+        let Pin::At(at, pins) = &self.pin else {
+            return self.inner.list(prefix);
+        };
+        let (at, pins) = (*at, pins.clone());
         by_key(self.inner.list_versions(prefix))
             .filter_map(move |group| {
                 let pins = pins.clone();
@@ -132,7 +163,10 @@ impl Store for PointInTime {
                     };
                     let v = current_at(&group, at)?;
                     if !v.is_latest {
-                        pins.set(v.key.clone(), v.version_id.clone());
+                        pins.0
+                            .lock()
+                            .expect("pins lock")
+                            .insert(v.key.clone(), v.version_id.clone());
                     }
                     Some(Ok(v.to_entry()))
                 }
@@ -140,34 +174,34 @@ impl Store for PointInTime {
             .boxed()
     }
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
-        match self.pins.get(key) {
+        match self.version(key) {
             Some(v) => self.inner.head_version(key, &v).await,
             None => self.inner.head(key).await,
         }
     }
     async fn get(&self, key: &Key, mut opts: GetOptions) -> Result<GetResult> {
         if opts.version_id.is_none() {
-            opts.version_id = self.pins.get(key);
+            opts.version_id = self.version(key);
         }
         self.inner.get(key, opts).await
     }
     async fn put(&self, key: &Key, _: Body, _: PutOptions) -> Result<PutResult> {
-        Err(read_only(self, key))
+        Err(self.read_only(key.as_str()))
     }
     async fn delete(&self, keys: &[Key]) -> Result<DeleteReport> {
-        Err(read_only(self, keys.first().map_or("", Key::as_str)))
+        Err(self.read_only(keys.first().map_or("", Key::as_str)))
     }
     async fn copy(&self, from: &Key, _: &Key, _: CopyOptions) -> Result<PutResult> {
-        Err(read_only(self, from))
+        Err(self.read_only(from.as_str()))
     }
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
-        match self.pins.get(key) {
+        match self.version(key) {
             Some(v) => self.inner.version_part_size(key, &v).await,
             None => self.inner.first_part_size(key).await,
         }
     }
     async fn tags(&self, key: &Key) -> Result<Option<Tags>> {
-        match self.pins.get(key) {
+        match self.version(key) {
             Some(v) => self.inner.version_tags(key, &v).await,
             None => self.inner.tags(key).await,
         }
@@ -182,67 +216,10 @@ impl Store for PointInTime {
         self.inner.capabilities()
     }
     fn location(&self, key: &str) -> String {
-        self.inner.location(key)
-    }
-}
-
-fn read_only(s: &dyn Store, key: impl AsRef<str>) -> larder_store::Error {
-    larder_store::Error::new(
-        ErrorKind::Unsupported,
-        larder_store::Op::Put,
-        s.location(key.as_ref()),
-    )
-    .with_detail("a point-in-time view is read-only")
-}
-
-/// One version of one object as a store: reads of `key` go to `version_id`.
-#[derive(Debug)]
-struct OneVersion {
-    inner: Arc<dyn Store>,
-    version_id: String,
-}
-
-impl fmt::Display for OneVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (version {})", self.inner, self.version_id)
-    }
-}
-
-#[async_trait]
-impl Store for OneVersion {
-    fn list(&self, prefix: &str) -> BoxStream<'static, Result<Entry>> {
-        self.inner.list(prefix)
-    }
-    async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
-        self.inner.head_version(key, &self.version_id).await
-    }
-    async fn get(&self, key: &Key, mut opts: GetOptions) -> Result<GetResult> {
-        opts.version_id = Some(self.version_id.clone());
-        self.inner.get(key, opts).await
-    }
-    async fn put(&self, key: &Key, _: Body, _: PutOptions) -> Result<PutResult> {
-        Err(read_only(self, key))
-    }
-    async fn delete(&self, keys: &[Key]) -> Result<DeleteReport> {
-        Err(read_only(self, keys.first().map_or("", Key::as_str)))
-    }
-    async fn copy(&self, from: &Key, _: &Key, _: CopyOptions) -> Result<PutResult> {
-        Err(read_only(self, from))
-    }
-    async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
-        self.inner.version_part_size(key, &self.version_id).await
-    }
-    async fn tags(&self, key: &Key) -> Result<Option<Tags>> {
-        self.inner.version_tags(key, &self.version_id).await
-    }
-    fn identity(&self) -> String {
-        self.inner.identity()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn location(&self, key: &str) -> String {
-        format!("{}?versionId={}", self.inner.location(key), self.version_id)
+        match &self.pin {
+            Pin::One(v) => format!("{}?versionId={v}", self.inner.location(key)),
+            Pin::At(..) => self.inner.location(key),
+        }
     }
 }
 
@@ -606,10 +583,8 @@ impl KeyCtx {
             if let Some(l) = &self.objects_limit {
                 l.acquire(1).await;
             }
-            let one: Arc<dyn Store> = Arc::new(OneVersion {
-                inner: self.src.clone(),
-                version_id: v.version_id.clone(),
-            });
+            let one: Arc<dyn Store> =
+                Arc::new(PointInTime::one(self.src.clone(), v.version_id.clone()));
             let mut topts = (*self.topts).clone();
             topts
                 .extra_metadata

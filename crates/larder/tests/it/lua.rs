@@ -2,22 +2,11 @@
 //! the metadata and tags written (radosgw keeps tags; the AWS CLI reads them back), an event
 //! script sees each action, and the sandbox refuses `os` with a clear error.
 
-use std::path::Path;
-use std::process::Command;
 
 use larder_testutil::{aws_cli, S3Env};
 use serde_json::Value;
 
 use crate::*;
-
-fn larder_on(state: &Path, env: &S3Env) -> Command {
-    let mut c = larder(state);
-    c.env("AWS_ACCESS_KEY_ID", &env.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &env.secret_access_key)
-        .env("AWS_REGION", &env.region)
-        .env("LARDER_ENDPOINT_URL", &env.endpoint);
-    c
-}
 
 fn api(env: &S3Env, op: &str, key: &str) -> Value {
     let out = aws_cli(env, &["s3api", op, "--bucket", &env.bucket, "--key", key]);

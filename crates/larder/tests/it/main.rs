@@ -36,6 +36,16 @@ pub fn larder(state: &Path) -> Command {
     c
 }
 
+/// `larder` pointed at `env`'s server with its credentials (Garage's or radosgw's).
+pub fn larder_on(state: &Path, env: &larder_testutil::S3Env) -> Command {
+    let mut c = larder(state);
+    c.env("AWS_ACCESS_KEY_ID", &env.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &env.secret_access_key)
+        .env("AWS_REGION", &env.region)
+        .env("LARDER_ENDPOINT_URL", &env.endpoint);
+    c
+}
+
 pub fn run(c: &mut Command) -> Output {
     let out = c.output().expect("run larder");
     eprintln!(

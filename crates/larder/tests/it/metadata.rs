@@ -4,22 +4,11 @@
 //! has none of those and must refuse them by name.
 
 use std::path::Path;
-use std::process::Command;
 
 use larder_testutil::{aws_cli, S3Env};
 use serde_json::Value;
 
 use crate::*;
-
-/// `larder` pointed at `env`'s server.
-fn larder_on(state: &Path, env: &S3Env) -> Command {
-    let mut c = larder(state);
-    c.env("AWS_ACCESS_KEY_ID", &env.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &env.secret_access_key)
-        .env("AWS_REGION", &env.region)
-        .env("LARDER_ENDPOINT_URL", &env.endpoint);
-    c
-}
 
 fn head(env: &S3Env, key: &str) -> Value {
     let out = aws_cli(

@@ -57,12 +57,7 @@ fn s3_rgw_content_type_metadata_and_tag_filters_decide_what_is_synced() {
     );
     put("e.gif", &["--content-type", "image/gif"]);
     let dst = d.path().join("dst");
-    let mut c = larder(d.path());
-    c.env("AWS_ACCESS_KEY_ID", &env.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &env.secret_access_key)
-        .env("AWS_REGION", &env.region)
-        .env("LARDER_ENDPOINT_URL", &env.endpoint);
-    let out = run(c
+    let out = run(larder_on(d.path(), &env)
         .args(["--json", "sync"])
         .arg(format!("s3://{}", env.bucket))
         .arg(&dst)

@@ -4,22 +4,12 @@
 //! source's history and reads the destination's, as an independent client.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use larder_testutil::{aws_cli, S3Env};
 use serde_json::Value;
 
 use crate::*;
-
-fn larder_on(state: &Path, env: &S3Env) -> Command {
-    let mut c = larder(state);
-    c.env("AWS_ACCESS_KEY_ID", &env.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &env.secret_access_key)
-        .env("AWS_REGION", &env.region)
-        .env("LARDER_ENDPOINT_URL", &env.endpoint);
-    c
-}
 
 fn put(env: &S3Env, dir: &Path, key: &str, body: &str) {
     let f = dir.join("body");
