@@ -2,7 +2,6 @@
 //! the metadata and tags written (radosgw keeps tags; the AWS CLI reads them back), an event
 //! script sees each action, and the sandbox refuses `os` with a clear error.
 
-
 use larder_testutil::{aws_cli, S3Env};
 use serde_json::Value;
 
