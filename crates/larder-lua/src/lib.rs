@@ -479,8 +479,16 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("f.lua"), "{e}");
-        let f = LuaFilter::load(&p, Sandbox::WithOs, Limits::default()).unwrap();
-        let _ = f;
+        // `--allow-lua-os-library` lifts it (a harmless call; the one above is never run).
+        let p = script(
+            d.path(),
+            "os.lua",
+            "function filter(o) return os.time() > 0 end",
+        );
+        let safe = LuaFilter::load(&p, Sandbox::Safe, Limits::default()).unwrap();
+        assert!(safe.keep(&entry("a", 1)).is_err());
+        let with_os = LuaFilter::load(&p, Sandbox::WithOs, Limits::default()).unwrap();
+        assert!(with_os.keep(&entry("a", 1)).unwrap());
     }
 
     #[test]

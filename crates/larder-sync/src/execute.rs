@@ -181,6 +181,30 @@ pub(crate) struct TransferOptions {
     pub preprocess: Option<Arc<dyn crate::callbacks::PreprocessCallback>>,
 }
 
+impl TransferOptions {
+    /// What a sync's transfers share: its checksum, write options, bandwidth limit and
+    /// preprocess callback.
+    pub fn for_sync(opts: &crate::SyncOptions) -> Self {
+        TransferOptions {
+            checksum: opts.checksum,
+            guess_content_type: opts.guess_content_type,
+            write: opts.write.clone(),
+            bandwidth: opts
+                .rate_limit_bandwidth
+                .map(crate::ratelimit::RateLimiter::bytes),
+            extra_metadata: Default::default(),
+            preprocess: opts.preprocess_callback.clone(),
+        }
+    }
+}
+
+/// The Content-Type a key's extension suggests.
+pub(crate) fn guessed_content_type(key: &str) -> Option<String> {
+    mime_guess::from_path(key)
+        .first()
+        .map(|m| m.essence_str().to_owned())
+}
+
 /// Copies `entry` from `src` to `dst` (over `dst_entry`, as listed), verified.
 pub(crate) async fn transfer(
     src: &Arc<dyn Store>,
@@ -336,11 +360,7 @@ pub(crate) async fn transfer(
     };
     let guess = || {
         (opts.guess_content_type && dst_caps.metadata)
-            .then(|| {
-                mime_guess::from_path(entry.key.as_str())
-                    .first()
-                    .map(|m| m.essence_str().to_owned())
-            })
+            .then(|| guessed_content_type(entry.key.as_str()))
             .flatten()
     };
     let mut put_opts = PutOptions {

@@ -6,7 +6,6 @@
 //! anchored. An exclude wins over an include; with any include given, a key must match one.
 //! A key the filters leave out is neither transferred nor deleted.
 
-use std::ops::Not;
 use std::time::SystemTime;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -171,7 +170,7 @@ impl ObjectFilters {
     pub fn is_empty(&self) -> bool {
         self.include_content_type.is_none()
             && self.exclude_content_type.is_none()
-            && self.needs_tags().not()
+            && !self.needs_tags()
             && self.include_metadata.is_none()
             && self.exclude_metadata.is_none()
     }

@@ -127,10 +127,18 @@ impl StoreInspector {
         self.heads.load(Ordering::Relaxed)
     }
 
-    async fn head(&self, side: Side, entry: &Entry) -> Option<larder_store::ObjectMeta> {
-        let store = self.store(side);
+    /// HEADs `entry` on `side`, counted with the inspector's HEADs; errors are the caller's.
+    pub(crate) async fn counted_head(
+        &self,
+        side: Side,
+        entry: &Entry,
+    ) -> larder_store::Result<Option<larder_store::ObjectMeta>> {
         self.heads.fetch_add(1, Ordering::Relaxed);
-        match store.head(&entry.key).await {
+        self.store(side).head(&entry.key).await
+    }
+
+    async fn head(&self, side: Side, entry: &Entry) -> Option<larder_store::ObjectMeta> {
+        match self.counted_head(side, entry).await {
             Ok(Some(meta)) => {
                 if let (Some(c), Some(etag)) = (self.recorder(), &meta.etag) {
                     if Some(etag) == entry.etag.as_ref() && meta.size == entry.size {

@@ -397,14 +397,7 @@ pub async fn sync(
     }
     let items = march(src_list.boxed(), dst_list.boxed()).boxed();
 
-    let topts = Arc::new(execute::TransferOptions {
-        checksum: opts.checksum,
-        guess_content_type: opts.guess_content_type,
-        write: opts.write.clone(),
-        bandwidth: opts.rate_limit_bandwidth.map(ratelimit::RateLimiter::bytes),
-        extra_metadata: Default::default(),
-        preprocess: opts.preprocess_callback.clone(),
-    });
+    let topts = Arc::new(execute::TransferOptions::for_sync(&opts));
     let objects_limit = opts.rate_limit_objects.map(ratelimit::RateLimiter::objects);
     // Shared by every step: SyncOptions holds compiled filters, too costly to clone per key.
     let shared = Arc::new(opts.clone());
@@ -643,22 +636,20 @@ fn is_dir_marker(e: &Entry, dst: &Arc<dyn Store>) -> bool {
 }
 
 /// Whether the object filters keep a source object: one HEAD (its Content-Type, guessed from
-/// the key where the store keeps none, and user metadata) and, for tag filters, its tags.
+/// the key where the store keeps none, and user metadata; counted in the report's HEADs)
+/// and, for tag filters, its tags.
 async fn object_filters_keep(
     src: &Arc<dyn Store>,
+    inspector: &inspect::StoreInspector,
     entry: &Entry,
     opts: &SyncOptions,
 ) -> larder_store::Result<bool> {
     let f = &opts.object_filters;
-    let meta = src.head(&entry.key).await?;
+    let meta = inspector.counted_head(compare::Side::Src, entry).await?;
     let content_type = meta
         .as_ref()
         .and_then(|m| m.content_type.clone())
-        .or_else(|| {
-            mime_guess::from_path(entry.key.as_str())
-                .first()
-                .map(|m| m.essence_str().to_owned())
-        });
+        .or_else(|| execute::guessed_content_type(entry.key.as_str()));
     let metadata = meta.map(|m| m.metadata).unwrap_or_default();
     let tags = if f.needs_tags() {
         src.tags(&entry.key).await?
@@ -669,18 +660,15 @@ async fn object_filters_keep(
 }
 
 /// The filter callback's verdict on a source entry (true without one); a failed call fails
-/// the key.
-fn callback_keeps(opts: &SyncOptions, s: &Entry) -> Result<bool, Step> {
+/// the key, named with the script's error.
+pub(crate) fn callback_keeps(opts: &SyncOptions, s: &Entry) -> Result<bool, KeyFailure> {
     let Some(f) = &opts.filter_callback else {
         return Ok(true);
     };
-    f.keep(s).map_err(|e| Step::Failed {
-        failure: KeyFailure {
-            key: s.key.as_str().to_owned(),
-            kind: ErrorKind::Other,
-            message: format!("{}: filter callback: {e}", s.key),
-        },
-        src_listing: false,
+    f.keep(s).map_err(|e| KeyFailure {
+        key: s.key.as_str().to_owned(),
+        kind: ErrorKind::Other,
+        message: format!("{}: filter callback: {e}", s.key),
     })
 }
 
@@ -737,7 +725,12 @@ async fn step(
             match callback_keeps(opts, &s) {
                 Ok(true) => {}
                 Ok(false) => return Step::Filtered,
-                Err(failed) => return failed,
+                Err(failure) => {
+                    return Step::Failed {
+                        failure,
+                        src_listing: false,
+                    }
+                }
             }
             if let Some(skip) = archived(&s) {
                 return skip;
@@ -761,7 +754,12 @@ async fn step(
             match callback_keeps(opts, &s) {
                 Ok(true) => {}
                 Ok(false) => return excluded(d),
-                Err(failed) => return failed,
+                Err(failure) => {
+                    return Step::Failed {
+                        failure,
+                        src_listing: false,
+                    }
+                }
             }
             match compare::compare(
                 opts.compare,
@@ -802,7 +800,7 @@ async fn step(
         }
     };
     if !opts.object_filters.is_empty() {
-        match object_filters_keep(src, &entry, opts).await {
+        match object_filters_keep(src, inspector, &entry, opts).await {
             Ok(true) => {}
             Ok(false) => {
                 return match dst_entry {

@@ -15,6 +15,7 @@
 //!   (`x-amz-meta-larder-source-version-id`), so a re-run copies only newer versions and
 //!   costs the two version listings.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -292,26 +293,21 @@ pub async fn sync_versions(
     let (src_id, dst_id) = (src.identity(), dst.identity());
     let mut src_groups = by_key(src.list_versions("")).peekable();
     let mut dst_groups = by_key(dst.list_versions("")).peekable();
+    // A listing that fails at its very start (no such bucket, rejected credentials, a store
+    // without versions) stops the run before anything is copied.
     for (s, store) in [(&mut src_groups, &src), (&mut dst_groups, &dst)] {
-        if let Some(Err(e)) = std::pin::Pin::new(s).peek().await {
-            if e.location() == store.location("") {
-                let e = larder_store::Error::new(e.kind(), e.op(), e.location())
-                    .with_detail(format!("cannot list object versions: {e}"));
+        let starts_with_error = matches!(
+            std::pin::Pin::new(&mut *s).peek().await,
+            Some(Err(e)) if e.location() == store.location("")
+        );
+        if starts_with_error {
+            if let Some(Err(e)) = s.next().await {
                 return Err(SyncError::Store(e));
             }
         }
     }
     let pairs = merge_by_key(src_groups.boxed(), dst_groups.boxed());
-    let topts = Arc::new(TransferOptions {
-        checksum: opts.checksum,
-        guess_content_type: opts.guess_content_type,
-        write: opts.write.clone(),
-        bandwidth: opts
-            .rate_limit_bandwidth
-            .map(crate::ratelimit::RateLimiter::bytes),
-        extra_metadata: Default::default(),
-        preprocess: opts.preprocess_callback.clone(),
-    });
+    let topts = Arc::new(TransferOptions::for_sync(&opts));
     let objects_limit = opts
         .rate_limit_objects
         .map(crate::ratelimit::RateLimiter::objects);
@@ -337,6 +333,11 @@ pub async fn sync_versions(
         dry_run: opts.dry_run,
         ..SyncReport::default()
     };
+    let emit = |ev: Event| {
+        if let Some(f) = &opts.on_event {
+            f(&ev);
+        }
+    };
     let mut done = 0u64;
     loop {
         let next = tokio::select! {
@@ -353,55 +354,35 @@ pub async fn sync_versions(
         report.skipped += outcome.skipped;
         report.filtered += outcome.filtered;
         report.heads += outcome.heads;
-        for ev in outcome.events {
-            if let Event::Done {
-                action,
-                size,
-                verified,
-                ..
-            } = &ev
-            {
-                match action {
-                    Action::Transfer => {
-                        report.uploaded += 1;
-                        report.bytes += size;
-                        report.etag_verified += u64::from(verified.0);
-                        report.checksum_verified += u64::from(verified.1);
-                    }
-                    Action::Delete => report.deleted += 1,
-                    Action::Skip => {}
+        for d in outcome.done {
+            match d.action {
+                Action::Transfer => {
+                    report.uploaded += 1;
+                    report.bytes += d.size;
+                    report.etag_verified += u64::from(d.verified.0);
+                    report.checksum_verified += u64::from(d.verified.1);
                 }
+                Action::Delete => report.deleted += 1,
+                Action::Skip => {}
             }
-            if let Some(f) = &opts.on_event {
-                let ev = match ev {
-                    Event::Done {
-                        action,
-                        key,
-                        size,
-                        reason,
-                        dry_run,
-                        verified,
-                        ..
-                    } => {
-                        done += 1;
-                        Event::Done {
-                            action,
-                            key,
-                            size,
-                            reason,
-                            dry_run,
-                            verified,
-                            done,
-                            listed: report.src_listed,
-                        }
-                    }
-                    other => other,
-                };
-                f(&ev);
-            }
+            done += 1;
+            emit(Event::Done {
+                action: d.action,
+                key: outcome.key.clone(),
+                size: d.size,
+                reason: d.reason,
+                dry_run: opts.dry_run,
+                verified: d.verified,
+                done,
+                listed: report.src_listed,
+            });
         }
-        if let Some(e) = outcome.failure {
-            report.errors.push(e);
+        if let Some(f) = outcome.failure {
+            emit(Event::Failed {
+                key: f.key.clone(),
+                error: f.message.clone(),
+            });
+            report.errors.push(f);
             if opts.stop_on_error {
                 break;
             }
@@ -422,33 +403,28 @@ fn merge_by_key(
     stream::unfold(
         (src.peekable(), dst.peekable()),
         |(mut s, mut d)| async move {
-            let order = {
-                let (a, b) = futures::join!(
-                    std::pin::Pin::new(&mut s).peek(),
-                    std::pin::Pin::new(&mut d).peek()
-                );
-                match (a, b) {
-                    (None, None) => return None,
-                    (Some(Err(_)), _) => 0,
-                    (_, Some(Err(_))) => 1,
-                    (Some(Ok(a)), Some(Ok(b))) => {
-                        a[0].key
-                            .as_str()
-                            .as_bytes()
-                            .cmp(b[0].key.as_str().as_bytes()) as i8
-                            + 3
-                    }
-                    (Some(Ok(_)), None) => 2,
-                    (None, Some(Ok(_))) => 4,
-                }
+            // Which side goes first: an error as soon as it is met, else the smaller key.
+            let (a, b) = futures::join!(
+                std::pin::Pin::new(&mut s).peek(),
+                std::pin::Pin::new(&mut d).peek()
+            );
+            let take = match (a, b) {
+                (None, None) => return None,
+                (Some(Err(_)), _) | (Some(Ok(_)), None) => Ordering::Less,
+                (_, Some(Err(_))) | (None, Some(Ok(_))) => Ordering::Greater,
+                (Some(Ok(a)), Some(Ok(b))) => a[0]
+                    .key
+                    .as_str()
+                    .as_bytes()
+                    .cmp(b[0].key.as_str().as_bytes()),
             };
-            let item = match order {
-                0 => Err(s.next().await?.expect_err("peeked an error")),
-                1 => Err(d.next().await?.expect_err("peeked an error")),
-                // Less (2): source only; Equal (3): both; Greater (4): destination only.
-                2 => Ok((s.next().await?.ok()?, Vec::new())),
-                3 => Ok((s.next().await?.ok()?, d.next().await?.ok()?)),
-                _ => Ok((Vec::new(), d.next().await?.ok()?)),
+            let item = match take {
+                Ordering::Less => s.next().await?.map(|g| (g, Vec::new())),
+                Ordering::Greater => d.next().await?.map(|g| (Vec::new(), g)),
+                Ordering::Equal => match (s.next().await?, d.next().await?) {
+                    (Ok(a), Ok(b)) => Ok((a, b)),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                },
             };
             Some((item, (s, d)))
         },
@@ -467,9 +443,18 @@ struct KeyCtx {
     opts: Arc<SyncOptions>,
 }
 
+/// One action done (or planned) for a key.
+struct Done {
+    action: Action,
+    size: u64,
+    reason: Reason,
+    verified: (bool, bool),
+}
+
 #[derive(Default)]
 struct KeyOutcome {
-    events: Vec<Event>,
+    key: String,
+    done: Vec<Done>,
     failure: Option<crate::KeyFailure>,
     src_listed: u64,
     dst_listed: u64,
@@ -493,33 +478,21 @@ impl KeyCtx {
         let Some(key) = src.first().map(|v| v.key.clone()) else {
             return out;
         };
-        if !self.opts.filters.keeps_key(key.as_str()) {
-            out.filtered = 1;
-            return out;
-        }
+        out.key = key.as_str().to_owned();
         // The filter callback judges the key by its newest version.
-        if let (Some(f), Some(newest)) = (
-            &self.opts.filter_callback,
-            src.iter().find(|v| !v.delete_marker),
-        ) {
-            match f.keep(&newest.to_entry()) {
-                Ok(true) => {}
-                Ok(false) => {
-                    out.filtered = 1;
-                    return out;
-                }
-                Err(e) => {
-                    out.failure = Some(crate::KeyFailure {
-                        key: key.as_str().to_owned(),
-                        kind: ErrorKind::Other,
-                        message: format!("{key}: filter callback: {e}"),
-                    });
-                    return out;
+        let kept = match src.iter().find(|v| !v.delete_marker) {
+            Some(newest) => crate::callback_keeps(&self.opts, &newest.to_entry()),
+            None => Ok(true),
+        };
+        match kept {
+            _ if !self.opts.filters.keeps_key(key.as_str()) => out.filtered = 1,
+            Ok(false) => out.filtered = 1,
+            Err(f) => out.failure = Some(f),
+            Ok(true) => {
+                if let Err(e) = self.run_key(&key, &src, &dst, &mut out).await {
+                    out.failure = Some(crate::failure(key.as_str(), &e));
                 }
             }
-        }
-        if let Err(e) = self.run_key(&key, &src, &dst, &mut out).await {
-            out.failure = Some(crate::failure(key.as_str(), &e));
         }
         out
     }
@@ -532,7 +505,12 @@ impl KeyCtx {
         out: &mut KeyOutcome,
     ) -> Result<()> {
         let state = |e: larder_index::StateError| {
-            larder_store::Error::new(ErrorKind::Other, larder_store::Op::List, e.to_string())
+            larder_store::Error::new(
+                ErrorKind::Other,
+                larder_store::Op::Put,
+                self.dst.location(key.as_str()),
+            )
+            .with_detail(format!("the record of versions copied: {e}"))
         };
         let mut synced = self
             .map
@@ -570,14 +548,12 @@ impl KeyCtx {
         for v in &plan.copy {
             let reason = Reason::Version(v.version_id.clone());
             if self.opts.dry_run {
-                out.events.push(done(
-                    Action::Transfer,
-                    key,
-                    v.size,
+                out.done.push(Done {
+                    action: Action::Transfer,
+                    size: v.size,
                     reason,
-                    true,
-                    (false, false),
-                ));
+                    verified: (false, false),
+                });
                 continue;
             }
             if let Some(l) = &self.objects_limit {
@@ -594,19 +570,27 @@ impl KeyCtx {
                 execute::transfer(&one, &self.dst, &entry, None, &topts)
             })
             .await?;
-            if let Some(dv) = &t.dst_version {
-                self.map
-                    .record(&self.src_id, &self.dst_id, key.as_str(), &v.version_id, dv)
-                    .map_err(state)?;
-            }
-            out.events.push(done(
-                Action::Transfer,
-                key,
-                t.bytes,
+            // Without a version id the write replaced the key's only copy: the history is
+            // lost there, and a re-run could not tell what was copied.
+            let dv = t.dst_version.filter(|v| v != "null").ok_or_else(|| {
+                larder_store::Error::new(
+                    ErrorKind::Unsupported,
+                    larder_store::Op::Put,
+                    self.dst.location(key.as_str()),
+                )
+                .with_detail(
+                    "the destination gave the write no version id: enable versioning on its bucket",
+                )
+            })?;
+            self.map
+                .record(&self.src_id, &self.dst_id, key.as_str(), &v.version_id, &dv)
+                .map_err(state)?;
+            out.done.push(Done {
+                action: Action::Transfer,
+                size: t.bytes,
                 reason,
-                false,
-                (t.verified.etag, t.verified.checksum),
-            ));
+                verified: (t.verified.etag, t.verified.checksum),
+            });
         }
         if plan.delete {
             if !self.opts.dry_run {
@@ -615,36 +599,14 @@ impl KeyCtx {
                     return Err(e);
                 }
             }
-            out.events.push(done(
-                Action::Delete,
-                key,
-                0,
-                Reason::DeleteMarker,
-                self.opts.dry_run,
-                (false, false),
-            ));
+            out.done.push(Done {
+                action: Action::Delete,
+                size: 0,
+                reason: Reason::DeleteMarker,
+                verified: (false, false),
+            });
         }
         Ok(())
-    }
-}
-
-fn done(
-    action: Action,
-    key: &Key,
-    size: u64,
-    reason: Reason,
-    dry_run: bool,
-    verified: (bool, bool),
-) -> Event {
-    Event::Done {
-        action,
-        key: key.as_str().to_owned(),
-        size,
-        reason,
-        dry_run,
-        verified,
-        done: 0,
-        listed: 0,
     }
 }
 

@@ -295,43 +295,56 @@ fn object_filters(a: &SyncArgs) -> anyhow::Result<larder_sync::filter::ObjectFil
     })
 }
 
-/// The metadata cache in the state directory; `None` (with a warning) when it cannot be
-/// opened, which costs HEADs and hashes, never correctness.
-/// The journal of multipart uploads in the state directory (none, with a warning, when it
-/// cannot be opened: uploads then start over after a crash).
+/// Opens the state file `name` in the state directory; `None`, with a warning saying what
+/// that costs (`without`), when it cannot be opened: state saves requests and work, never
+/// decides correctness.
+fn open_state<T>(
+    explicit: Option<&std::path::Path>,
+    name: &str,
+    open: impl FnOnce(&std::path::Path) -> Result<T, larder_index::StateError>,
+    without: &str,
+) -> Option<Arc<T>> {
+    let d = state_dir(explicit)?;
+    match open(&d.join(name)) {
+        Ok(v) => Some(Arc::new(v)),
+        Err(e) => {
+            tracing::warn!("{e}; {without}");
+            None
+        }
+    }
+}
+
+/// The journal of multipart uploads (uploads a killed run left are resumed or aborted).
 pub(crate) fn uploads_journal(
     explicit: Option<&std::path::Path>,
 ) -> Option<Arc<dyn larder_store::journal::UploadJournal>> {
-    let d = state_dir(explicit)?;
-    match larder_index::Uploads::open(&d.join("uploads.sqlite3")) {
-        Ok(j) => Some(Arc::new(j)),
-        Err(e) => {
-            tracing::warn!("{e}; multipart uploads a killed run leaves will start over");
-            None
-        }
-    }
+    let j = open_state(
+        explicit,
+        "uploads.sqlite3",
+        larder_index::Uploads::open,
+        "multipart uploads a killed run leaves will start over",
+    )?;
+    Some(j)
 }
 
+/// The record of versions a versioned sync copied.
 fn version_map(explicit: Option<&std::path::Path>) -> Option<Arc<larder_index::VersionMap>> {
-    let d = state_dir(explicit)?;
-    match larder_index::VersionMap::open(&d.join("versions.sqlite3")) {
-        Ok(m) => Some(Arc::new(m)),
-        Err(e) => {
-            tracing::warn!("{e}; versions copied are learnt again from the destination");
-            None
-        }
-    }
+    open_state(
+        explicit,
+        "versions.sqlite3",
+        larder_index::VersionMap::open,
+        "versions copied are learnt again from the destination",
+    )
 }
 
+/// The metadata cache (what each object's ETag stands for).
 pub(crate) fn meta_cache(explicit: Option<&std::path::Path>) -> Option<Arc<MetaCache>> {
-    let d = state_dir(explicit)?;
-    match MetaCache::open(&d.join("meta.sqlite3")) {
-        Ok(c) => Some(Arc::new(c)),
-        Err(e) => {
-            tracing::warn!("{e}; going on without it");
-            None
-        }
-    }
+    open_state(
+        explicit,
+        "meta.sqlite3",
+        MetaCache::open,
+        "going on without it",
+    )
 }
 
 fn state_dir(explicit: Option<&std::path::Path>) -> Option<std::path::PathBuf> {

@@ -1,7 +1,7 @@
 //! `larder sync`'s Lua callbacks (s3sync's options): scripts loaded before anything is
 //! listed, so a script that cannot serve is a usage error (exit 2).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args as ClapArgs;
@@ -66,26 +66,38 @@ impl LuaArgs {
             memory: usize::try_from(self.lua_memory_limit).unwrap_or(usize::MAX),
             call_timeout: self.lua_callback_timeout,
         };
-        let usage = |e: larder_lua::LuaError| UsageError(e.to_string());
         Ok(Callbacks {
-            filter: self
-                .filter_callback_lua_script
-                .as_deref()
-                .map(|p| LuaFilter::load(p, sandbox, limits).map(Arc::new))
-                .transpose()
-                .map_err(usage)?,
-            preprocess: self
-                .preprocess_callback_lua_script
-                .as_deref()
-                .map(|p| LuaPreprocess::load(p, sandbox, limits).map(Arc::new))
-                .transpose()
-                .map_err(usage)?,
-            events: self
-                .event_callback_lua_script
-                .as_deref()
-                .map(|p| LuaEvents::load(p, sandbox, limits).map(Arc::new))
-                .transpose()
-                .map_err(usage)?,
+            filter: load(
+                &self.filter_callback_lua_script,
+                sandbox,
+                limits,
+                LuaFilter::load,
+            )?,
+            preprocess: load(
+                &self.preprocess_callback_lua_script,
+                sandbox,
+                limits,
+                LuaPreprocess::load,
+            )?,
+            events: load(
+                &self.event_callback_lua_script,
+                sandbox,
+                limits,
+                LuaEvents::load,
+            )?,
         })
     }
+}
+
+/// Loads the script at `path`, when one is given; one that cannot serve is a usage error.
+fn load<T>(
+    path: &Option<PathBuf>,
+    sandbox: Sandbox,
+    limits: Limits,
+    f: fn(&Path, Sandbox, Limits) -> Result<T, larder_lua::LuaError>,
+) -> Result<Option<Arc<T>>, UsageError> {
+    path.as_deref()
+        .map(|p| f(p, sandbox, limits).map(Arc::new))
+        .transpose()
+        .map_err(|e| UsageError(e.to_string()))
 }

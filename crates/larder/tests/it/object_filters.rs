@@ -78,6 +78,8 @@ fn s3_rgw_content_type_metadata_and_tag_filters_decide_what_is_synced() {
         (1.into(), 4.into()),
         "{s}"
     );
+    // One HEAD per object that would otherwise be transferred, counted.
+    assert_eq!(s["heads"], 5, "{s}");
     let got: Vec<_> = files_under(&dst)
         .into_iter()
         .map(|(p, _)| p.strip_prefix(&dst).unwrap().to_string_lossy().into_owned())

@@ -317,3 +317,26 @@ fn versioned_syncs_refuse_locations_without_versions() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
 }
+
+/// A destination without versioning would keep only the last copy and lose the history: each
+/// key fails, named with the cause, and the run exits 1.
+#[test]
+fn s3_rgw_a_destination_without_versioning_fails_by_key_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = larder_testutil::rgw_bucket(true);
+    let dst = larder_testutil::rgw_bucket(false);
+    put(&src, tmp.path(), "doc.txt", "v1");
+    put(&src, tmp.path(), "doc.txt", "v2");
+    let out = run(larder_on(tmp.path(), &src).args([
+        "sync",
+        &format!("s3://{}", src.bucket),
+        &format!("s3://{}", dst.bucket),
+        "--enable-versioning",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("doc.txt") && err.contains("enable versioning on its bucket"),
+        "{err}"
+    );
+}
