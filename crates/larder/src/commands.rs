@@ -295,6 +295,17 @@ fn object_filters(a: &SyncArgs) -> anyhow::Result<larder_sync::filter::ObjectFil
     })
 }
 
+/// Refuses `flag` (which reads object versions) on a source that is not a bucket.
+fn versioned_source(pair: &PairArgs, flag: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        pair.src.starts_with("s3://"),
+        UsageError(format!(
+            "{flag} reads a versioned bucket: the source must be s3://…"
+        ))
+    );
+    Ok(())
+}
+
 /// Opens the state file `name` in the state directory; `None`, with a warning saying what
 /// that costs (`without`), when it cannot be opened: state saves requests and work, never
 /// decides correctness.
@@ -395,23 +406,15 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         a.write.apply(&mut o, source)?;
         Ok(o)
     };
-    let versioned = a.enable_versioning || a.point_in_time.is_some();
-    if versioned {
-        let flag = if a.enable_versioning {
-            "--enable-versioning"
-        } else {
-            "--point-in-time"
-        };
+    if a.enable_versioning {
+        versioned_source(&a.pair, "--enable-versioning")?;
         anyhow::ensure!(
-            a.pair.src.starts_with("s3://"),
-            UsageError(format!(
-                "{flag} reads a versioned bucket: the source must be s3://…"
-            ))
-        );
-        anyhow::ensure!(
-            !a.enable_versioning || a.pair.dst.starts_with("s3://"),
+            a.pair.dst.starts_with("s3://"),
             UsageError("--enable-versioning writes versions: the destination must be s3://… (a versioned bucket)".into())
         );
+    }
+    if a.point_in_time.is_some() {
+        versioned_source(&a.pair, "--point-in-time")?;
     }
     let callbacks = a.lua.load()?;
     let (mut src, mut dst) = open_pair(&a.pair, symlinks, tune_side, detect).await?;
@@ -694,12 +697,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
 
 async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
     if a.point_in_time.is_some() {
-        anyhow::ensure!(
-            a.pair.src.starts_with("s3://"),
-            UsageError(
-                "--point-in-time reads a versioned bucket: the source must be s3://…".into()
-            )
-        );
+        versioned_source(&a.pair, "--point-in-time")?;
     }
     let (mut src, dst) = open_pair(&a.pair, SymlinkPolicy::Follow, |o, _| Ok(o), false).await?;
     if let Some(t) = a.point_in_time {
