@@ -74,8 +74,9 @@ fn history(env: &S3Env, dir: &Path, key: &str) -> Vec<Option<String>> {
                 &env.bucket,
                 "--key",
                 key,
-                "--version-id",
-                id,
+                // `=`: a version id may begin with '-', which argparse would
+                // otherwise read as an option.
+                &format!("--version-id={id}"),
                 f.to_str().unwrap(),
             ],
         );
