@@ -104,6 +104,7 @@ fn meta_of(key: &Key, e: &Entry, size: u64) -> ObjectMeta {
             website_redirect: s("website-redirect-location"),
         },
         tag_count: None,
+        encryption: None,
     }
 }
 

@@ -564,6 +564,7 @@ mod tests {
             storage_class: None,
             headers: Default::default(),
             tag_count: None,
+            encryption: None,
         };
         let mut put = PutOptions::default();
         put.metadata.insert("kept".into(), "yes".into());

@@ -55,9 +55,9 @@ pub use local::{FileStamp, LocalStore, SymlinkPolicy};
 pub use memory::MemoryStore;
 pub use s3::{S3Options, S3Store, S3Url, ServerFeatures, Sse, SseCustomerKey};
 pub use types::{
-    Body, ByteStream, Capabilities, CopyOptions, DeleteReport, Entry, GetOptions, GetRange,
-    GetResult, Headers, ObjectMeta, PartMd5s, Partial, PutOptions, PutResult, Tags, Version,
-    WriteCondition,
+    Body, ByteStream, Capabilities, CopyFrom, CopyOptions, CopySource, DeleteReport, Entry,
+    GetOptions, GetRange, GetResult, Headers, ObjectMeta, PartMd5s, Partial, PutOptions, PutResult,
+    Tags, Version, WriteCondition, SSE_C,
 };
 
 /// The user-metadata name under which larder records a source's modification time.
@@ -120,6 +120,39 @@ pub trait Store: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static {
     ///
     /// [`ErrorKind::NotFound`] when `from` does not exist.
     async fn copy(&self, from: &Key, to: &Key, opts: CopyOptions) -> Result<PutResult>;
+
+    /// Where a server-side copy would read `key` from; `None` where no other store can copy
+    /// it without its bytes passing through larder (local files, SSE-C objects).
+    fn copy_source(&self, key: &Key) -> Option<CopySource> {
+        let _ = key;
+        None
+    }
+
+    /// Whether [`Store::put_copy`] reaches `source` as it is: same server, same credentials.
+    /// A copy may still be tried without (the credentials may reach both buckets).
+    fn can_copy_from(&self, source: &CopySource) -> bool {
+        let _ = source;
+        false
+    }
+
+    /// Writes `to` as a server-side copy of [`CopyFrom::source`], with the metadata, tags,
+    /// storage class and precondition of `opts` (`opts.mtime` recorded as for a put); the
+    /// bytes never pass through larder.
+    ///
+    /// The default is an error of kind [`ErrorKind::Unsupported`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Store::put`]; [`ErrorKind::Conflict`] when the source no longer has
+    /// [`CopyFrom::source_etag`]; [`ErrorKind::Integrity`] when
+    /// [`CopyFrom::verify_etag`] is set and the copy's ETag is not the source's.
+    async fn put_copy(&self, to: &Key, from: &CopyFrom, opts: PutOptions) -> Result<PutResult> {
+        let _ = (from, opts);
+        Err(
+            Error::new(ErrorKind::Unsupported, Op::Copy, self.location(to.as_str()))
+                .with_detail("this store cannot copy objects server-side"),
+        )
+    }
 
     /// The size of part 1 of an object uploaded in parts (its ETag ends in `-N`), so its
     /// multipart ETag can be recomputed from a local copy; `None` where the backend does not
@@ -237,6 +270,15 @@ where
     }
     async fn copy(&self, from: &Key, to: &Key, opts: CopyOptions) -> Result<PutResult> {
         (**self).copy(from, to, opts).await
+    }
+    fn copy_source(&self, key: &Key) -> Option<CopySource> {
+        (**self).copy_source(key)
+    }
+    fn can_copy_from(&self, source: &CopySource) -> bool {
+        (**self).can_copy_from(source)
+    }
+    async fn put_copy(&self, to: &Key, from: &CopyFrom, opts: PutOptions) -> Result<PutResult> {
+        (**self).put_copy(to, from, opts).await
     }
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
         (**self).first_part_size(key).await

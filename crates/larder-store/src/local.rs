@@ -203,6 +203,7 @@ impl LocalStore {
             storage_class: None,
             headers: Default::default(),
             tag_count: None,
+            encryption: None,
         }
     }
 

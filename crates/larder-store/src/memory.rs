@@ -220,6 +220,7 @@ impl Store for MemoryStore {
             storage_class: Some(opts.storage_class.unwrap_or_else(|| "STANDARD".to_owned())),
             headers: opts.headers,
             tag_count: Some(opts.tags.as_ref().map_or(0, |t| t.len() as u64)),
+            encryption: None,
         };
         self.objects.write().expect("memory store lock").insert(
             key.as_str().to_owned(),

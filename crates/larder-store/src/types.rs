@@ -92,7 +92,13 @@ pub struct ObjectMeta {
     /// How many tags the object has, where a read tells (S3 GetObject's
     /// `x-amz-tagging-count`, sent when there are any); `None`: not known.
     pub tag_count: Option<u64>,
+    /// Server-side encryption as the server reported it (`AES256`, `aws:kms`,
+    /// `aws:kms:dsse`; [`SSE_C`] for a customer key); `None`: none, or not known.
+    pub encryption: Option<String>,
 }
+
+/// [`ObjectMeta::encryption`] of an object encrypted with a customer-provided key (SSE-C).
+pub const SSE_C: &str = "SSE-C";
 
 /// The HTTP headers S3 keeps with an object besides Content-Type and Cache-Control: what
 /// `aws s3 cp` and s3sync call system metadata.
@@ -285,6 +291,52 @@ pub struct Partial {
 pub struct CopyOptions {
     /// The source's size when known (saves a HEAD when deciding on a multipart copy).
     pub size_hint: Option<u64>,
+}
+
+/// An object a server-side copy reads ([`Store::copy_source`](crate::Store::copy_source)):
+/// where it is and who may read it, so a destination can tell whether it reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySource {
+    /// The server: its endpoint URL, or `aws` and the region.
+    pub server: String,
+    /// Who reads: the access key id, or the profile whose credentials the store uses.
+    pub principal: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The object's full key in the bucket (the store's prefix included).
+    pub key: String,
+    /// One version of the object; `None`: the current one.
+    pub version_id: Option<String>,
+}
+
+impl fmt::Display for CopySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)?;
+        if let Some(v) = &self.version_id {
+            write!(f, " (version {v})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`Store::put_copy`](crate::Store::put_copy) copies, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyFrom {
+    /// The object.
+    pub source: CopySource,
+    /// Its size.
+    pub size: u64,
+    /// Copy it in parts of this size (UploadPartCopy), as it was uploaded, so the copy's
+    /// multipart ETag is the source's; `None`: one CopyObject, or parts of the store's part
+    /// size past S3's 5 GiB limit on one.
+    pub part_size: Option<u64>,
+    /// The copy gets the source's tags (read from it); else [`PutOptions::tags`].
+    pub keep_tags: bool,
+    /// Copy only while the source has this ETag (`x-amz-copy-source-if-match`), unquoted.
+    pub source_etag: Option<String>,
+    /// Fail with [`ErrorKind::Integrity`](crate::ErrorKind::Integrity) unless the copy's
+    /// ETag is [`CopyFrom::source_etag`]: the same bytes, in the same parts.
+    pub verify_etag: bool,
 }
 
 /// What a put wrote.

@@ -21,7 +21,8 @@ use larder_store::integrity::{
     etag_part_count, normalize_etag, Checksum, ChecksumAlgorithm, CompositeHasher, Hasher,
 };
 use larder_store::{
-    Body, ByteStream, Entry, Error, ErrorKind, GetOptions, Op, PutOptions, Result, Store,
+    Body, ByteStream, Entry, Error, ErrorKind, GetOptions, ObjectMeta, Op, PutOptions, Result,
+    Store,
 };
 
 /// What was verified for one transfer.
@@ -31,6 +32,9 @@ pub struct Verified {
     pub etag: bool,
     /// The additional checksum was compared.
     pub checksum: bool,
+    /// The server copied the bytes (CopyObject / UploadPartCopy); larder read none of them,
+    /// and [`Verified::etag`] says the copy's ETag is the source's.
+    pub server_side: bool,
 }
 
 /// The outcome of one transfer.
@@ -179,6 +183,23 @@ pub(crate) struct TransferOptions {
     pub extra_metadata: std::collections::BTreeMap<String, String>,
     /// Changes each write before it is sent.
     pub preprocess: Option<Arc<dyn crate::callbacks::PreprocessCallback>>,
+    /// When the server copies the object instead.
+    pub server_side_copy: crate::ServerSideCopy,
+}
+
+impl Default for TransferOptions {
+    /// A plain copy: no checksum, the Content-Type guessed, nothing overridden or limited.
+    fn default() -> Self {
+        TransferOptions {
+            checksum: None,
+            guess_content_type: true,
+            write: Default::default(),
+            bandwidth: None,
+            extra_metadata: Default::default(),
+            preprocess: None,
+            server_side_copy: Default::default(),
+        }
+    }
 }
 
 impl TransferOptions {
@@ -194,6 +215,7 @@ impl TransferOptions {
                 .map(crate::ratelimit::RateLimiter::bytes),
             extra_metadata: Default::default(),
             preprocess: opts.preprocess_callback.clone(),
+            server_side_copy: opts.server_side_copy,
         }
     }
 }
@@ -213,6 +235,9 @@ pub(crate) async fn transfer(
     dst_entry: Option<&Entry>,
     opts: &TransferOptions,
 ) -> Result<Transferred> {
+    if let Some(t) = crate::server_copy::try_copy(src, dst, entry, dst_entry, opts).await? {
+        return Ok(t);
+    }
     let src_caps = src.capabilities();
     let want_checksum = opts.checksum.filter(|_| src_caps.checksums);
     // A multipart object: its part size first (one HEAD), so the read can be split along
@@ -358,32 +383,10 @@ pub(crate) async fn transfer(
     } else {
         None
     };
-    let guess = || {
-        (opts.guess_content_type && dst_caps.metadata)
-            .then(|| guessed_content_type(entry.key.as_str()))
-            .flatten()
-    };
-    let mut put_opts = PutOptions {
-        mtime,
-        checksum: opts.checksum,
+    let put_opts = PutOptions {
         partial,
-        condition: opts.write.condition(
-            dst_entry.is_some(),
-            dst_entry.and_then(|d| d.etag.as_deref()),
-        ),
-        ..opts.write.put_options(&meta, guess, tags)
+        ..put_options(dst, entry, dst_entry, &meta, mtime, tags, opts)?
     };
-    put_opts.metadata.extend(opts.extra_metadata.clone());
-    if let Some(p) = &opts.preprocess {
-        p.preprocess(&meta, &mut put_opts).map_err(|e| {
-            larder_store::Error::new(
-                ErrorKind::Other,
-                larder_store::Op::Put,
-                dst.location(entry.key.as_str()),
-            )
-            .with_detail(format!("preprocess callback: {e}"))
-        })?;
-    }
     // The kept bytes went through the hash; the store writes only what follows them.
     let body = skip_bytes(Box::pin(body), offset);
     let put = dst
@@ -398,6 +401,7 @@ pub(crate) async fn transfer(
         // The S3 backend refuses a put whose ETag differs from the MD5 of what it sent.
         etag: o.etag_checked || (dst_caps.etag_md5 && put.etag.is_some()),
         checksum: o.checksum_checked || (dst_caps.checksums && put.checksum.is_some()),
+        server_side: false,
     };
     Ok(Transferred {
         bytes: put.size,
@@ -407,6 +411,47 @@ pub(crate) async fn transfer(
         src_seen,
         dst_version: put.version_id,
     })
+}
+
+/// What a write of `entry` carries: the source's metadata (`meta`) as the write options
+/// keep and override it, `tags`, the mtime to record, the precondition over what the
+/// destination listed, and what the preprocess callback changes.
+pub(crate) fn put_options(
+    dst: &Arc<dyn Store>,
+    entry: &Entry,
+    dst_entry: Option<&Entry>,
+    meta: &ObjectMeta,
+    mtime: Option<std::time::SystemTime>,
+    tags: Option<larder_store::Tags>,
+    opts: &TransferOptions,
+) -> Result<PutOptions> {
+    let metadata = dst.capabilities().metadata;
+    let guess = || {
+        (opts.guess_content_type && metadata)
+            .then(|| guessed_content_type(entry.key.as_str()))
+            .flatten()
+    };
+    let mut put_opts = PutOptions {
+        mtime,
+        checksum: opts.checksum,
+        condition: opts.write.condition(
+            dst_entry.is_some(),
+            dst_entry.and_then(|d| d.etag.as_deref()),
+        ),
+        ..opts.write.put_options(meta, guess, tags)
+    };
+    put_opts.metadata.extend(opts.extra_metadata.clone());
+    if let Some(p) = &opts.preprocess {
+        p.preprocess(meta, &mut put_opts).map_err(|e| {
+            larder_store::Error::new(
+                ErrorKind::Other,
+                larder_store::Op::Put,
+                dst.location(entry.key.as_str()),
+            )
+            .with_detail(format!("preprocess callback: {e}"))
+        })?;
+    }
+    Ok(put_opts)
 }
 
 /// Reads at least this large are written through a partial copy, to be resumed.

@@ -32,6 +32,9 @@
 pub mod callbacks;
 pub mod compare;
 mod execute;
+pub use execute::Verified;
+mod server_copy;
+pub use server_copy::ServerSideCopy;
 pub mod filter;
 pub mod inspect;
 pub mod march;
@@ -93,6 +96,9 @@ pub struct SyncOptions {
     /// Bytes moved per second, across all workers (`--rate-limit-bandwidth`): every byte
     /// read from the source, which is every byte written.
     pub rate_limit_bandwidth: Option<u64>,
+    /// When the server copies objects itself instead of larder reading and writing their
+    /// bytes (S3 → S3): see [`ServerSideCopy`].
+    pub server_side_copy: ServerSideCopy,
     /// Where a versioned sync ([`versioning::sync_versions`]) records the versions it copied
     /// (`versions.sqlite3` in the state directory); `None`: in memory, so every run learns
     /// them again from the destination's metadata (one HEAD per destination version).
@@ -157,6 +163,7 @@ impl Default for SyncOptions {
             concurrency: 32,
             rate_limit_objects: None,
             rate_limit_bandwidth: None,
+            server_side_copy: ServerSideCopy::default(),
             versions: None,
             stop_on_error: false,
             retries: 3,
@@ -211,8 +218,8 @@ pub enum Event {
         reason: Reason,
         /// Whether this was only planned.
         dry_run: bool,
-        /// What was verified: (ETag, checksum).
-        verified: (bool, bool),
+        /// What was verified, and whether the server copied the bytes.
+        verified: Verified,
         /// Progress: keys finished so far, this one included.
         done: u64,
         /// Progress: source entries listed so far (the total, once listing has finished).
@@ -261,6 +268,9 @@ pub struct SyncReport {
     pub etag_verified: u64,
     /// Transfers whose additional checksum was verified.
     pub checksum_verified: u64,
+    /// Of the transferred, objects the server copied (CopyObject / UploadPartCopy) without
+    /// their bytes passing through larder: see [`SyncOptions::server_side_copy`].
+    pub server_side_copies: u64,
     /// Source entries listed.
     pub src_listed: u64,
     /// Destination entries listed.
@@ -457,6 +467,7 @@ pub async fn sync(
                         report.bytes += size;
                         report.etag_verified += verified.etag as u64;
                         report.checksum_verified += verified.checksum as u64;
+                        report.server_side_copies += verified.server_side as u64;
                     }
                     Action::Skip => {
                         report.skipped += 1;
@@ -473,7 +484,7 @@ pub async fn sync(
                     size,
                     reason,
                     dry_run: opts.dry_run,
-                    verified: (verified.etag, verified.checksum),
+                    verified,
                     done: report.uploaded + report.skipped + report.errors.len() as u64,
                     listed: src_count.load(std::sync::atomic::Ordering::Relaxed),
                 });
@@ -603,7 +614,7 @@ async fn delete_all(
                 size: p.size,
                 reason: Reason::Extra,
                 dry_run: opts.dry_run,
-                verified: (false, false),
+                verified: Verified::default(),
                 done: report.uploaded + report.skipped + report.deleted,
                 listed: report.src_listed,
             });

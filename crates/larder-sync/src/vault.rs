@@ -153,6 +153,7 @@ impl Store for IndexedRemote {
             storage_class: e.storage_class,
             headers: Default::default(),
             tag_count: None,
+            encryption: None,
         }))
     }
 

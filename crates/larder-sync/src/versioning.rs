@@ -25,11 +25,11 @@ use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 use larder_index::VersionMap;
 use larder_store::{
-    Body, Capabilities, CopyOptions, DeleteReport, Entry, ErrorKind, GetOptions, GetResult, Key,
-    ObjectMeta, PutOptions, PutResult, Result, Store, Tags, Version,
+    Body, Capabilities, CopyOptions, CopySource, DeleteReport, Entry, ErrorKind, GetOptions,
+    GetResult, Key, ObjectMeta, PutOptions, PutResult, Result, Store, Tags, Version,
 };
 
-use crate::execute::{self, TransferOptions};
+use crate::execute::{self, TransferOptions, Verified};
 use crate::{Action, Event, Reason, SyncError, SyncOptions, SyncReport};
 
 /// The user-metadata name under which a versioned sync records the source version a copy
@@ -195,6 +195,11 @@ impl Store for PointInTime {
     async fn copy(&self, from: &Key, _: &Key, _: CopyOptions) -> Result<PutResult> {
         Err(self.read_only(from.as_str()))
     }
+    fn copy_source(&self, key: &Key) -> Option<CopySource> {
+        let mut s = self.inner.copy_source(key)?;
+        s.version_id = self.version(key);
+        Some(s)
+    }
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
         match self.version(key) {
             Some(v) => self.inner.version_part_size(key, &v).await,
@@ -359,8 +364,9 @@ pub async fn sync_versions(
                 Action::Transfer => {
                     report.uploaded += 1;
                     report.bytes += d.size;
-                    report.etag_verified += u64::from(d.verified.0);
-                    report.checksum_verified += u64::from(d.verified.1);
+                    report.etag_verified += u64::from(d.verified.etag);
+                    report.checksum_verified += u64::from(d.verified.checksum);
+                    report.server_side_copies += u64::from(d.verified.server_side);
                 }
                 Action::Delete => report.deleted += 1,
                 Action::Skip => {}
@@ -448,7 +454,7 @@ struct Done {
     action: Action,
     size: u64,
     reason: Reason,
-    verified: (bool, bool),
+    verified: Verified,
 }
 
 #[derive(Default)]
@@ -552,7 +558,7 @@ impl KeyCtx {
                     action: Action::Transfer,
                     size: v.size,
                     reason,
-                    verified: (false, false),
+                    verified: Verified::default(),
                 });
                 continue;
             }
@@ -589,7 +595,7 @@ impl KeyCtx {
                 action: Action::Transfer,
                 size: t.bytes,
                 reason,
-                verified: (t.verified.etag, t.verified.checksum),
+                verified: t.verified,
             });
         }
         if plan.delete {
@@ -603,7 +609,7 @@ impl KeyCtx {
                 action: Action::Delete,
                 size: 0,
                 reason: Reason::DeleteMarker,
-                verified: (false, false),
+                verified: Verified::default(),
             });
         }
         Ok(())

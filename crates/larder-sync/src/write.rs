@@ -174,6 +174,7 @@ mod tests {
                 ..Default::default()
             },
             tag_count: None,
+            encryption: None,
         }
     }
 

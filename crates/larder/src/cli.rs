@@ -219,6 +219,21 @@ pub struct SyncArgs {
     /// `500K`): every byte read from the source, which is every byte written.
     #[arg(long, env = "LARDER_RATE_LIMIT_BANDWIDTH", value_name = "SIZE", value_parser = parse_rate_size)]
     pub rate_limit_bandwidth: Option<u64>,
+    /// S3 → S3: always let the destination's server copy the objects (CopyObject /
+    /// UploadPartCopy), even with other credentials (they must reach the source bucket) or
+    /// when the copy's ETag cannot be checked against the source's. By default the server
+    /// copies whenever both sides are on one endpoint with the same credentials and the copy
+    /// can be verified; otherwise the bytes pass through larder. A server-side copy is not
+    /// counted by --rate-limit-bandwidth.
+    #[arg(
+        long,
+        env = "LARDER_SERVER_SIDE_COPY",
+        conflicts_with = "no_server_side_copy"
+    )]
+    pub server_side_copy: bool,
+    /// S3 → S3: never copy server-side; every byte passes through larder and is hashed.
+    #[arg(long, env = "LARDER_NO_SERVER_SIDE_COPY")]
+    pub no_server_side_copy: bool,
     /// Parts of one object in flight at once (at least 1).
     #[arg(long, env = "LARDER_PARTS_IN_FLIGHT", default_value_t = 4, value_parser = parse_positive)]
     pub parts_in_flight: usize,

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::StreamExt;
 use larder_store::{ErrorKind, LocalStore, S3Options, S3Store, S3Url, Store, SymlinkPolicy};
-use larder_sync::{Action, Event, Filters, MetaCache, Reason, Status, SyncOptions, VerifyOptions};
+use larder_sync::{
+    Action, Event, Filters, MetaCache, Reason, ServerSideCopy, Status, SyncOptions, VerifyOptions,
+};
 use serde_json::json;
 
 use crate::cli::{
@@ -478,7 +480,8 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                         json!({"event": action.to_string(), "key": key, "size": size,
                                "reason": reason.to_string(), "dry_run": dry_run,
                                "adopted": matches!(reason, Reason::Adopted(_)),
-                               "etag_verified": verified.0, "checksum_verified": verified.1})
+                               "etag_verified": verified.etag, "checksum_verified": verified.checksum,
+                               "server_side": verified.server_side})
                     );
                 } else if ((print_plan || verbose > 0)
                     && (*action != Action::Skip
@@ -567,6 +570,11 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         concurrency: a.concurrency,
         rate_limit_objects: a.rate_limit_objects.map(|n| n as f64),
         rate_limit_bandwidth: a.rate_limit_bandwidth,
+        server_side_copy: match (a.server_side_copy, a.no_server_side_copy) {
+            (true, _) => ServerSideCopy::Always,
+            (_, true) => ServerSideCopy::Never,
+            _ => ServerSideCopy::Auto,
+        },
         stop_on_error: a.stop_on_error,
         retries: a.retries,
         mtime_window: a.modify_window,
@@ -621,6 +629,7 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
                 "bytes": report.bytes, "errors": report.errors.len(),
                 "etag_verified": report.etag_verified,
                 "checksum_verified": report.checksum_verified,
+                "server_side_copies": report.server_side_copies,
                 "verify_failures": report.verify_failures(),
                 "delete_refused": report.delete_refused,
                 "dry_run": report.dry_run, "cancelled": report.cancelled,
@@ -644,9 +653,10 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
             "transferred"
         };
         eprintln!(
-            "{verb} {} objects ({:.2} MiB), skipped {}{}, {} {}{} | etag verified {}, checksum verified {} | {:.0} objects/s, {:.2} MiB/s, {:.2}s",
+            "{verb} {} objects ({:.2} MiB{}), skipped {}{}, {} {}{} | etag verified {}, checksum verified {} | {:.0} objects/s, {:.2} MiB/s, {:.2}s",
             report.uploaded,
             mib(report.bytes),
+            if report.server_side_copies > 0 { format!(", {} copied server-side", report.server_side_copies) } else { String::new() },
             report.skipped,
             if report.adopted > 0 { format!(" ({} adopted by content)", report.adopted) } else { String::new() },
             if report.dry_run { "would delete" } else { "deleted" },

@@ -39,6 +39,7 @@ use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm as SdkChecksumAlgorithm, ChecksumMode, ChecksumType,
     CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier,
+    TaggingDirective,
 };
 use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
@@ -595,6 +596,10 @@ macro_rules! object_meta {
                 website_redirect: out.website_redirect_location().map(str::to_owned),
             },
             tag_count: None,
+            encryption: out
+                .server_side_encryption()
+                .map(|s| s.as_str().to_owned())
+                .or_else(|| out.sse_customer_algorithm().map(|_| SSE_C.to_owned())),
         }
     }};
 }
@@ -678,6 +683,18 @@ impl Store for S3Store {
         self.copy_object(from, to, opts).await
     }
 
+    fn copy_source(&self, key: &Key) -> Option<CopySource> {
+        self.copy_source_of(key)
+    }
+
+    fn can_copy_from(&self, source: &CopySource) -> bool {
+        self.reaches(source)
+    }
+
+    async fn put_copy(&self, to: &Key, from: &CopyFrom, opts: PutOptions) -> Result<PutResult> {
+        self.copy_in(to, from, opts).await
+    }
+
     async fn tags(&self, key: &Key) -> Result<Option<Tags>> {
         self.object_tags(key).await
     }
@@ -738,7 +755,7 @@ use intercept::MeterInterceptor;
 use list::decode_listed_key;
 use multipart::AbortGuard;
 pub use options::{PendingUpload, S3Options, S3Url, StaticCredentials};
-use put::check_declared_size;
+use put::{check_declared_size, send_conditioned};
 pub use settings::{ServerFeatures, Sse, SseCustomerKey};
 
 #[cfg(test)]

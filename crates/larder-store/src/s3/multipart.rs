@@ -263,20 +263,10 @@ impl S3Store {
                     .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Put, loc))
             }
         };
-        let out = match &opts.condition {
-            Some(WriteCondition::IfMatch(e)) => {
-                let mut values = super::if_match_values(e).into_iter();
-                let first = values.next().expect("one value");
-                let mut res = send(complete.clone().if_match(first)).await;
-                for alt in values {
-                    if matches!(&res, Err(err) if err.kind() == ErrorKind::Conflict) {
-                        res = send(complete.clone().if_match(alt)).await;
-                    }
-                }
-                res?
-            }
-            _ => send(complete).await?,
-        };
+        let out = send_conditioned(opts.condition.as_ref(), |m| {
+            send(complete.clone().set_if_match(m))
+        })
+        .await?;
         guard.disarm();
         if let Some(j) = &journal {
             j.finished(&i.url.bucket, &upload_id);

@@ -76,19 +76,7 @@ impl S3Store {
                         .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Put, loc))
                 }
             };
-        let out = match &opts.condition {
-            Some(WriteCondition::IfMatch(e)) => {
-                let mut values = if_match_values(e).into_iter();
-                let mut res = send(build(values.next())).await;
-                for alt in values {
-                    if matches!(&res, Err(err) if err.kind() == ErrorKind::Conflict) {
-                        res = send(build(Some(alt))).await;
-                    }
-                }
-                res?
-            }
-            _ => send(build(None)).await?,
-        };
+        let out = send_conditioned(opts.condition.as_ref(), |m| send(build(m))).await?;
         let md5 = digests.md5_hex().expect("md5 computed");
         let etag = match out.e_tag().map(normalize_etag).filter(|e| !e.is_empty()) {
             Some(e) => Some(e),
@@ -156,4 +144,28 @@ pub(super) fn check_declared_size(loc: &str, declared: Option<u64>, read: u64) -
             ))),
         _ => Ok(()),
     }
+}
+
+/// Sends a write under its precondition: `send(None)` when there is no If-Match (an
+/// If-None-Match is the builder's to set), else `send(Some(etag))` with each form of the
+/// ETag in turn while the server answers 412 (see [`if_match_values`]).
+pub(super) async fn send_conditioned<T, F, Fut>(
+    condition: Option<&WriteCondition>,
+    mut send: F,
+) -> Result<T>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let Some(WriteCondition::IfMatch(e)) = condition else {
+        return send(None).await;
+    };
+    let mut values = if_match_values(e).into_iter();
+    let mut res = send(values.next()).await;
+    for alt in values {
+        if matches!(&res, Err(err) if err.kind() == ErrorKind::Conflict) {
+            res = send(Some(alt)).await;
+        }
+    }
+    res
 }

@@ -128,14 +128,7 @@ impl Sides {
 }
 
 fn opts() -> TransferOptions {
-    TransferOptions {
-        checksum: None,
-        guess_content_type: true,
-        write: Default::default(),
-        bandwidth: None,
-        extra_metadata: Default::default(),
-        preprocess: None,
-    }
+    TransferOptions::default()
 }
 
 fn invalid(key: &str) -> larder_store::Error {

@@ -54,12 +54,8 @@ pub async fn vault_get(o: &VaultSyncOptions, key: &str) -> Result<PathBuf, Vault
     let dir = o.vault.local_dir.clone();
     let local: Arc<dyn Store> = Arc::new(LocalStore::new(&dir));
     let opts = TransferOptions {
-        checksum: None,
         guess_content_type: false,
-        write: Default::default(),
-        bandwidth: None,
-        extra_metadata: Default::default(),
-        preprocess: None,
+        ..Default::default()
     };
     with_retries(3, || transfer(&remote, &local, &entry, None, &opts)).await?;
     let path = dir.join(&row.key);
