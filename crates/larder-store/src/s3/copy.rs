@@ -150,6 +150,12 @@ impl S3Store {
                 version_id: out.version_id().map(str::to_owned),
             }
         };
+        let mut result = result;
+        if result.version_id.is_none() {
+            result.version_id = self
+                .copied_version(to, result.etag.as_deref(), &what)
+                .await?;
+        }
         let tagging = i.features().tagging;
         if let Some(tags) = opts.tags.as_ref().filter(|t| tagging && !t.is_empty()) {
             // radosgw ignores the tags sent with a copy that replaces the metadata.
@@ -286,6 +292,34 @@ impl S3Store {
         })
     }
 
+    /// The version id of the copy just written at `to`, for a server that answered without
+    /// one: a HEAD (conditional on the copy's ETag) tells it, or tells that the bucket keeps
+    /// no versions, which is remembered so later copies need no HEAD.
+    async fn copied_version(
+        &self,
+        to: &Key,
+        etag: Option<&str>,
+        what: &str,
+    ) -> Result<Option<String>> {
+        let i = &self.inner;
+        if !i.features().versioning || i.copy_versions.get() == Some(&false) {
+            return Ok(None);
+        }
+        let out = i
+            .client
+            .head_object()
+            .bucket(&i.url.bucket)
+            .key(self.full_key(to.as_str()))
+            .set_if_match(etag.map(|e| format!("\"{e}\"")));
+        let out = with_sse_c!(out, &i.opts)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&i.endpoint, e, Op::Copy, format!("{what} (version)")))?;
+        let version = out.version_id().filter(|v| *v != "null").map(str::to_owned);
+        let _ = i.copy_versions.set(version.is_some());
+        Ok(version)
+    }
+
     /// Sets the tags of what was just written at `key` (the version written, where the
     /// bucket keeps versions).
     async fn set_tags(
@@ -336,7 +370,12 @@ impl S3Store {
             .set_version_id(source.version_id.clone())
             .send()
             .await
-            .map_err(|e| map_sdk_error(&i.endpoint, e, Op::Copy, what.to_owned()))?;
+            .map_err(|e| map_sdk_error(&i.endpoint, e, Op::Copy, what.to_owned()));
+        let out = match out {
+            // A server without object tags (Garage, before detection).
+            Err(e) if e.kind() == ErrorKind::Unsupported => return Ok(None),
+            r => r?,
+        };
         let tags: Tags = out
             .tag_set()
             .iter()

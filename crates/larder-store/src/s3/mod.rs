@@ -181,6 +181,9 @@ struct Inner {
     /// What the server implements: [`S3Options::features`], or what
     /// [`S3Store::detect_features`] found.
     features: std::sync::RwLock<ServerFeatures>,
+    /// Whether a copy's answer lacking a version id means the bucket keeps none (learned
+    /// once; radosgw omits it from CopyObject answers even on a versioned bucket).
+    copy_versions: std::sync::OnceLock<bool>,
 }
 
 impl Inner {
@@ -317,6 +320,7 @@ impl S3Store {
                 endpoint,
                 throttle,
                 features: std::sync::RwLock::new(opts_features),
+                copy_versions: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -129,7 +129,12 @@ impl S3Store {
             .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| map_sdk_error(&i.endpoint, e, Op::Head, self.location(key.as_str())))?;
+            .map_err(|e| map_sdk_error(&i.endpoint, e, Op::Head, self.location(key.as_str())));
+        let out = match out {
+            // A server without object tags (Garage) whose features were not detected.
+            Err(e) if e.kind() == ErrorKind::Unsupported => return Ok(None),
+            r => r?,
+        };
         Ok(Some(
             out.tag_set()
                 .iter()

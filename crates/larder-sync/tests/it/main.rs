@@ -6,13 +6,14 @@ mod conditions;
 mod directions;
 mod faults;
 mod semantics;
+mod server_copy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use larder_store::{Body, GetOptions, Key, PutOptions, Store};
 use larder_sync::{MetaCache, SyncOptions};
 

@@ -110,14 +110,32 @@ fn s3_rgw_sync_carries_headers_metadata_and_tags_s3_to_s3() {
     );
     put(&env, &format!("{src}/plain.txt"), &body, &[]);
     let url = |p: &str| format!("s3://{}/{p}", env.bucket);
-    let out = run(larder_on(d.path(), &env)
-        .args(["--json", "sync"])
-        .arg(url(&src))
-        .arg(url(&dst)));
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(summary(&out)["transferred"], 2);
+    // Copied by the server (the default here: one endpoint, one set of credentials), then
+    // through larder: both must carry the same.
+    for (flag, server_side) in [(None, 2), (Some("--no-server-side-copy"), 0)] {
+        let dst = format!("{dst}-{server_side}");
+        let out = run(larder_on(d.path(), &env)
+            .args(["--json", "sync"])
+            .args(flag)
+            .arg(url(&src))
+            .arg(url(&dst)));
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(summary(&out)["transferred"], 2);
+        assert_eq!(summary(&out)["server_side_copies"], server_side);
+        assert_eq!(summary(&out)["etag_verified"], 2);
+        carried(&env, &dst);
+        // Up to date now: nothing is sent again.
+        let out = run(larder_on(d.path(), &env)
+            .args(["--json", "sync"])
+            .arg(url(&src))
+            .arg(url(&dst)));
+        assert_eq!(summary(&out)["transferred"], 0);
+    }
+}
 
-    let h = head(&env, &format!("{dst}/page.html"));
+/// What `page.html` and `plain.txt` carried to `dst`.
+fn carried(env: &S3Env, dst: &str) {
+    let h = head(env, &format!("{dst}/page.html"));
     assert_eq!(h["ContentType"], "text/html; charset=utf-8");
     assert_eq!(h["CacheControl"], "max-age=60");
     assert_eq!(h["ContentEncoding"], "identity");
@@ -131,17 +149,10 @@ fn s3_rgw_sync_carries_headers_metadata_and_tags_s3_to_s3() {
     assert_eq!(h["Metadata"]["owner"], "team-a");
     assert_eq!(h["Metadata"]["stage"], "raw");
     assert_eq!(
-        tags(&env, &format!("{dst}/page.html")),
+        tags(env, &format!("{dst}/page.html")),
         pairs(&[("team", "a b"), ("tier", "hot")])
     );
-    assert!(tags(&env, &format!("{dst}/plain.txt")).is_empty());
-
-    // Up to date now: nothing is sent again.
-    let out = run(larder_on(d.path(), &env)
-        .args(["--json", "sync"])
-        .arg(url(&src))
-        .arg(url(&dst)));
-    assert_eq!(summary(&out)["transferred"], 0);
+    assert!(tags(env, &format!("{dst}/plain.txt")).is_empty());
 }
 
 #[test]
@@ -169,7 +180,7 @@ fn s3_rgw_overrides_replace_what_the_source_had() {
     );
     let url = |p: &str| format!("s3://{}/{p}", env.bucket);
     let out = run(larder_on(d.path(), &env)
-        .args(["sync", "--content-type", "application/x-new"])
+        .args(["--json", "sync", "--content-type", "application/x-new"])
         .args([
             "--metadata",
             "Owner=new,extra=1",
@@ -184,6 +195,7 @@ fn s3_rgw_overrides_replace_what_the_source_had() {
         .arg(url(&src))
         .arg(url(&dst)));
     assert_eq!(out.status.code(), Some(0));
+    assert_eq!(summary(&out)["server_side_copies"], 1);
     let h = head(&env, &format!("{dst}/a.bin"));
     assert_eq!(h["ContentType"], "application/x-new");
     assert!(

@@ -302,6 +302,80 @@ fn s3_to_s3_takes_endpoints_per_side() {
     );
 }
 
+/// Garage → radosgw: two servers, two sets of credentials (profiles). The default streams
+/// every object through larder; `--server-side-copy` forces a copy the destination's server
+/// cannot make, which fails by key and writes nothing.
+#[test]
+fn s3_rgw_between_two_servers_objects_stream_and_a_forced_server_copy_fails_by_key() {
+    let (garage, rgw) = (larder_testutil::s3_env(), larder_testutil::rgw_env());
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    write(&src.join("a.txt"), b"alpha");
+    let (mut c, from) = larder_s3(d.path());
+    assert_eq!(
+        run(c.args(["sync", "-q"]).arg(&src).arg(&from))
+            .status
+            .code(),
+        Some(0)
+    );
+    let profile = |name: &str, e: &larder_testutil::S3Env| {
+        format!(
+            "[{name}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            e.access_key_id, e.secret_access_key
+        )
+    };
+    write(
+        &d.path().join("no-aws-credentials"),
+        format!("{}{}", profile("g", &garage), profile("r", &rgw)).as_bytes(),
+    );
+    let to = format!(
+        "s3://{}/{}",
+        rgw.bucket,
+        larder_testutil::unique("from-garage")
+    );
+    let two_servers = |c: &mut Command| {
+        c.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .args(["--source-endpoint-url", &garage.endpoint])
+            .args(["--source-profile", "g", "--source-region", &garage.region])
+            .args(["--target-endpoint-url", &rgw.endpoint])
+            .args(["--target-profile", "r", "--target-region", &rgw.region]);
+    };
+    let (mut c, _) = larder_s3(d.path());
+    c.args(["sync", "--json"]);
+    two_servers(&mut c);
+    let out = run(c.arg(&from).arg(&to));
+    assert_eq!(out.status.code(), Some(0));
+    let s = summary(&out);
+    assert_eq!(
+        (s["transferred"].as_u64(), s["server_side_copies"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(s["etag_verified"], 1);
+
+    let forced = format!("{to}-forced");
+    let (mut c, _) = larder_s3(d.path());
+    c.args(["sync", "--server-side-copy"]);
+    two_servers(&mut c);
+    let out = run(c.arg(&from).arg(&forced));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a.txt"), "{err}");
+    let ls = |url: &str| {
+        let (mut c, _) = larder_s3(d.path());
+        let out = run(c
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .args(["ls", "--json", "--endpoint-url", &rgw.endpoint])
+            .args(["--profile", "r", "--region", &rgw.region])
+            .arg(url));
+        assert_eq!(out.status.code(), Some(0));
+        out
+    };
+    assert!(json_lines(&ls(&forced)).is_empty(), "nothing written");
+    let listed = ls(&to);
+    assert_eq!(json_lines(&listed).len(), 1, "the streamed copy is listed");
+}
+
 /// rclone, installed by `.ci/run` (Debian's `rclone`), pointed at the test server.
 fn rclone(state: &Path) -> Command {
     let env = larder_testutil::s3_env();
