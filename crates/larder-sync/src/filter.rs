@@ -197,18 +197,7 @@ impl ObjectFilters {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
-        let tags = tags
-            .map(|t| {
-                let enc = |s: &str| {
-                    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
-                        .to_string()
-                };
-                t.iter()
-                    .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-                    .collect::<Vec<_>>()
-                    .join("&")
-            })
-            .unwrap_or_default();
+        let tags = tags.map(encode_tags).unwrap_or_default();
         check(
             &self.include_content_type,
             &self.exclude_content_type,
@@ -216,6 +205,17 @@ impl ObjectFilters {
         ) && check(&self.include_metadata, &self.exclude_metadata, &md)
             && check(&self.include_tag, &self.exclude_tag, &tags)
     }
+}
+
+/// Tags as `k1=v1&k2=v2`: keys sorted, keys and values URL-encoded.
+pub(crate) fn encode_tags(t: &larder_store::Tags) -> String {
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    t.iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Compiles an optional regex, naming it when it does not parse.

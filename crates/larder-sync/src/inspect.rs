@@ -115,7 +115,7 @@ impl StoreInspector {
         }
     }
 
-    fn store(&self, side: Side) -> &Arc<dyn Store> {
+    pub(crate) fn store(&self, side: Side) -> &Arc<dyn Store> {
         match side {
             Side::Src => &self.src,
             Side::Dst => &self.dst,

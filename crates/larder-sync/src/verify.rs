@@ -4,14 +4,20 @@
 //! ETag recomputed with the part size the object was uploaded with), then, with a checksum
 //! algorithm, the additional checksum. It works on data copied by other tools: a multipart
 //! object's part size is found the way s3sync's `--auto-chunksize` does (the size of part 1).
+//!
+//! Asked to ([`VerifyOptions::metadata`], [`VerifyOptions::tagging`]), a key whose bytes
+//! match has its system and user metadata (one HEAD per side) and its tags (one request per
+//! side) compared too.
 
 use std::fmt;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use larder_store::integrity::ChecksumAlgorithm;
-use larder_store::{Entry, Store};
+use larder_store::{Entry, ObjectMeta, Store};
 
+use crate::compare::Side;
+use crate::filter::encode_tags;
 use crate::inspect::StoreInspector;
 use crate::{march, Filters, MarchItem, Pair};
 
@@ -41,6 +47,23 @@ pub enum Status {
         /// Destination value.
         dst: Option<String>,
     },
+    /// The bytes match, the metadata does not: the first field that differs
+    /// (`content-type`, `cache-control`, …, `x-amz-meta-NAME`).
+    MetadataMismatch {
+        /// The field.
+        field: String,
+        /// Its source value.
+        src: Option<String>,
+        /// Its destination value.
+        dst: Option<String>,
+    },
+    /// The bytes match, the tags do not (each side's `k=v&…`, URL-encoded).
+    TaggingMismatch {
+        /// Source tags.
+        src: String,
+        /// Destination tags.
+        dst: String,
+    },
     /// Only the source has the key.
     Missing,
     /// Only the destination has the key.
@@ -51,13 +74,15 @@ pub enum Status {
 
 impl Status {
     /// A short name: `match`, `size_mismatch`, `etag_mismatch`, `checksum_mismatch`,
-    /// `missing`, `extra`, `error`.
+    /// `metadata_mismatch`, `tagging_mismatch`, `missing`, `extra`, `error`.
     pub fn name(&self) -> &'static str {
         match self {
             Status::Match => "match",
             Status::SizeMismatch { .. } => "size_mismatch",
             Status::EtagMismatch { .. } => "etag_mismatch",
             Status::ChecksumMismatch { .. } => "checksum_mismatch",
+            Status::MetadataMismatch { .. } => "metadata_mismatch",
+            Status::TaggingMismatch { .. } => "tagging_mismatch",
             Status::Missing => "missing",
             Status::Extra => "extra",
             Status::Error(_) => "error",
@@ -75,6 +100,12 @@ impl fmt::Display for Status {
             }
             Status::ChecksumMismatch { src, dst } => {
                 write!(f, "checksum_mismatch ({} vs {})", o(src), o(dst))
+            }
+            Status::MetadataMismatch { field, src, dst } => {
+                write!(f, "metadata_mismatch ({field}: {} vs {})", o(src), o(dst))
+            }
+            Status::TaggingMismatch { src, dst } => {
+                write!(f, "tagging_mismatch ({src:?} vs {dst:?})")
             }
             Status::Error(e) => write!(f, "error ({e})"),
             s => f.write_str(s.name()),
@@ -97,6 +128,12 @@ pub struct VerifyOptions {
     /// The part size larder uploads with, tried first for multipart ETags (default 8 MiB
     /// when 0).
     pub part_size: u64,
+    /// Also compare system and user metadata of keys whose bytes match (s3sync's
+    /// `--report-metadata-sync-status`): one HEAD per side.
+    pub metadata: bool,
+    /// Also compare tags of keys whose bytes match (`--report-tagging-sync-status`): one
+    /// request per side.
+    pub tagging: bool,
     /// Called with each key's status.
     pub on_status: Option<StatusHandler>,
 }
@@ -121,6 +158,10 @@ pub struct VerifyReport {
     pub etag_mismatch: u64,
     /// Keys whose checksums differ.
     pub checksum_mismatch: u64,
+    /// Keys whose bytes match and metadata does not ([`VerifyOptions::metadata`]).
+    pub metadata_mismatch: u64,
+    /// Keys whose bytes match and tags do not ([`VerifyOptions::tagging`]).
+    pub tagging_mismatch: u64,
     /// Keys only in the source.
     pub missing: u64,
     /// Keys only in the destination.
@@ -139,6 +180,8 @@ impl VerifyReport {
         self.size_mismatch
             + self.etag_mismatch
             + self.checksum_mismatch
+            + self.metadata_mismatch
+            + self.tagging_mismatch
             + self.missing
             + self.extra
             + self.errors
@@ -146,7 +189,94 @@ impl VerifyReport {
     }
 }
 
-async fn status_of(
+/// What [`status_of`] compares besides size and ETag.
+#[derive(Debug, Clone, Copy)]
+struct Compare {
+    checksum: Option<ChecksumAlgorithm>,
+    metadata: bool,
+    tagging: bool,
+}
+
+async fn status_of(insp: &StoreInspector, c: Compare, s: &Entry, d: &Entry) -> Status {
+    match content_status(insp, c.checksum, s, d).await {
+        Status::Match => {}
+        other => return other,
+    }
+    let (src, dst) = (insp.store(Side::Src), insp.store(Side::Dst));
+    if c.metadata {
+        let heads = futures::future::try_join(src.head(&s.key), dst.head(&d.key)).await;
+        match heads {
+            Ok((Some(sm), Some(dm))) => {
+                if let Some((field, src, dst)) = metadata_difference(&sm, &dm) {
+                    return Status::MetadataMismatch { field, src, dst };
+                }
+            }
+            Ok(_) => return Status::Error(format!("{}: deleted while compared", s.key)),
+            Err(e) => return Status::Error(e.to_string()),
+        }
+    }
+    if c.tagging {
+        match futures::future::try_join(src.tags(&s.key), dst.tags(&d.key)).await {
+            Ok((st, dt)) => {
+                let (st, dt) = (st.unwrap_or_default(), dt.unwrap_or_default());
+                if st != dt {
+                    return Status::TaggingMismatch {
+                        src: encode_tags(&st),
+                        dst: encode_tags(&dt),
+                    };
+                }
+            }
+            Err(e) => return Status::Error(e.to_string()),
+        }
+    }
+    Status::Match
+}
+
+/// The first field of system or user metadata that differs: its name and both values.
+pub fn metadata_difference(
+    s: &ObjectMeta,
+    d: &ObjectMeta,
+) -> Option<(String, Option<String>, Option<String>)> {
+    let (sh, dh) = (&s.headers, &d.headers);
+    let system = [
+        ("content-type", &s.content_type, &d.content_type),
+        ("cache-control", &s.cache_control, &d.cache_control),
+        (
+            "content-encoding",
+            &sh.content_encoding,
+            &dh.content_encoding,
+        ),
+        (
+            "content-disposition",
+            &sh.content_disposition,
+            &dh.content_disposition,
+        ),
+        (
+            "content-language",
+            &sh.content_language,
+            &dh.content_language,
+        ),
+        ("expires", &sh.expires, &dh.expires),
+        (
+            "website-redirect-location",
+            &sh.website_redirect,
+            &dh.website_redirect,
+        ),
+    ];
+    for (name, a, b) in system {
+        if a != b {
+            return Some((name.to_owned(), a.clone(), b.clone()));
+        }
+    }
+    let names: std::collections::BTreeSet<&String> =
+        s.metadata.keys().chain(d.metadata.keys()).collect();
+    names.into_iter().find_map(|k| {
+        let (a, b) = (s.metadata.get(k), d.metadata.get(k));
+        (a != b).then(|| (format!("x-amz-meta-{k}"), a.cloned(), b.cloned()))
+    })
+}
+
+async fn content_status(
     insp: &StoreInspector,
     checksum: Option<ChecksumAlgorithm>,
     s: &Entry,
@@ -185,6 +315,11 @@ pub async fn verify(src: Arc<dyn Store>, dst: Arc<dyn Store>, opts: VerifyOption
         part_size,
     ));
     let checksum = opts.checksum;
+    let compare = Compare {
+        checksum,
+        metadata: opts.metadata,
+        tagging: opts.tagging,
+    };
     let filters = opts.filters.clone();
     let statuses = march(src.list(""), dst.list(""))
         .filter_map(move |item| {
@@ -205,7 +340,7 @@ pub async fn verify(src: Arc<dyn Store>, dst: Arc<dyn Store>, opts: VerifyOption
                     MarchItem::Pair(Pair::SrcOnly(e)) => (e.key.into_string(), Status::Missing),
                     MarchItem::Pair(Pair::DstOnly(e)) => (e.key.into_string(), Status::Extra),
                     MarchItem::Pair(Pair::Both(s, d)) => {
-                        let st = status_of(&insp, checksum, &s, &d).await;
+                        let st = status_of(&insp, compare, &s, &d).await;
                         (s.key.into_string(), st)
                     }
                 }
@@ -231,6 +366,14 @@ pub async fn verify(src: Arc<dyn Store>, dst: Arc<dyn Store>, opts: VerifyOption
                 r.checksum_mismatch += 1;
                 r.etag_matches += 1;
             }
+            Status::MetadataMismatch { .. } => {
+                r.metadata_mismatch += 1;
+                r.etag_matches += 1;
+            }
+            Status::TaggingMismatch { .. } => {
+                r.tagging_mismatch += 1;
+                r.etag_matches += 1;
+            }
             Status::Missing => r.missing += 1,
             Status::Extra => r.extra += 1,
             Status::Error(_) => r.errors += 1,
@@ -240,4 +383,48 @@ pub async fn verify(src: Arc<dyn Store>, dst: Arc<dyn Store>, opts: VerifyOption
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> ObjectMeta {
+        ObjectMeta {
+            key: larder_store::Key::new("k").unwrap(),
+            size: 1,
+            last_modified: None,
+            etag: None,
+            content_type: Some("text/plain".into()),
+            cache_control: None,
+            metadata: [("a".to_owned(), "1".to_owned())].into(),
+            mtime: None,
+            checksum: None,
+            storage_class: None,
+            headers: Default::default(),
+            tag_count: None,
+            encryption: None,
+        }
+    }
+
+    #[test]
+    fn the_first_metadata_difference_is_named() {
+        let (s, mut d) = (meta(), meta());
+        assert_eq!(metadata_difference(&s, &d), None);
+        d.headers.content_language = Some("fr".into());
+        d.metadata.insert("b".into(), "2".into());
+        assert_eq!(
+            metadata_difference(&s, &d),
+            Some(("content-language".into(), None, Some("fr".into())))
+        );
+        d.headers.content_language = None;
+        assert_eq!(
+            metadata_difference(&s, &d),
+            Some(("x-amz-meta-b".into(), None, Some("2".into())))
+        );
+        // larder's own entries (the recorded mtime) are not user metadata.
+        d.metadata.remove("b");
+        d.mtime = Some(std::time::SystemTime::UNIX_EPOCH);
+        assert_eq!(metadata_difference(&s, &d), None);
+    }
 }

@@ -324,6 +324,22 @@ pub struct VerifyArgs {
     /// Print only keys that differ.
     #[arg(long, env = "LARDER_ONLY_DIFFERENCES")]
     pub only_differences: bool,
+    /// Also compare system metadata (Content-Type, Cache-Control, Content-Encoding/
+    /// -Disposition/-Language, Expires, website redirect) and user metadata of keys whose
+    /// bytes match: one HEAD per side and key.
+    #[arg(
+        long,
+        visible_alias = "report-metadata-sync-status",
+        env = "LARDER_REPORT_METADATA"
+    )]
+    pub report_metadata: bool,
+    /// Also compare the tags of keys whose bytes match: one request per side and key.
+    #[arg(
+        long,
+        visible_alias = "report-tagging-sync-status",
+        env = "LARDER_REPORT_TAGGING"
+    )]
+    pub report_tagging: bool,
     /// Compare the source (a versioned bucket) as it was at this instant (RFC 3339).
     #[arg(long, env = "LARDER_POINT_IN_TIME", value_name = "TIME", value_parser = parse_instant)]
     pub point_in_time: Option<std::time::SystemTime>,

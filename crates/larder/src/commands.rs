@@ -713,6 +713,27 @@ async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i3
     if let Some(t) = a.point_in_time {
         src = Arc::new(larder_sync::versioning::PointInTime::new(src, t));
     }
+    type Keeps = fn(&larder_store::Capabilities) -> bool;
+    let checks: [(bool, &str, Keeps, &str); 2] = [
+        (
+            a.report_metadata,
+            "--report-metadata",
+            |c| c.metadata,
+            "metadata",
+        ),
+        (a.report_tagging, "--report-tagging", |c| c.tagging, "tags"),
+    ];
+    for (asked, flag, keeps, what) in checks {
+        let sides = [(&src, &a.pair.src), (&dst, &a.pair.dst)];
+        if let Some((_, name)) = sides
+            .iter()
+            .find(|(s, _)| asked && !keeps(&s.capabilities()))
+        {
+            return Err(
+                UsageError(format!("{flag}: {name} does not keep {what} to compare")).into(),
+            );
+        }
+    }
     let only_diff = a.only_differences;
     let on_status = Arc::new(move |key: &str, st: &Status| {
         if only_diff && *st == Status::Match {
@@ -720,8 +741,10 @@ async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i3
         }
         if json {
             let mut v = json!({"event": "status", "key": key, "status": st.name()});
-            if let Status::Error(e) = st {
-                v["error"] = json!(e);
+            match st {
+                Status::Error(e) => v["error"] = json!(e),
+                Status::Match | Status::Missing | Status::Extra => {}
+                other => v["detail"] = json!(other.to_string()),
             }
             println!("{v}");
         } else if !quiet {
@@ -736,6 +759,8 @@ async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i3
             filters: filters(&a.pair.filters)?,
             concurrency: a.concurrency,
             on_status: Some(on_status),
+            metadata: a.report_metadata,
+            tagging: a.report_tagging,
             ..VerifyOptions::default()
         },
     )
@@ -745,14 +770,18 @@ async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i3
             "{}",
             json!({"event": "summary", "match": report.matched,
                    "size_mismatch": report.size_mismatch, "etag_mismatch": report.etag_mismatch,
-                   "checksum_mismatch": report.checksum_mismatch, "missing": report.missing,
+                   "checksum_mismatch": report.checksum_mismatch,
+                   "metadata_mismatch": report.metadata_mismatch,
+                   "tagging_mismatch": report.tagging_mismatch, "missing": report.missing,
                    "extra": report.extra, "errors": report.errors,
                    "etag_matches": report.etag_matches, "checksum_matches": report.checksum_matches})
         );
     } else if !quiet {
         eprintln!(
-            "match {}, size mismatch {}, etag mismatch {}, checksum mismatch {}, missing {}, extra {}, errors {}",
+            "match {}, size mismatch {}, etag mismatch {}, checksum mismatch {}{}{}, missing {}, extra {}, errors {}",
             report.matched, report.size_mismatch, report.etag_mismatch, report.checksum_mismatch,
+            if a.report_metadata { format!(", metadata mismatch {}", report.metadata_mismatch) } else { String::new() },
+            if a.report_tagging { format!(", tagging mismatch {}", report.tagging_mismatch) } else { String::new() },
             report.missing, report.extra, report.errors
         );
     }

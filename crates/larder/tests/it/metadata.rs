@@ -414,3 +414,142 @@ fn s3_local_to_garage_sets_headers_from_flags() {
     assert_eq!(h["ContentDisposition"], "inline");
     assert_eq!(h["Metadata"]["build"], "42");
 }
+
+/// `verify --report-metadata --report-tagging`: keys whose bytes match are compared on
+/// metadata and tags too, each difference named; without the flags they match.
+#[test]
+fn s3_rgw_verify_reports_metadata_and_tag_differences() {
+    let env = larder_testutil::rgw_env();
+    let d = tempfile::tempdir().unwrap();
+    let body = d.path().join("body");
+    write(&body, b"same bytes");
+    let src = larder_testutil::unique("rep-src");
+    let dst = larder_testutil::unique("rep-dst");
+    for k in ["meta.txt", "tags.txt", "same.txt"] {
+        put(
+            &env,
+            &format!("{src}/{k}"),
+            &body,
+            &[
+                "--metadata",
+                "owner=ann",
+                "--tagging",
+                "team=blue",
+                "--content-type",
+                "text/plain",
+            ],
+        );
+    }
+    let url = |p: &str| format!("s3://{}/{p}", env.bucket);
+    let out = run(larder_on(d.path(), &env)
+        .args(["sync", "-q"])
+        .arg(url(&src))
+        .arg(url(&dst)));
+    assert_eq!(out.status.code(), Some(0));
+    let verify = |flags: &[&str]| {
+        run(larder_on(d.path(), &env)
+            .args(["--json", "verify"])
+            .args(flags)
+            .arg(url(&src))
+            .arg(url(&dst)))
+    };
+    let both = ["--report-metadata", "--report-tagging-sync-status"];
+    assert_eq!(
+        verify(&both).status.code(),
+        Some(0),
+        "in sync after the sync"
+    );
+
+    // The same bytes, other metadata (a copy onto itself) and other tags.
+    aws_cli(
+        &env,
+        &[
+            "s3api",
+            "copy-object",
+            "--bucket",
+            &env.bucket,
+            "--key",
+            &format!("{dst}/meta.txt"),
+            "--copy-source",
+            &format!("{}/{dst}/meta.txt", env.bucket),
+            "--metadata-directive",
+            "REPLACE",
+            "--metadata",
+            "owner=bob",
+            "--content-type",
+            "text/plain",
+        ],
+    );
+    aws_cli(
+        &env,
+        &[
+            "s3api",
+            "put-object-tagging",
+            "--bucket",
+            &env.bucket,
+            "--key",
+            &format!("{dst}/tags.txt"),
+            "--tagging",
+            "TagSet=[{Key=team,Value=red}]",
+        ],
+    );
+    let out = verify(&both);
+    assert_eq!(out.status.code(), Some(3), "differences are a warning");
+    let lines = json_lines(&out);
+    let status = |k: &str| {
+        lines
+            .iter()
+            .find(|l| l["key"] == k)
+            .unwrap_or_else(|| panic!("{k} reported"))
+            .clone()
+    };
+    assert_eq!(status("meta.txt")["status"], "metadata_mismatch");
+    assert!(
+        status("meta.txt")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("x-amz-meta-owner: ann vs bob"),
+        "{}",
+        status("meta.txt")
+    );
+    // meta.txt lost its tags too (radosgw drops them from a copy that replaces the
+    // metadata); the metadata is compared first and named.
+    assert_eq!(status("tags.txt")["status"], "tagging_mismatch");
+    assert!(
+        status("tags.txt")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("team=red"),
+        "{}",
+        status("tags.txt")
+    );
+    assert_eq!(status("same.txt")["status"], "match");
+    let s = summary(&out);
+    assert_eq!(
+        (
+            s["metadata_mismatch"].as_u64(),
+            s["tagging_mismatch"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    // Only the bytes: everything matches.
+    assert_eq!(verify(&[]).status.code(), Some(0));
+}
+
+/// A side that keeps no tags cannot be compared on them: a usage error naming it.
+#[test]
+fn s3_garage_verify_refuses_to_compare_tags_it_does_not_keep() {
+    let env = larder_testutil::s3_env();
+    let d = tempfile::tempdir().unwrap();
+    let url = format!("s3://{}/{}", env.bucket, larder_testutil::unique("rep"));
+    let out = run(larder_on(d.path(), &env)
+        .args(["verify", "--report-tagging"])
+        .arg(d.path())
+        .arg(&url));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--report-tagging") && err.contains("does not keep tags"),
+        "{err}"
+    );
+}
