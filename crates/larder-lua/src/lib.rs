@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use larder_store::{Entry, ObjectMeta, PutOptions, Tags};
-use larder_sync::callbacks::{CallbackError, FilterCallback, PreprocessCallback};
+use larder_sync::callbacks::{CallbackError, FilterCallback, KeyTransform, PreprocessCallback};
 use larder_sync::{Action, Event};
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
@@ -373,6 +373,45 @@ impl PreprocessCallback for LuaPreprocess {
     }
 }
 
+/// A key transform: `transform(key) -> string` (nil keeps the key).
+#[derive(Debug)]
+pub struct LuaTransform(pub Script);
+
+impl LuaTransform {
+    /// Loads a transform script.
+    ///
+    /// # Errors
+    ///
+    /// As [`Script::load`].
+    pub fn load(path: &Path, sandbox: Sandbox, limits: Limits) -> Result<Self, LuaError> {
+        Script::load(path, "transform", sandbox, limits).map(LuaTransform)
+    }
+}
+
+impl KeyTransform for LuaTransform {
+    fn transform(&self, key: &str) -> Result<String, CallbackError> {
+        self.0.call(
+            |lua| {
+                Ok(mlua::MultiValue::from_vec(vec![Value::String(
+                    lua.create_string(key)?,
+                )]))
+            },
+            |_, v| match v {
+                Value::Nil => Ok(key.to_owned()),
+                Value::String(s) => Ok(s.to_str()?.to_owned()),
+                other => Err(mlua::Error::RuntimeError(format!(
+                    "transform must return a string or nil, not {}",
+                    other.type_name()
+                ))),
+            },
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!("transform() in {}", self.0.path.display())
+    }
+}
+
 /// An event script: `on_event(event)`. Errors are logged, never fail a key.
 #[derive(Debug)]
 pub struct LuaEvents(pub Script);
@@ -448,6 +487,25 @@ mod tests {
             etag: Some("abc".into()),
             storage_class: None,
         }
+    }
+
+    #[test]
+    fn a_transform_renames_keeps_with_nil_and_refuses_other_values() {
+        let d = tempfile::tempdir().unwrap();
+        let p = script(
+            d.path(),
+            "t.lua",
+            r#"function transform(k)
+                 if k:match('^raw/') then return 'clean/' .. k:sub(5) end
+                 if k == 'odd' then return 42 end
+                 return nil
+               end"#,
+        );
+        let t = LuaTransform::load(&p, Sandbox::Safe, Limits::default()).unwrap();
+        assert_eq!(t.transform("raw/a.txt").unwrap(), "clean/a.txt");
+        assert_eq!(t.transform("other").unwrap(), "other");
+        let e = t.transform("odd").unwrap_err().to_string();
+        assert!(e.contains("t.lua") && e.contains("string or nil"), "{e}");
     }
 
     #[test]

@@ -51,3 +51,19 @@ pub trait PreprocessCallback: std::fmt::Debug + Send + Sync {
     /// The key fails with the error and nothing is written for it.
     fn preprocess(&self, meta: &ObjectMeta, put: &mut PutOptions) -> Result<(), CallbackError>;
 }
+
+/// Gives each source object another key at the destination (s3sync users' key
+/// transforms; the CLI's `--transform` and `--transform-lua-script`). See
+/// [`crate::rename::Renamed`].
+pub trait KeyTransform: std::fmt::Debug + Send + Sync {
+    /// The destination key of the source key `key` (itself, to keep it).
+    ///
+    /// # Errors
+    ///
+    /// The key fails with the error (and the run deletes nothing).
+    fn transform(&self, key: &str) -> Result<String, CallbackError>;
+
+    /// How the transform is named in messages and in the metadata cache
+    /// (`s/^a\//b\//`, `transform.lua`).
+    fn describe(&self) -> String;
+}

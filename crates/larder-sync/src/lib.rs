@@ -33,6 +33,7 @@ pub mod callbacks;
 pub mod compare;
 mod execute;
 pub use execute::Verified;
+pub mod rename;
 mod server_copy;
 pub use server_copy::ServerSideCopy;
 pub mod filter;

@@ -219,6 +219,21 @@ pub struct SyncArgs {
     /// `500K`): every byte read from the source, which is every byte written.
     #[arg(long, env = "LARDER_RATE_LIMIT_BANDWIDTH", value_name = "SIZE", value_parser = parse_rate_size)]
     pub rate_limit_bandwidth: Option<u64>,
+    /// Give each source key another destination key: a sed substitution
+    /// `s/REGEX/REPLACEMENT/[g]` (any delimiter; `\1` for groups), e.g. `s/^raw\//clean\//`.
+    /// --delete prunes the destination against the new keys. The source is listed whole and
+    /// sorted first (memory grows with its number of keys); two keys made one fail by name.
+    #[arg(
+        long,
+        env = "LARDER_TRANSFORM",
+        value_name = "s/REGEX/REPL/",
+        conflicts_with = "enable_versioning"
+    )]
+    pub transform: Option<String>,
+    /// Write under PREFIX inside the destination (`s3://b/x --dest-prefix y/` writes to
+    /// `s3://b/x/y/…`): --delete prunes only there.
+    #[arg(long, env = "LARDER_DEST_PREFIX", value_name = "PREFIX")]
+    pub dest_prefix: Option<String>,
     /// S3 → S3: always let the destination's server copy the objects (CopyObject /
     /// UploadPartCopy), even with other credentials (they must reach the source bucket) or
     /// when the copy's ETag cannot be checked against the source's. By default the server

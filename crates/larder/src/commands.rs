@@ -298,6 +298,29 @@ fn object_filters(a: &SyncArgs) -> anyhow::Result<larder_sync::filter::ObjectFil
 }
 
 /// Refuses `flag` (which reads object versions) on a source that is not a bucket.
+/// `dst` with `prefix` inside it (`--dest-prefix`): `s3://b/x` + `y/` is `s3://b/x/y/`, a
+/// directory's subdirectory likewise.
+fn with_dest_prefix(dst: &str, prefix: &str) -> anyhow::Result<String> {
+    let p = prefix.trim_matches('/');
+    let bad = |why: &str| UsageError(format!("--dest-prefix `{prefix}`: {why}"));
+    anyhow::ensure!(!p.is_empty(), bad("empty"));
+    anyhow::ensure!(
+        p.split('/')
+            .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\')),
+        bad("a prefix is key segments, without `.`, `..`, `//` or backslashes")
+    );
+    if dst.starts_with("s3://") {
+        Ok(format!("{}/{p}/", dst.trim_end_matches('/')))
+    } else if dst.contains("://") {
+        Err(bad("only for a directory or s3://… destination").into())
+    } else {
+        Ok(std::path::Path::new(dst)
+            .join(p)
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
 fn versioned_source(pair: &PairArgs, flag: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
         pair.src.starts_with("s3://"),
@@ -378,7 +401,10 @@ pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
-async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::Result<i32> {
+async fn run_sync(mut a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::Result<i32> {
+    if let Some(p) = &a.dest_prefix {
+        a.pair.dst = with_dest_prefix(&a.pair.dst, p)?;
+    }
     let symlinks = if a.no_follow_symlinks {
         SymlinkPolicy::Skip
     } else {
@@ -419,9 +445,24 @@ async fn run_sync(a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::
         versioned_source(&a.pair, "--point-in-time")?;
     }
     let callbacks = a.lua.load()?;
+    let transform: Option<Arc<dyn larder_sync::callbacks::KeyTransform>> =
+        match (&a.transform, &callbacks.transform) {
+            (Some(t), _) => Some(Arc::new(
+                larder_sync::rename::SedTransform::parse(t).map_err(|e| UsageError(e.0))?,
+            )),
+            (None, Some(l)) => Some(l.clone()),
+            (None, None) => None,
+        };
+    anyhow::ensure!(
+        transform.is_none() || !a.enable_versioning,
+        UsageError("a key transform and --enable-versioning cannot be combined".into())
+    );
     let (mut src, mut dst) = open_pair(&a.pair, symlinks, tune_side, detect).await?;
     if let Some(t) = a.point_in_time {
         src = Arc::new(larder_sync::versioning::PointInTime::new(src, t));
+    }
+    if let Some(t) = transform {
+        src = Arc::new(larder_sync::rename::Renamed::new(src, t));
     }
     // A local destination: temp files a killed run left are removed as the walk meets them.
     let local_dst = (!a.dry_run && !a.pair.dst.contains("://")).then(|| {

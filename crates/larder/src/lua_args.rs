@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args as ClapArgs;
-use larder_lua::{Limits, LuaEvents, LuaFilter, LuaPreprocess, Sandbox};
+use larder_lua::{Limits, LuaEvents, LuaFilter, LuaPreprocess, LuaTransform, Sandbox};
 
 use crate::commands::UsageError;
 
@@ -30,6 +30,15 @@ pub struct LuaArgs {
     /// key, size, reason, dry_run, error).
     #[arg(long, env = "LARDER_EVENT_CALLBACK_LUA_SCRIPT", value_name = "FILE")]
     pub event_callback_lua_script: Option<PathBuf>,
+    /// A script defining `transform(key) -> string` giving each source key its destination
+    /// key (nil keeps it); as --transform.
+    #[arg(
+        long,
+        env = "LARDER_TRANSFORM_LUA_SCRIPT",
+        value_name = "FILE",
+        conflicts_with = "transform"
+    )]
+    pub transform_lua_script: Option<PathBuf>,
     /// Give the scripts Lua's `os` and `io` libraries (off by default: sandboxed).
     #[arg(long, env = "LARDER_ALLOW_LUA_OS_LIBRARY")]
     pub allow_lua_os_library: bool,
@@ -50,6 +59,7 @@ pub struct Callbacks {
     pub filter: Option<Arc<LuaFilter>>,
     pub preprocess: Option<Arc<LuaPreprocess>>,
     pub events: Option<Arc<LuaEvents>>,
+    pub transform: Option<Arc<LuaTransform>>,
 }
 
 impl LuaArgs {
@@ -84,6 +94,12 @@ impl LuaArgs {
                 sandbox,
                 limits,
                 LuaEvents::load,
+            )?,
+            transform: load(
+                &self.transform_lua_script,
+                sandbox,
+                limits,
+                LuaTransform::load,
             )?,
         })
     }

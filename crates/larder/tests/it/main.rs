@@ -13,6 +13,7 @@ mod metadata;
 mod object_filters;
 mod s3;
 mod secrets;
+mod transform;
 mod twoway;
 mod vault;
 mod versions;
