@@ -34,6 +34,7 @@ pub mod integrity;
 pub mod journal;
 pub mod key;
 pub mod local;
+mod local_meta;
 pub mod memory;
 pub mod meter;
 pub mod s3;

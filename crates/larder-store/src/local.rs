@@ -48,6 +48,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::error::{Error, ErrorKind, Op, Result};
 use crate::integrity::Hasher;
 use crate::key::{key_to_relative_path, name_to_segment, split_prefix, KeyError, TEMP_PREFIX};
+use crate::local_meta::FileMeta;
 use crate::types::*;
 use crate::{Key, Store};
 
@@ -68,6 +69,8 @@ pub struct LocalStore {
     symlinks: SymlinkPolicy,
     /// Remove stale temp files met while listing: see [`LocalStore::with_temp_cleanup`].
     cleanup: Option<Arc<TempCleanup>>,
+    /// Set once a write found that the file system keeps no extended attributes (warned).
+    no_xattrs: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What [`LocalStore::with_temp_cleanup`] removes, and how many it did.
@@ -91,6 +94,7 @@ impl LocalStore {
             root: Arc::new(root.into()),
             symlinks: SymlinkPolicy::default(),
             cleanup: None,
+            no_xattrs: Arc::default(),
         }
     }
 
@@ -188,20 +192,20 @@ impl LocalStore {
         }
     }
 
-    fn object_meta(key: &Key, m: &std::fs::Metadata) -> ObjectMeta {
+    fn object_meta(key: &Key, m: &std::fs::Metadata, fm: FileMeta) -> ObjectMeta {
         let mtime = m.modified().ok();
         ObjectMeta {
             key: key.clone(),
             size: m.len(),
             last_modified: mtime,
             etag: None,
-            content_type: None,
-            cache_control: None,
-            metadata: Default::default(),
+            content_type: fm.content_type,
+            cache_control: fm.cache_control,
+            metadata: fm.metadata,
             mtime,
             checksum: None,
             storage_class: None,
-            headers: Default::default(),
+            headers: fm.headers,
             tag_count: None,
             encryption: None,
         }
@@ -341,7 +345,31 @@ impl LocalStore {
         let file = file.into_std().await;
         let mtime = opts.mtime;
         let (tmp2, target2) = (tmp.clone(), target.clone());
+        let attrs = PutOptions {
+            content_type: opts.content_type.clone(),
+            cache_control: opts.cache_control.clone(),
+            headers: opts.headers.clone(),
+            metadata: opts.metadata.clone(),
+            ..Default::default()
+        };
+        let no_xattrs = self.no_xattrs.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
+            // Before the rename: the file appears with its metadata, never another's.
+            match crate::local_meta::write(&file, &attrs) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if !no_xattrs.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(
+                            "{}: the file system keeps no extended attributes, so Content-Type and metadata are not kept",
+                            target2.display()
+                        );
+                    }
+                }
+                Err(e) => {
+                    let why = format!("could not set its extended attributes: {e}");
+                    return Err(Error::io(Op::Put, target2.display(), e).with_detail(why));
+                }
+            }
             if let Some(t) = mtime {
                 let ft = filetime::FileTime::from_system_time(t);
                 filetime::set_file_handle_times(&file, None, Some(ft))
@@ -459,10 +487,11 @@ impl Store for LocalStore {
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
-        Ok(self
-            .meta_of(key, Op::Head)
-            .await?
-            .map(|(_, m)| Self::object_meta(key, &m)))
+        let Some((path, m)) = self.meta_of(key, Op::Head).await? else {
+            return Ok(None);
+        };
+        let fm = file_meta(path).await;
+        Ok(Some(Self::object_meta(key, &m, fm)))
     }
 
     async fn get(&self, key: &Key, opts: GetOptions) -> Result<GetResult> {
@@ -515,9 +544,11 @@ impl Store for LocalStore {
             } else {
                 None
             };
+            let file_meta = crate::local_meta::read(&file);
             Ok(Some(Opened {
                 file,
                 meta: m,
+                file_meta,
                 range,
                 data,
             }))
@@ -529,7 +560,7 @@ impl Store for LocalStore {
         let Some(o) = opened else {
             return Err(not_found());
         };
-        let meta = Self::object_meta(key, &o.meta);
+        let meta = Self::object_meta(key, &o.meta, o.file_meta);
         let range = o.range;
         if let Some(data) = o.data {
             let body = futures::stream::once(async move { Ok(bytes::Bytes::from(data)) }).boxed();
@@ -647,8 +678,13 @@ impl Store for LocalStore {
                 .with_detail("no such file")
         })?;
         let body = Body::from_file(&path).await?;
+        let fm = file_meta(path).await;
         let opts = PutOptions {
             mtime: m.modified().ok(),
+            content_type: fm.content_type,
+            cache_control: fm.cache_control,
+            headers: fm.headers,
+            metadata: fm.metadata,
             ..PutOptions::default()
         };
         self.put_inner(to, body, &opts).await
@@ -663,6 +699,8 @@ impl Store for LocalStore {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
+            // In extended attributes (see `local_meta`), where the platform has them.
+            metadata: cfg!(unix),
             native_mtime: true,
             resumable: true,
             ..Capabilities::default()
@@ -672,6 +710,18 @@ impl Store for LocalStore {
     fn location(&self, key: &str) -> String {
         self.root.join(key).display().to_string()
     }
+}
+
+/// The metadata the file at `path` carries in its extended attributes (none when it cannot
+/// be read).
+async fn file_meta(path: PathBuf) -> FileMeta {
+    tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&path)
+            .map(|f| crate::local_meta::read(&f))
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// What a file that is neither a regular file nor a directory is, for messages.
@@ -784,6 +834,7 @@ fn changed_while_read(path: &str) -> Error {
 struct Opened {
     file: std::fs::File,
     meta: std::fs::Metadata,
+    file_meta: FileMeta,
     range: std::ops::Range<u64>,
     /// The bytes of the range, when it is small enough to read at once.
     data: Option<Vec<u8>>,

@@ -425,7 +425,9 @@ pub(crate) fn put_options(
     tags: Option<larder_store::Tags>,
     opts: &TransferOptions,
 ) -> Result<PutOptions> {
-    let metadata = dst.capabilities().metadata;
+    // A directory keeps a Content-Type given (extended attributes), but needs no guess.
+    let caps = dst.capabilities();
+    let metadata = caps.metadata && !caps.native_mtime;
     let guess = || {
         (opts.guess_content_type && metadata)
             .then(|| guessed_content_type(entry.key.as_str()))

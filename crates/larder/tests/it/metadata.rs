@@ -553,3 +553,82 @@ fn s3_garage_verify_refuses_to_compare_tags_it_does_not_keep() {
         "{err}"
     );
 }
+
+/// S3 → directory → S3 keeps Content-Type, the other headers and user metadata (extended
+/// attributes on the files), and `verify --report-metadata` compares a directory with a
+/// bucket.
+#[test]
+fn s3_metadata_round_trips_through_a_directory() {
+    let env = larder_testutil::s3_env();
+    let d = tempfile::tempdir().unwrap();
+    let body = d.path().join("body");
+    write(&body, b"{\"a\": 1}");
+    let src = larder_testutil::unique("xattr-src");
+    put(
+        &env,
+        &format!("{src}/data.json"),
+        &body,
+        &[
+            "--content-type",
+            "application/vnd.larder+json",
+            "--cache-control",
+            "no-store",
+            "--content-language",
+            "de",
+            "--metadata",
+            "owner=ann,stage=raw",
+        ],
+    );
+    let url = |p: &str| format!("s3://{}/{p}", env.bucket);
+    let dir = d.path().join("dir");
+    let sync = |from: &str, to: &str| {
+        let out = run(larder_on(d.path(), &env).args(["sync", "-q", from, to]));
+        assert_eq!(out.status.code(), Some(0));
+    };
+    sync(&url(&src), dir.to_str().unwrap());
+    assert_eq!(std::fs::read(dir.join("data.json")).unwrap(), b"{\"a\": 1}");
+    let verify = |a: &str, b: &str| {
+        run(larder_on(d.path(), &env).args(["--json", "verify", "--report-metadata", a, b]))
+    };
+    let out = verify(&url(&src), dir.to_str().unwrap());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the directory keeps the metadata"
+    );
+
+    let back = larder_testutil::unique("xattr-back");
+    sync(dir.to_str().unwrap(), &url(&back));
+    let h = head(&env, &format!("{back}/data.json"));
+    assert_eq!(h["ContentType"], "application/vnd.larder+json");
+    assert_eq!(h["CacheControl"], "no-store");
+    assert_eq!(h["ContentLanguage"], "de");
+    assert_eq!(h["Metadata"]["owner"], "ann");
+    assert_eq!(h["Metadata"]["stage"], "raw");
+    assert_eq!(verify(&url(&src), &url(&back)).status.code(), Some(0));
+
+    // A file whose attributes were changed by hand differs, by name.
+    let f = dir.join("data.json");
+    let set = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os,sys; os.setxattr(sys.argv[1], 'user.larder.meta.owner', b'bob')",
+        ])
+        .arg(&f)
+        .status()
+        .expect("python3 runs");
+    assert!(set.success());
+    let out = verify(&url(&src), dir.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(3));
+    let line = json_lines(&out)
+        .into_iter()
+        .find(|l| l["key"] == "data.json")
+        .unwrap();
+    assert!(
+        line["detail"]
+            .as_str()
+            .unwrap()
+            .contains("x-amz-meta-owner: ann vs bob"),
+        "{line}"
+    );
+}
