@@ -1,4 +1,6 @@
-//! Listing: `ListObjectsV2`, one page (at most 1,000 keys) in memory at a time.
+//! Listing: `ListObjectsV2`, one page (at most 1,000 keys) in memory at a time; for a
+//! directory bucket (S3 Express One Zone), whose listings are not in key order, the whole
+//! listing, sorted.
 
 use super::*;
 
@@ -6,6 +8,24 @@ pub(super) use crate::key::decode_url_key as decode_listed_key;
 
 impl S3Store {
     pub(super) fn list_objects(&self, prefix: &str) -> BoxStream<'static, Result<Entry>> {
+        let pages = self.list_pages(prefix);
+        if self.sorts_listing() {
+            sorted(pages)
+        } else {
+            pages
+        }
+    }
+
+    /// Whether listings are sorted here: [`S3Options::sort_listing`], or a directory
+    /// bucket's name (`…--x-s3`).
+    pub(super) fn sorts_listing(&self) -> bool {
+        let i = &self.inner;
+        i.opts
+            .sort_listing
+            .unwrap_or_else(|| is_directory_bucket(&i.url.bucket))
+    }
+
+    fn list_pages(&self, prefix: &str) -> BoxStream<'static, Result<Entry>> {
         let this = self.clone();
         let full_prefix = self.full_key(prefix);
         // State: None = finished; Some(token) = fetch the page after `token` (None: first).
@@ -74,5 +94,55 @@ impl S3Store {
         })
         .flatten()
         .boxed()
+    }
+}
+
+/// Whether `bucket` names an S3 Express One Zone directory bucket
+/// (`name--usw2-az1--x-s3`).
+pub(super) fn is_directory_bucket(bucket: &str) -> bool {
+    bucket.ends_with("--x-s3")
+}
+
+/// The whole listing in key order: the errors first, then the entries sorted.
+fn sorted(listing: BoxStream<'static, Result<Entry>>) -> BoxStream<'static, Result<Entry>> {
+    stream::once(async move {
+        let all: Vec<Result<Entry>> = listing.collect().await;
+        let (mut ok, errors): (Vec<_>, Vec<_>) = all.into_iter().partition(|r| r.is_ok());
+        ok.sort_by(|a, b| match (a, b) {
+            (Ok(a), Ok(b)) => a.key.cmp(&b.key),
+            _ => std::cmp::Ordering::Equal,
+        });
+        stream::iter(errors.into_iter().chain(ok))
+    })
+    .flatten()
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(k: &str) -> Result<Entry> {
+        Ok(Entry {
+            key: Key::new(k).unwrap(),
+            size: 1,
+            last_modified: None,
+            etag: None,
+            storage_class: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_directory_buckets_listing_is_sorted_errors_first() {
+        assert!(is_directory_bucket("logs--usw2-az1--x-s3"));
+        assert!(!is_directory_bucket("logs-x-s3"));
+        let err = Error::new(ErrorKind::Transient, Op::List, "s3://b/");
+        let listing = stream::iter(vec![entry("b/2"), entry("a"), Err(err), entry("b/10")]).boxed();
+        let got: Vec<String> = sorted(listing)
+            .map(|r| r.map_or_else(|e| format!("error {}", e.kind()), |e| e.key.into_string()))
+            .collect()
+            .await;
+        assert!(got[0].starts_with("error"), "{got:?}");
+        assert_eq!(&got[1..], ["a", "b/10", "b/2"]);
     }
 }

@@ -420,7 +420,10 @@ impl S3Store {
     /// Whether the ETags of what this store writes are MD5s: not with SSE-C or SSE-KMS.
     fn etags_are_md5(&self) -> bool {
         let o = &self.inner.opts;
-        o.sse_c.is_none() && !matches!(o.sse, Some(Sse::Kms { .. }))
+        // A directory bucket's ETags are not MD5s either.
+        o.sse_c.is_none()
+            && !matches!(o.sse, Some(Sse::Kms { .. }))
+            && !list::is_directory_bucket(&self.inner.url.bucket)
     }
 
     /// The conditional-write error a put with a condition fails with when the server does

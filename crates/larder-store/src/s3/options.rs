@@ -107,6 +107,10 @@ pub struct S3Options {
     pub get_parts_in_flight: usize,
     /// Keys per LIST page, at most 1,000 (default 1,000).
     pub list_page_size: i32,
+    /// Sort each listing in memory before handing it on (for servers that do not list in
+    /// key order); default: only for S3 Express One Zone directory buckets (`…--x-s3`),
+    /// whose listings are unordered.
+    pub sort_listing: Option<bool>,
     /// Copies of larger objects use UploadPartCopy (default and S3 maximum 5 GiB).
     pub copy_multipart_threshold: u64,
     /// Attempts per request, with the SDK's exponential backoff and jitter (default 5).
@@ -158,6 +162,7 @@ impl Default for S3Options {
             get_part_size: 8 * MIB,
             get_parts_in_flight: 4,
             list_page_size: 1000,
+            sort_listing: None,
             copy_multipart_threshold: MAX_SINGLE,
             max_attempts: 5,
             connect_timeout: std::time::Duration::from_secs(10),

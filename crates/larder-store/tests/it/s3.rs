@@ -75,8 +75,19 @@ async fn s3_store_rooted_at_a_prefix_sees_only_its_keys() {
 
 #[tokio::test]
 async fn s3_small_pages_list_everything_in_order() {
+    small_pages_in_order(None).await;
+}
+
+/// A listing sorted in memory (what a directory bucket's gets) is every key, in order.
+#[tokio::test]
+async fn s3_a_sorted_listing_is_every_key_in_order() {
+    small_pages_in_order(Some(true)).await;
+}
+
+async fn small_pages_in_order(sort_listing: Option<bool>) {
     let (store, _) = store_at_prefix(S3Options {
         list_page_size: 7,
+        sort_listing,
         ..S3Options::default()
     })
     .await;
