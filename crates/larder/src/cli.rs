@@ -219,6 +219,14 @@ pub struct SyncArgs {
     /// `500K`): every byte read from the source, which is every byte written.
     #[arg(long, env = "LARDER_RATE_LIMIT_BANDWIDTH", value_name = "SIZE", value_parser = parse_rate_size)]
     pub rate_limit_bandwidth: Option<u64>,
+    /// Do not guess a Content-Type from a key's extension when the source has none (the
+    /// object then gets the server's default, `application/octet-stream` on S3).
+    #[arg(
+        long,
+        visible_alias = "no-guess-content-type",
+        env = "LARDER_NO_GUESS_MIME_TYPE"
+    )]
+    pub no_guess_mime_type: bool,
     /// Give each source key another destination key: a sed substitution
     /// `s/REGEX/REPLACEMENT/[g]` (any delimiter; `\1` for groups), e.g. `s/^raw\//clean\//`.
     /// --delete prunes the destination against the new keys. The source is listed whole and

@@ -611,6 +611,7 @@ async fn run_sync(mut a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyh
         concurrency: a.concurrency,
         rate_limit_objects: a.rate_limit_objects.map(|n| n as f64),
         rate_limit_bandwidth: a.rate_limit_bandwidth,
+        guess_content_type: !a.no_guess_mime_type,
         server_side_copy: match (a.server_side_copy, a.no_server_side_copy) {
             (true, _) => ServerSideCopy::Always,
             (_, true) => ServerSideCopy::Never,

@@ -73,6 +73,11 @@ fn init_tracing(g: &cli::GlobalArgs) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| redact::Stderr)
+        // Colours only on a terminal, and never with NO_COLOR set (no escape codes in CI logs).
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .with_target(false)
         .init();
 }

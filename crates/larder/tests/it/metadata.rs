@@ -632,3 +632,23 @@ fn s3_metadata_round_trips_through_a_directory() {
         "{line}"
     );
 }
+
+/// A local file's Content-Type is guessed from its name, unless `--no-guess-mime-type`.
+#[test]
+fn s3_content_types_are_guessed_unless_told_not_to() {
+    let env = larder_testutil::s3_env();
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    write(&src.join("page.html"), b"<p>");
+    for (flag, guessed) in [(None, true), (Some("--no-guess-mime-type"), false)] {
+        let dst = larder_testutil::unique("guess");
+        let out = run(larder_on(d.path(), &env)
+            .args(["sync", "-q"])
+            .args(flag)
+            .arg(&src)
+            .arg(format!("s3://{}/{dst}", env.bucket)));
+        assert_eq!(out.status.code(), Some(0));
+        let h = head(&env, &format!("{dst}/page.html"));
+        assert_eq!(h["ContentType"] == "text/html", guessed, "{flag:?}: {h}");
+    }
+}
