@@ -20,12 +20,15 @@ pub struct Args {
 pub struct GlobalArgs {
     /// Print only errors.
     #[arg(short, long, global = true, env = "LARDER_QUIET")]
+    #[arg(help_heading = "Output")]
     pub quiet: bool,
     /// Print more (repeat for more still).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(help_heading = "Output")]
     pub verbose: u8,
     /// Print JSON: one object per line, then a summary object.
     #[arg(long, global = true, env = "LARDER_JSON")]
+    #[arg(help_heading = "Output")]
     pub json: bool,
 }
 
@@ -34,30 +37,39 @@ pub struct GlobalArgs {
 pub struct S3Args {
     /// The S3 endpoint URL, for a server other than AWS.
     #[arg(long, env = "LARDER_ENDPOINT_URL", value_name = "URL")]
+    #[arg(help_heading = "Locations & S3")]
     pub endpoint_url: Option<String>,
-    /// The region.
+    /// The region of the bucket (AWS), or the one the server expects (Garage: `garage`);
+    /// default: the profile's, else us-east-1.
     #[arg(long, env = "LARDER_REGION")]
+    #[arg(help_heading = "Locations & S3")]
     pub region: Option<String>,
     /// The AWS profile to take credentials and region from.
     #[arg(long, env = "LARDER_PROFILE")]
+    #[arg(help_heading = "Locations & S3")]
     pub profile: Option<String>,
     /// Use path-style addressing (default: on with an endpoint URL); `--path-style` alone
     /// means true, `--path-style=false` turns it off.
     #[arg(long, env = "LARDER_PATH_STYLE", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(help_heading = "Locations & S3")]
     pub path_style: Option<bool>,
     /// Give up connecting to the server after this long (each attempt; retried).
     #[arg(long, env = "LARDER_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    #[arg(help_heading = "Locations & S3")]
     pub connect_timeout: std::time::Duration,
     /// Give up on a request whose answer has not started after this long (each attempt;
     /// retried): a server that accepts connections and never answers.
     #[arg(long, env = "LARDER_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    #[arg(help_heading = "Locations & S3")]
     pub timeout: std::time::Duration,
     /// Fail a transfer whose body moves no byte for this long (retried).
     #[arg(long, env = "LARDER_IDLE_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    #[arg(help_heading = "Locations & S3")]
     pub idle_timeout: std::time::Duration,
     /// Keep the requests in flight fixed when the server answers 503 SlowDown or 429 (by
     /// default they back off, AIMD, and `Retry-After` is honoured).
     #[arg(long, env = "LARDER_FIXED_CONCURRENCY")]
+    #[arg(help_heading = "Locations & S3")]
     pub fixed_concurrency: bool,
 }
 
@@ -66,21 +78,27 @@ pub struct S3Args {
 pub struct SideArgs {
     /// The source's endpoint URL.
     #[arg(long, env = "LARDER_SOURCE_ENDPOINT_URL", value_name = "URL")]
+    #[arg(help_heading = "Locations & S3")]
     pub source_endpoint_url: Option<String>,
     /// The target's endpoint URL.
     #[arg(long, env = "LARDER_TARGET_ENDPOINT_URL", value_name = "URL")]
+    #[arg(help_heading = "Locations & S3")]
     pub target_endpoint_url: Option<String>,
     /// The source's AWS profile.
     #[arg(long, env = "LARDER_SOURCE_PROFILE")]
+    #[arg(help_heading = "Locations & S3")]
     pub source_profile: Option<String>,
     /// The target's AWS profile.
     #[arg(long, env = "LARDER_TARGET_PROFILE")]
+    #[arg(help_heading = "Locations & S3")]
     pub target_profile: Option<String>,
     /// The source's region.
     #[arg(long, env = "LARDER_SOURCE_REGION")]
+    #[arg(help_heading = "Locations & S3")]
     pub source_region: Option<String>,
     /// The target's region.
     #[arg(long, env = "LARDER_TARGET_REGION")]
+    #[arg(help_heading = "Locations & S3")]
     pub target_region: Option<String>,
 }
 
@@ -90,19 +108,24 @@ pub struct FilterArgs {
     /// Only keys matching this glob, rclone-style (repeatable; `*` stays within a segment,
     /// `**` crosses, `{a,b}` alternates, a leading `/` anchors at the root).
     #[arg(long, env = "LARDER_INCLUDE", value_name = "GLOB")]
+    #[arg(help_heading = "Filters")]
     pub include: Vec<String>,
     /// Leave out keys matching this glob (repeatable; wins over --include).
     #[arg(long, env = "LARDER_EXCLUDE", value_name = "GLOB")]
+    #[arg(help_heading = "Filters")]
     pub exclude: Vec<String>,
     /// Include globs read from FILE, one per line (`#` starts a comment).
     #[arg(long, env = "LARDER_INCLUDE_FROM", value_name = "FILE")]
+    #[arg(help_heading = "Filters")]
     pub include_from: Vec<PathBuf>,
     /// Exclude globs read from FILE, one per line (`#` starts a comment).
     #[arg(long, env = "LARDER_EXCLUDE_FROM", value_name = "FILE")]
+    #[arg(help_heading = "Filters")]
     pub exclude_from: Vec<PathBuf>,
     /// Only the keys listed in FILE, one per line (`#` starts a comment), as rclone's
     /// --files-from; the other filters still apply.
     #[arg(long, env = "LARDER_FILES_FROM", value_name = "FILE")]
+    #[arg(help_heading = "Filters")]
     pub files_from: Option<PathBuf>,
     /// Only keys matching this regex (repeatable).
     #[arg(
@@ -111,6 +134,7 @@ pub struct FilterArgs {
         env = "LARDER_INCLUDE_REGEX",
         value_name = "REGEX"
     )]
+    #[arg(help_heading = "Filters")]
     pub include_regex: Vec<String>,
     /// Leave out keys matching this regex (repeatable).
     #[arg(
@@ -119,36 +143,47 @@ pub struct FilterArgs {
         env = "LARDER_EXCLUDE_REGEX",
         value_name = "REGEX"
     )]
+    #[arg(help_heading = "Filters")]
     pub exclude_regex: Vec<String>,
     /// Only objects of at least this size (bytes, or with K, M, G, Ki, Mi, Gi).
     #[arg(long, visible_alias = "filter-larger-size", env = "LARDER_MIN_SIZE", value_name = "SIZE", value_parser = parse_size)]
+    #[arg(help_heading = "Filters")]
     pub min_size: Option<u64>,
     /// Only objects of at most this size.
     #[arg(long, visible_alias = "filter-smaller-size", env = "LARDER_MAX_SIZE", value_name = "SIZE", value_parser = parse_size)]
+    #[arg(help_heading = "Filters")]
     pub max_size: Option<u64>,
     /// Only objects modified after this time (RFC 3339, or an age such as `7d`, `12h`).
     #[arg(long, visible_alias = "filter-mtime-after", env = "LARDER_NEWER_THAN", value_name = "TIME", value_parser = parse_time)]
+    #[arg(help_heading = "Filters")]
     pub newer_than: Option<std::time::SystemTime>,
     /// Only objects modified before this time (RFC 3339, or an age).
     #[arg(long, visible_alias = "filter-mtime-before", env = "LARDER_OLDER_THAN", value_name = "TIME", value_parser = parse_time)]
+    #[arg(help_heading = "Filters")]
     pub older_than: Option<std::time::SystemTime>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make DST hold what SRC holds: a local path, s3://bucket/prefix or cacache:///dir.
+    #[command(after_help = crate::exit::HELP, after_long_help = SYNC_EXAMPLES)]
     Sync(Box<SyncArgs>),
     /// Compare SRC and DST key by key (size, ETag, checksum) without transferring.
+    #[command(after_help = crate::exit::HELP, after_long_help = VERIFY_EXAMPLES)]
     Verify(Box<VerifyArgs>),
     /// List the objects at a location: a local path, s3://bucket/prefix or cacache:///dir.
+    #[command(after_help = crate::exit::HELP)]
     Ls(LsArgs),
     /// The local content-addressed cache (npm cacache format).
+    #[command(after_help = crate::exit::HELP)]
     Cache(CacheArgs),
     /// Vaults: a local directory paired with s3://bucket/prefix, with a persistent index of
     /// the remote objects, a policy and budgets.
+    #[command(after_help = crate::exit::HELP)]
     Vault(crate::vault_cmd::VaultArgs),
     /// List and abort multipart uploads left behind under s3://bucket/prefix (an interrupted
     /// upload by any tool is billed until aborted).
+    #[command(after_help = crate::exit::HELP)]
     Cleanup {
         /// The location, s3://bucket/prefix.
         location: String,
@@ -169,55 +204,94 @@ pub enum Command {
     },
 }
 
+/// `larder sync --help`'s examples, then the exit codes.
+const SYNC_EXAMPLES: &str = concat!(
+    "Examples:
+  larder sync ./site s3://bucket/site              upload what changed (size and mtime)
+  larder sync s3://bucket/site ./site --delete     download, and delete local files the bucket lacks
+  larder sync ./photos s3://b/p --include '*.{jpg,png}' --exclude 'tmp/**'
+  larder sync s3://a/x s3://b/x --dry-run          print the plan, change nothing
+  larder sync ./x s3://b/x --checksum-algorithm crc64nvme -c   compare by stored checksum
+  larder sync s3://a s3://b --enable-versioning    every version, oldest first
+  LARDER_ENDPOINT_URL=http://127.0.0.1:3900 larder sync ./x s3://b/x   a non-AWS server
+
+",
+    crate::exit_codes!()
+);
+
+/// `larder verify --help`'s examples, then the exit codes.
+const VERIFY_EXAMPLES: &str = concat!(
+    "Examples:
+  larder verify ./site s3://bucket/site --only-differences
+  larder verify s3://a s3://b --report-metadata --report-tagging
+  larder --json verify ./x s3://b/x --checksum-algorithm sha256
+
+",
+    crate::exit_codes!()
+);
+
 #[derive(Debug, ClapArgs)]
 pub struct SyncArgs {
     #[command(flatten)]
     pub pair: PairArgs,
     /// How to tell a key is up to date: size-mtime, size, etag or checksum.
-    #[arg(long, env = "LARDER_COMPARE", default_value = "size-mtime")]
+    #[arg(long, env = "LARDER_COMPARE", default_value = "size-mtime", value_parser = compare_mode())]
+    #[arg(help_heading = "Compare")]
     pub compare: larder_sync::CompareMode,
     /// Same as --compare size (rclone, aws-cli).
     #[arg(long, conflicts_with_all = ["checksum"])]
+    #[arg(help_heading = "Compare")]
     pub size_only: bool,
     /// Same as --compare checksum (rclone's -c): needs --checksum-algorithm.
     #[arg(long, short = 'c')]
+    #[arg(help_heading = "Compare")]
     pub checksum: bool,
     /// Send, store and verify this additional checksum: sha256, sha1, crc32, crc32c, crc64nvme.
-    #[arg(long, env = "LARDER_CHECKSUM_ALGORITHM", value_name = "ALGO")]
+    #[arg(long, env = "LARDER_CHECKSUM_ALGORITHM", value_name = "ALGO", value_parser = checksum_algorithm())]
+    #[arg(help_heading = "Compare")]
     pub checksum_algorithm: Option<larder_store::integrity::ChecksumAlgorithm>,
     /// Delete destination keys the source does not have (after every transfer succeeded).
     #[arg(long, env = "LARDER_DELETE")]
+    #[arg(help_heading = "Deletion")]
     pub delete: bool,
     /// Let --delete empty the destination when the source is empty.
     #[arg(long, env = "LARDER_ALLOW_EMPTY_SOURCE")]
+    #[arg(help_heading = "Deletion")]
     pub allow_empty_source: bool,
     /// Refuse all deletions when there would be more than N.
     #[arg(long, env = "LARDER_MAX_DELETE", value_name = "N")]
+    #[arg(help_heading = "Deletion")]
     pub max_delete: Option<u64>,
     /// Print the plan (action, key, size, reason) and write nothing.
     #[arg(long, short = 'n', visible_alias = "dryrun", env = "LARDER_DRY_RUN")]
+    #[arg(help_heading = "Run")]
     pub dry_run: bool,
     /// Copy every version of each key, oldest first, so the destination's history has the
     /// source's order (S3 → S3, both buckets versioned); a re-run copies only versions not
     /// yet copied. Delete markers between versions are not copied; a key whose latest
     /// version is a delete marker is deleted at the destination.
     #[arg(long, env = "LARDER_ENABLE_VERSIONING", conflicts_with_all = ["point_in_time", "delete"])]
+    #[arg(help_heading = "Versions")]
     pub enable_versioning: bool,
     /// Sync the source (a versioned bucket) as it was at this instant (RFC 3339, e.g.
     /// 2026-11-30T12:00:00Z): each key's newest version not newer than it; keys deleted by
     /// then, or not yet written, are left out.
     #[arg(long, env = "LARDER_POINT_IN_TIME", value_name = "TIME", value_parser = parse_instant)]
+    #[arg(help_heading = "Versions")]
     pub point_in_time: Option<std::time::SystemTime>,
     /// Objects in flight at once (at least 1).
     #[arg(long, short = 'j', visible_alias = "transfers", env = "LARDER_CONCURRENCY", default_value_t = 32, value_parser = parse_positive)]
+    #[arg(help_heading = "Performance")]
     pub concurrency: usize,
     /// Start at most N transfers a second, across all workers (s3sync's option; smooth, a
     /// token bucket).
     #[arg(long, env = "LARDER_RATE_LIMIT_OBJECTS", value_name = "N", value_parser = parse_positive)]
+    #[arg(help_heading = "Performance")]
     pub rate_limit_objects: Option<usize>,
     /// Move at most SIZE bytes a second, across all workers and both directions (`10Mi`,
     /// `500K`): every byte read from the source, which is every byte written.
     #[arg(long, env = "LARDER_RATE_LIMIT_BANDWIDTH", value_name = "SIZE", value_parser = parse_rate_size)]
+    #[arg(help_heading = "Performance")]
     pub rate_limit_bandwidth: Option<u64>,
     /// Do not guess a Content-Type from a key's extension when the source has none (the
     /// object then gets the server's default, `application/octet-stream` on S3).
@@ -226,6 +300,7 @@ pub struct SyncArgs {
         visible_alias = "no-guess-content-type",
         env = "LARDER_NO_GUESS_MIME_TYPE"
     )]
+    #[arg(help_heading = "Keys")]
     pub no_guess_mime_type: bool,
     /// Give each source key another destination key: a sed substitution
     /// `s/REGEX/REPLACEMENT/[g]` (any delimiter; `\1` for groups), e.g. `s/^raw\//clean\//`.
@@ -237,10 +312,12 @@ pub struct SyncArgs {
         value_name = "s/REGEX/REPL/",
         conflicts_with = "enable_versioning"
     )]
+    #[arg(help_heading = "Keys")]
     pub transform: Option<String>,
     /// Write under PREFIX inside the destination (`s3://b/x --dest-prefix y/` writes to
     /// `s3://b/x/y/…`): --delete prunes only there.
     #[arg(long, env = "LARDER_DEST_PREFIX", value_name = "PREFIX")]
+    #[arg(help_heading = "Keys")]
     pub dest_prefix: Option<String>,
     /// S3 → S3: always let the destination's server copy the objects (CopyObject /
     /// UploadPartCopy), even with other credentials (they must reach the source bucket) or
@@ -253,27 +330,35 @@ pub struct SyncArgs {
         env = "LARDER_SERVER_SIDE_COPY",
         conflicts_with = "no_server_side_copy"
     )]
+    #[arg(help_heading = "Performance")]
     pub server_side_copy: bool,
     /// S3 → S3: never copy server-side; every byte passes through larder and is hashed.
     #[arg(long, env = "LARDER_NO_SERVER_SIDE_COPY")]
+    #[arg(help_heading = "Performance")]
     pub no_server_side_copy: bool,
     /// Parts of one object in flight at once (at least 1).
     #[arg(long, env = "LARDER_PARTS_IN_FLIGHT", default_value_t = 4, value_parser = parse_positive)]
+    #[arg(help_heading = "Performance")]
     pub parts_in_flight: usize,
     /// Part size of multipart uploads.
     #[arg(long, env = "LARDER_PART_SIZE", default_value = "8Mi", value_parser = parse_size)]
+    #[arg(help_heading = "Performance")]
     pub part_size: u64,
     /// Objects larger than this are uploaded in parts.
     #[arg(long, env = "LARDER_MULTIPART_THRESHOLD", default_value = "8Mi", value_parser = parse_size)]
+    #[arg(help_heading = "Performance")]
     pub multipart_threshold: u64,
     /// Stop at the first failed key (and delete nothing).
     #[arg(long, env = "LARDER_STOP_ON_ERROR")]
+    #[arg(help_heading = "Run")]
     pub stop_on_error: bool,
     /// Further attempts of a failed transfer.
     #[arg(long, env = "LARDER_RETRIES", default_value_t = 3)]
+    #[arg(help_heading = "Performance")]
     pub retries: u32,
     /// Modification times this close count as equal (e.g. `1s` for FAT file systems).
     #[arg(long, env = "LARDER_MODIFY_WINDOW", default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(help_heading = "Compare")]
     pub modify_window: std::time::Duration,
     /// Do not use the metadata cache in the state dir (size-mtime then hashes files or HEADs
     /// objects of equal size). Not to be confused with `larder cache`.
@@ -282,17 +367,21 @@ pub struct SyncArgs {
         alias = "no-cache",
         env = "LARDER_NO_META_CACHE"
     )]
+    #[arg(help_heading = "Compare")]
     pub no_cache: bool,
     /// Where larder keeps its metadata cache.
     #[arg(long, env = "LARDER_STATE_DIR", value_name = "DIR")]
+    #[arg(help_heading = "Run")]
     pub state_dir: Option<PathBuf>,
     /// Skip local symlinks instead of following them.
     #[arg(long, env = "LARDER_NO_FOLLOW_SYMLINKS")]
+    #[arg(help_heading = "Run")]
     pub no_follow_symlinks: bool,
     #[command(flatten)]
     pub write: crate::write_args::WriteArgs,
     /// With --delete, also delete destination keys the filters leave out.
     #[arg(long, env = "LARDER_DELETE_EXCLUDED", requires = "delete")]
+    #[arg(help_heading = "Deletion")]
     pub delete_excluded: bool,
     /// Only objects whose Content-Type matches this regex (one HEAD per object that would
     /// be transferred; a local file's type is guessed from its name).
@@ -301,6 +390,7 @@ pub struct SyncArgs {
         env = "LARDER_FILTER_INCLUDE_CONTENT_TYPE_REGEX",
         value_name = "REGEX"
     )]
+    #[arg(help_heading = "Filters on what a read tells")]
     pub filter_include_content_type_regex: Option<String>,
     /// Leave out objects whose Content-Type matches this regex.
     #[arg(
@@ -308,6 +398,7 @@ pub struct SyncArgs {
         env = "LARDER_FILTER_EXCLUDE_CONTENT_TYPE_REGEX",
         value_name = "REGEX"
     )]
+    #[arg(help_heading = "Filters on what a read tells")]
     pub filter_exclude_content_type_regex: Option<String>,
     /// Only objects whose user metadata, as `k1=v1,k2=v2` (keys sorted), matches this regex.
     #[arg(
@@ -315,6 +406,7 @@ pub struct SyncArgs {
         env = "LARDER_FILTER_INCLUDE_METADATA_REGEX",
         value_name = "REGEX"
     )]
+    #[arg(help_heading = "Filters on what a read tells")]
     pub filter_include_metadata_regex: Option<String>,
     /// Leave out objects whose user metadata matches this regex.
     #[arg(
@@ -322,13 +414,16 @@ pub struct SyncArgs {
         env = "LARDER_FILTER_EXCLUDE_METADATA_REGEX",
         value_name = "REGEX"
     )]
+    #[arg(help_heading = "Filters on what a read tells")]
     pub filter_exclude_metadata_regex: Option<String>,
     /// Only objects whose tags, as `k1=v1&k2=v2` (keys sorted, URL-encoded), match this regex
     /// (one more request per object that would be transferred).
     #[arg(long, env = "LARDER_FILTER_INCLUDE_TAG_REGEX", value_name = "REGEX")]
+    #[arg(help_heading = "Filters on what a read tells")]
     pub filter_include_tag_regex: Option<String>,
     /// Leave out objects whose tags match this regex.
     #[arg(long, env = "LARDER_FILTER_EXCLUDE_TAG_REGEX", value_name = "REGEX")]
+    #[arg(help_heading = "Filters on what a read tells")]
     pub filter_exclude_tag_regex: Option<String>,
     #[command(flatten)]
     pub lua: crate::lua_args::LuaArgs,
@@ -339,13 +434,16 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub pair: PairArgs,
     /// Also compare this additional checksum.
-    #[arg(long, env = "LARDER_CHECKSUM_ALGORITHM", value_name = "ALGO")]
+    #[arg(long, env = "LARDER_CHECKSUM_ALGORITHM", value_name = "ALGO", value_parser = checksum_algorithm())]
+    #[arg(help_heading = "Compare")]
     pub checksum_algorithm: Option<larder_store::integrity::ChecksumAlgorithm>,
     /// Keys compared at once (at least 1).
     #[arg(long, short = 'j', env = "LARDER_CONCURRENCY", default_value_t = 16, value_parser = parse_positive)]
+    #[arg(help_heading = "Performance")]
     pub concurrency: usize,
     /// Print only keys that differ.
     #[arg(long, env = "LARDER_ONLY_DIFFERENCES")]
+    #[arg(help_heading = "Output")]
     pub only_differences: bool,
     /// Also compare system metadata (Content-Type, Cache-Control, Content-Encoding/
     /// -Disposition/-Language, Expires, website redirect) and user metadata of keys whose
@@ -355,6 +453,7 @@ pub struct VerifyArgs {
         visible_alias = "report-metadata-sync-status",
         env = "LARDER_REPORT_METADATA"
     )]
+    #[arg(help_heading = "Compare")]
     pub report_metadata: bool,
     /// Also compare the tags of keys whose bytes match: one request per side and key.
     #[arg(
@@ -362,9 +461,11 @@ pub struct VerifyArgs {
         visible_alias = "report-tagging-sync-status",
         env = "LARDER_REPORT_TAGGING"
     )]
+    #[arg(help_heading = "Compare")]
     pub report_tagging: bool,
     /// Compare the source (a versioned bucket) as it was at this instant (RFC 3339).
     #[arg(long, env = "LARDER_POINT_IN_TIME", value_name = "TIME", value_parser = parse_instant)]
+    #[arg(help_heading = "Compare")]
     pub point_in_time: Option<std::time::SystemTime>,
 }
 
@@ -591,4 +692,19 @@ pub struct CacheSyncArgs {
     pub compression_level: i32,
     #[command(flatten)]
     pub s3: S3Args,
+}
+
+/// `--compare`'s values, listed by `--help` and completed by the shells.
+fn compare_mode() -> impl clap::builder::TypedValueParser<Value = larder_sync::CompareMode> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["size-mtime", "size", "etag", "checksum"])
+        .map(|v| v.parse().expect("one of the listed values"))
+}
+
+/// `--checksum-algorithm`'s values, listed by `--help` and completed by the shells.
+fn checksum_algorithm(
+) -> impl clap::builder::TypedValueParser<Value = larder_store::integrity::ChecksumAlgorithm> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["crc64nvme", "crc32c", "crc32", "sha256", "sha1"])
+        .map(|v| v.parse().expect("one of the listed values"))
 }

@@ -17,12 +17,20 @@ pub const INTERRUPTED: i32 = 130;
 /// Terminated (SIGTERM): the same orderly stop as Ctrl-C.
 pub const TERMINATED: i32 = 143;
 
-/// The text `--help` shows.
-pub const HELP: &str = "Exit codes:
+/// The exit-code table, as a literal (for `concat!`).
+#[macro_export]
+macro_rules! exit_codes {
+    () => {
+        "Exit codes:
   0    success
   1    error (a key failed, bad credentials, missing bucket, unreachable server)
   2    invalid arguments
   3    warnings (a verification mismatch, deletions refused; `verify` found differences)
   4    stalled: a vault budget would have been exceeded; nothing past it was sent
   130  interrupted (Ctrl-C); in-flight uploads were aborted, nothing half-written
-  143  terminated (SIGTERM); the same orderly stop as Ctrl-C";
+  143  terminated (SIGTERM); the same orderly stop as Ctrl-C"
+    };
+}
+
+/// The text `--help` shows.
+pub const HELP: &str = crate::exit_codes!();

@@ -24,6 +24,27 @@ fn help_and_version() {
     ] {
         assert!(help.contains(flag), "sync --help lacks {flag}");
     }
+    // Grouped under headings, values listed, examples, and the exit codes on every
+    // subcommand's short help too.
+    let headings = [
+        "Locations & S3:",
+        "Filters:",
+        "Compare:",
+        "Deletion:",
+        "Performance:",
+        "Output:",
+        "Examples:",
+        "possible values: size-mtime, size, etag, checksum",
+        "possible values: crc64nvme, crc32c, crc32, sha256, sha1",
+    ];
+    for h in headings {
+        assert!(help.contains(h), "sync --help lacks {h}");
+    }
+    for sub in ["sync", "verify", "ls", "cache", "vault", "cleanup"] {
+        let out = run(larder(d.path()).args([sub, "-h"]));
+        let short = String::from_utf8_lossy(&out.stdout);
+        assert!(short.contains("Exit codes:") && short.contains("130"), "{sub} -h: {short}");
+    }
     let out = run(larder(d.path()).arg("--version"));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
