@@ -43,7 +43,10 @@ fn help_and_version() {
     for sub in ["sync", "verify", "ls", "cache", "vault", "cleanup"] {
         let out = run(larder(d.path()).args([sub, "-h"]));
         let short = String::from_utf8_lossy(&out.stdout);
-        assert!(short.contains("Exit codes:") && short.contains("130"), "{sub} -h: {short}");
+        assert!(
+            short.contains("Exit codes:") && short.contains("130"),
+            "{sub} -h: {short}"
+        );
     }
     let out = run(larder(d.path()).arg("--version"));
     assert_eq!(
