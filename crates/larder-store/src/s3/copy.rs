@@ -87,7 +87,16 @@ impl S3Store {
         if from.keep_tags {
             // Read and written explicitly: radosgw drops the tags of a copy that replaces
             // the metadata, whatever the tagging directive says.
-            opts.tags = self.source_tags(&from.source, &what).await?;
+            let s = &from.source;
+            opts.tags = self
+                .tags_at(
+                    &s.bucket,
+                    &s.key,
+                    s.version_id.as_deref(),
+                    Op::Copy,
+                    what.clone(),
+                )
+                .await?;
         }
         let in_parts = from.part_size.is_some() || from.size > i.opts.copy_multipart_threshold;
         let result = if in_parts {
@@ -354,34 +363,6 @@ impl S3Store {
             .await
             .map_err(|e| map_sdk_error(&i.endpoint, e, Op::Copy, format!("{what} (tags)")))?;
         Ok(())
-    }
-
-    /// The tags of a copy's source (none where the server keeps none).
-    async fn source_tags(&self, source: &CopySource, what: &str) -> Result<Option<Tags>> {
-        let i = &self.inner;
-        if !i.features().tagging {
-            return Ok(None);
-        }
-        let out = i
-            .client
-            .get_object_tagging()
-            .bucket(&source.bucket)
-            .key(&source.key)
-            .set_version_id(source.version_id.clone())
-            .send()
-            .await
-            .map_err(|e| map_sdk_error(&i.endpoint, e, Op::Copy, what.to_owned()));
-        let out = match out {
-            // A server without object tags (Garage, before detection).
-            Err(e) if e.kind() == ErrorKind::Unsupported => return Ok(None),
-            r => r?,
-        };
-        let tags: Tags = out
-            .tag_set()
-            .iter()
-            .map(|t| (t.key().to_owned(), t.value().to_owned()))
-            .collect();
-        Ok((!tags.is_empty()).then_some(tags))
     }
 
     /// [`Store::copy`]: within this store, metadata and tags kept.

@@ -118,18 +118,34 @@ impl S3Store {
         version_id: Option<&str>,
     ) -> Result<Option<Tags>> {
         let i = &self.inner;
+        let (full, loc) = (self.full_key(key.as_str()), self.location(key.as_str()));
+        self.tags_at(&i.url.bucket, &full, version_id, Op::Head, loc)
+            .await
+    }
+
+    /// GetObjectTagging of `bucket/full_key` (this store's, or a copy's source), reached with
+    /// this store's client; `None` where the server keeps no tags.
+    pub(super) async fn tags_at(
+        &self,
+        bucket: &str,
+        full_key: &str,
+        version_id: Option<&str>,
+        op: Op,
+        loc: String,
+    ) -> Result<Option<Tags>> {
+        let i = &self.inner;
         if !i.features().tagging {
             return Ok(None);
         }
         let out = i
             .client
             .get_object_tagging()
-            .bucket(&i.url.bucket)
-            .key(self.full_key(key.as_str()))
+            .bucket(bucket)
+            .key(full_key)
             .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| map_sdk_error(&i.endpoint, e, Op::Head, self.location(key.as_str())));
+            .map_err(|e| map_sdk_error(&i.endpoint, e, op, loc));
         let out = match out {
             // A server without object tags (Garage) whose features were not detected.
             Err(e) if e.kind() == ErrorKind::Unsupported => return Ok(None),
