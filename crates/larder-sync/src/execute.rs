@@ -173,7 +173,7 @@ impl Stream for VerifyingStream {
 }
 
 /// Options of one transfer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct TransferOptions {
     pub checksum: Option<ChecksumAlgorithm>,
     pub guess_content_type: bool,
@@ -185,6 +185,18 @@ pub(crate) struct TransferOptions {
     pub preprocess: Option<Arc<dyn crate::callbacks::PreprocessCallback>>,
     /// When the server copies the object instead.
     pub server_side_copy: crate::ServerSideCopy,
+    /// Told as the bytes move.
+    pub progress: Option<crate::ProgressHandler>,
+}
+
+impl std::fmt::Debug for TransferOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferOptions")
+            .field("checksum", &self.checksum)
+            .field("write", &self.write)
+            .field("server_side_copy", &self.server_side_copy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for TransferOptions {
@@ -198,6 +210,7 @@ impl Default for TransferOptions {
             extra_metadata: Default::default(),
             preprocess: None,
             server_side_copy: Default::default(),
+            progress: None,
         }
     }
 }
@@ -216,6 +229,7 @@ impl TransferOptions {
             extra_metadata: Default::default(),
             preprocess: opts.preprocess_callback.clone(),
             server_side_copy: opts.server_side_copy,
+            progress: opts.on_progress.clone(),
         }
     }
 }
@@ -389,6 +403,10 @@ pub(crate) async fn transfer(
     };
     // The kept bytes went through the hash; the store writes only what follows them.
     let body = skip_bytes(Box::pin(body), offset);
+    let body = match &opts.progress {
+        Some(p) => reporting(body, p.clone(), entry, offset),
+        None => body,
+    };
     let put = dst
         .put(
             &entry.key,
@@ -461,6 +479,29 @@ const RESUME_MIN: u64 = 16 << 20;
 
 /// A single-part object's partial copy is resumed from a multiple of this.
 const RESUME_BLOCK: u64 = 8 << 20;
+
+/// `s`, telling `progress` how many bytes of `entry` have moved as each chunk passes
+/// (`offset` were already there).
+fn reporting(
+    s: ByteStream,
+    progress: crate::ProgressHandler,
+    entry: &Entry,
+    offset: u64,
+) -> ByteStream {
+    let (key, size) = (entry.key.to_string(), entry.size);
+    let mut done = offset;
+    s.inspect(move |chunk| {
+        if let Ok(c) = chunk {
+            done += c.len() as u64;
+            progress(&crate::Progress::Bytes {
+                key: key.clone(),
+                done,
+                size,
+            });
+        }
+    })
+    .boxed()
+}
 
 /// The first `n` bytes of `s`.
 fn limit_bytes(s: ByteStream, n: u64) -> ByteStream {

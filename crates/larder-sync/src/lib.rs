@@ -66,6 +66,33 @@ pub use write::{Conditional, WriteOptions};
 /// A callback for [`Event`]s.
 pub type EventHandler = Arc<dyn Fn(&Event) + Send + Sync>;
 
+/// How the bytes of the transfers in flight move, for progress bars
+/// ([`SyncOptions::on_progress`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// A transfer starts: `size` bytes to move.
+    Started {
+        /// The key.
+        key: String,
+        /// Its size.
+        size: u64,
+    },
+    /// `done` of the key's `size` bytes have moved in this attempt (a retry counts again
+    /// from its start; a server-side copy reports all of them once it is made).
+    Bytes {
+        /// The key.
+        key: String,
+        /// Bytes moved so far.
+        done: u64,
+        /// The object's size.
+        size: u64,
+    },
+}
+
+/// A callback for [`Progress`]: called as often as a chunk of a body moves, so it must be
+/// cheap.
+pub type ProgressHandler = Arc<dyn Fn(&Progress) + Send + Sync>;
+
 /// How to sync.
 #[derive(Clone)]
 pub struct SyncOptions {
@@ -122,6 +149,8 @@ pub struct SyncOptions {
     pub cache: Option<Arc<MetaCache>>,
     /// Called for every planned or finished action.
     pub on_event: Option<EventHandler>,
+    /// Called as transfers start and their bytes move (see [`Progress`]).
+    pub on_progress: Option<ProgressHandler>,
     /// Filters on Content-Type, user metadata and tags (one HEAD per object that would
     /// otherwise be transferred; tags one more request).
     pub object_filters: filter::ObjectFilters,
@@ -174,6 +203,7 @@ impl Default for SyncOptions {
             write: WriteOptions::default(),
             cache: None,
             on_event: None,
+            on_progress: None,
             object_filters: Default::default(),
             delete_excluded: false,
             filter_callback: None,
@@ -839,6 +869,12 @@ async fn step(
     }
     if let Some(l) = objects_limit {
         l.acquire(1).await;
+    }
+    if let Some(p) = &opts.on_progress {
+        p(&Progress::Started {
+            key: entry.key.to_string(),
+            size: entry.size,
+        });
     }
     let result = execute::with_retries(opts.retries, || {
         execute::transfer(src, dst, &entry, dst_entry.as_ref(), topts)

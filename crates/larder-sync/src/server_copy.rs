@@ -102,6 +102,13 @@ pub(crate) async fn try_copy(
         verify_etag: verify,
     };
     let put = dst.put_copy(&entry.key, &from, put_opts).await?;
+    if let Some(p) = &opts.progress {
+        p(&crate::Progress::Bytes {
+            key: entry.key.to_string(),
+            done: put.size,
+            size: entry.size,
+        });
+    }
     Ok(Some(Transferred {
         bytes: put.size,
         verified: Verified {

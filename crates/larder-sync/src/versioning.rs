@@ -572,6 +572,12 @@ impl KeyCtx {
                 .extra_metadata
                 .insert(SOURCE_VERSION_METADATA.to_owned(), v.version_id.clone());
             let entry = v.to_entry();
+            if let Some(p) = &self.opts.on_progress {
+                p(&crate::Progress::Started {
+                    key: entry.key.to_string(),
+                    size: entry.size,
+                });
+            }
             let t = execute::with_retries(self.opts.retries, || {
                 execute::transfer(&one, &self.dst, &entry, None, &topts)
             })

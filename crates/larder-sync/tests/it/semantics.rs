@@ -425,3 +425,74 @@ async fn archived_source_objects_are_skipped_and_reported_never_read() {
     );
     assert_eq!(contents(&*dst).await.keys().collect::<Vec<_>>(), ["warm"]);
 }
+
+#[tokio::test]
+async fn progress_tells_each_transfer_and_its_bytes_as_they_move() {
+    // A directory source: its reads come in chunks, as a large body's do.
+    let dir = tempfile::tempdir().unwrap();
+    let src = Arc::new(larder_store::LocalStore::new(dir.path()));
+    let dst = Arc::new(MemoryStore::new());
+    put(&*src, "small", "abc", t(1)).await;
+    let big = larder_store::conformance::pattern(5 << 20, 3);
+    put(&*src, "big", big.clone(), t(2)).await;
+    put(&*src, "same", "x", t(3)).await;
+    sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    put(&*src, "small", "abcd", t(4)).await;
+    put(
+        &*src,
+        "big",
+        larder_store::conformance::pattern(5 << 20, 4),
+        t(5),
+    )
+    .await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let o = SyncOptions {
+        on_progress: Some(Arc::new(move |p: &larder_sync::Progress| {
+            s2.lock().unwrap().push(p.clone())
+        })),
+        ..opts()
+    };
+    sync(src.clone(), dst.clone(), o).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    use larder_sync::Progress::{Bytes, Started};
+    for (key, size) in [("small", 4u64), ("big", 5 << 20)] {
+        assert!(
+            seen.contains(&Started {
+                key: key.into(),
+                size
+            }),
+            "{key} started: {seen:?}"
+        );
+        let moved: Vec<u64> = seen
+            .iter()
+            .filter_map(|p| match p {
+                Bytes {
+                    key: k,
+                    done,
+                    size: s,
+                } if k == key && *s == size => Some(*done),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(moved.last(), Some(&size), "{key} all moved");
+        assert!(
+            moved.windows(2).all(|w| w[0] < w[1]),
+            "{key} grows: {moved:?}"
+        );
+    }
+    let big_steps = seen
+        .iter()
+        .filter(|p| matches!(p, Bytes { key, .. } if key == "big"))
+        .count();
+    assert!(
+        big_steps > 1,
+        "a large body moves in steps, told as it goes"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|p| matches!(p, Started { key, .. } | Bytes { key, .. } if key == "same")),
+        "an up-to-date key is not transferred"
+    );
+}
