@@ -427,6 +427,8 @@ pub struct SyncArgs {
     pub filter_exclude_tag_regex: Option<String>,
     #[command(flatten)]
     pub lua: crate::lua_args::LuaArgs,
+    #[command(flatten)]
+    pub progress: crate::progress::ProgressArgs,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -467,6 +469,8 @@ pub struct VerifyArgs {
     #[arg(long, env = "LARDER_POINT_IN_TIME", value_name = "TIME", value_parser = parse_instant)]
     #[arg(help_heading = "Compare")]
     pub point_in_time: Option<std::time::SystemTime>,
+    #[command(flatten)]
+    pub progress: crate::progress::ProgressArgs,
 }
 
 /// The two locations of `sync` and `verify`, which keys to consider, and how to reach S3.

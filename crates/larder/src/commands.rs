@@ -1,27 +1,29 @@
 //! The subcommands: resolve arguments into library options, run, render, map to exit codes.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt;
 use larder_store::{ErrorKind, LocalStore, S3Options, S3Store, S3Url, Store, SymlinkPolicy};
-use larder_sync::{
-    Action, Event, Filters, MetaCache, Reason, ServerSideCopy, Status, SyncOptions, VerifyOptions,
-};
+use larder_sync::{Filters, MetaCache, Status, VerifyOptions};
 use serde_json::json;
 
-use crate::cli::{
-    Args, Command, FilterArgs, LsArgs, PairArgs, S3Args, SideArgs, SyncArgs, VerifyArgs,
-};
+use crate::cli::{Args, Command, FilterArgs, LsArgs, PairArgs, S3Args, SideArgs, VerifyArgs};
 use crate::exit;
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
     let g = args.global;
     match args.command {
-        Command::Sync(a) => run_sync(*a, g.json, g.quiet, g.verbose).await,
+        Command::Sync(a) => {
+            let out = crate::sync_cmd::Output {
+                json: g.json,
+                quiet: g.quiet,
+                verbose: g.verbose,
+            };
+            crate::sync_cmd::run_sync(*a, out).await
+        }
         Command::Verify(a) => run_verify(*a, g.json, g.quiet).await,
         Command::Ls(ls) => run_ls(ls, g.json).await,
         Command::Cache(crate::cli::CacheArgs {
@@ -118,7 +120,7 @@ pub fn s3_options(a: &S3Args) -> S3Options {
 }
 
 /// The S3 options of one side: the common ones, overridden by `--source-…`/`--target-…`.
-fn side_options(common: &S3Args, sides: &SideArgs, source: bool) -> S3Options {
+pub(crate) fn side_options(common: &S3Args, sides: &SideArgs, source: bool) -> S3Options {
     let mut o = s3_options(common);
     let (endpoint, profile, region) = if source {
         (
@@ -187,7 +189,7 @@ async fn open_detecting(
 
 /// Opens the source and destination of `sync` and `verify`. A local source (a directory or
 /// a cache directory) must exist: listing a missing one would look like an empty source.
-async fn open_pair(
+pub(crate) async fn open_pair(
     p: &PairArgs,
     symlinks: SymlinkPolicy,
     tune: impl Fn(S3Options, bool) -> anyhow::Result<S3Options>,
@@ -261,7 +263,7 @@ fn filter_lines(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-fn filters(a: &FilterArgs) -> anyhow::Result<Filters> {
+pub(crate) fn filters(a: &FilterArgs) -> anyhow::Result<Filters> {
     let mut include = a.include.clone();
     for f in &a.include_from {
         include.extend(filter_lines(f)?);
@@ -285,43 +287,8 @@ fn filters(a: &FilterArgs) -> anyhow::Result<Filters> {
     Ok(f)
 }
 
-fn object_filters(a: &SyncArgs) -> anyhow::Result<larder_sync::filter::ObjectFilters> {
-    use larder_sync::filter::regex;
-    Ok(larder_sync::filter::ObjectFilters {
-        include_content_type: regex(a.filter_include_content_type_regex.as_deref())?,
-        exclude_content_type: regex(a.filter_exclude_content_type_regex.as_deref())?,
-        include_metadata: regex(a.filter_include_metadata_regex.as_deref())?,
-        exclude_metadata: regex(a.filter_exclude_metadata_regex.as_deref())?,
-        include_tag: regex(a.filter_include_tag_regex.as_deref())?,
-        exclude_tag: regex(a.filter_exclude_tag_regex.as_deref())?,
-    })
-}
-
 /// Refuses `flag` (which reads object versions) on a source that is not a bucket.
-/// `dst` with `prefix` inside it (`--dest-prefix`): `s3://b/x` + `y/` is `s3://b/x/y/`, a
-/// directory's subdirectory likewise.
-fn with_dest_prefix(dst: &str, prefix: &str) -> anyhow::Result<String> {
-    let p = prefix.trim_matches('/');
-    let bad = |why: &str| UsageError(format!("--dest-prefix `{prefix}`: {why}"));
-    anyhow::ensure!(!p.is_empty(), bad("empty"));
-    anyhow::ensure!(
-        p.split('/')
-            .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\')),
-        bad("a prefix is key segments, without `.`, `..`, `//` or backslashes")
-    );
-    if dst.starts_with("s3://") {
-        Ok(format!("{}/{p}/", dst.trim_end_matches('/')))
-    } else if dst.contains("://") {
-        Err(bad("only for a directory or s3://… destination").into())
-    } else {
-        Ok(std::path::Path::new(dst)
-            .join(p)
-            .to_string_lossy()
-            .into_owned())
-    }
-}
-
-fn versioned_source(pair: &PairArgs, flag: &str) -> anyhow::Result<()> {
+pub(crate) fn versioned_source(pair: &PairArgs, flag: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
         pair.src.starts_with("s3://"),
         UsageError(format!(
@@ -364,7 +331,9 @@ pub(crate) fn uploads_journal(
 }
 
 /// The record of versions a versioned sync copied.
-fn version_map(explicit: Option<&std::path::Path>) -> Option<Arc<larder_index::VersionMap>> {
+pub(crate) fn version_map(
+    explicit: Option<&std::path::Path>,
+) -> Option<Arc<larder_index::VersionMap>> {
     open_state(
         explicit,
         "versions.sqlite3",
@@ -401,352 +370,6 @@ pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
-async fn run_sync(mut a: SyncArgs, json: bool, quiet: bool, verbose: u8) -> anyhow::Result<i32> {
-    if let Some(p) = &a.dest_prefix {
-        a.pair.dst = with_dest_prefix(&a.pair.dst, p)?;
-    }
-    let symlinks = if a.no_follow_symlinks {
-        SymlinkPolicy::Skip
-    } else {
-        SymlinkPolicy::Follow
-    };
-    // One throttle for the run: its stats go in the summary.
-    let throttle = larder_store::throttle::Throttle::new(1024);
-    // Multipart uploads in progress are journalled: a killed run's are resumed or aborted.
-    // (Only uploads to S3 are journalled: no state file for a run that makes none.)
-    let journal = (!a.dry_run && a.pair.dst.starts_with("s3://"))
-        .then(|| uploads_journal(a.state_dir.as_deref()))
-        .flatten();
-    let tune = |mut o: S3Options| {
-        o.throttle = Some(throttle.clone());
-        o.journal = journal.clone();
-        o.part_size = a.part_size;
-        o.multipart_threshold = a.multipart_threshold;
-        o.parts_in_flight = a.parts_in_flight;
-        o
-    };
-    // Tags copied S3 → S3, or tags or a precondition asked for: what each server implements
-    // decides (one request per side; a plain sync makes none).
-    let s3_to_s3 = a.pair.src.starts_with("s3://") && a.pair.dst.starts_with("s3://");
-    let detect = a.write.needs_features() || (s3_to_s3 && !a.write.disable_tagging);
-    let tune_side = |o: S3Options, source: bool| -> anyhow::Result<S3Options> {
-        let mut o = tune(o);
-        a.write.apply(&mut o, source)?;
-        Ok(o)
-    };
-    if a.enable_versioning {
-        versioned_source(&a.pair, "--enable-versioning")?;
-        anyhow::ensure!(
-            a.pair.dst.starts_with("s3://"),
-            UsageError("--enable-versioning writes versions: the destination must be s3://… (a versioned bucket)".into())
-        );
-    }
-    if a.point_in_time.is_some() {
-        versioned_source(&a.pair, "--point-in-time")?;
-    }
-    let callbacks = a.lua.load()?;
-    let transform: Option<Arc<dyn larder_sync::callbacks::KeyTransform>> =
-        match (&a.transform, &callbacks.transform) {
-            (Some(t), _) => Some(Arc::new(
-                larder_sync::rename::SedTransform::parse(t).map_err(|e| UsageError(e.0))?,
-            )),
-            (None, Some(l)) => Some(l.clone()),
-            (None, None) => None,
-        };
-    anyhow::ensure!(
-        transform.is_none() || !a.enable_versioning,
-        UsageError("a key transform and --enable-versioning cannot be combined".into())
-    );
-    let (mut src, mut dst) = open_pair(&a.pair, symlinks, tune_side, detect).await?;
-    if let Some(t) = a.point_in_time {
-        src = Arc::new(larder_sync::versioning::PointInTime::new(src, t));
-    }
-    if let Some(t) = transform {
-        src = Arc::new(larder_sync::rename::Renamed::new(src, t));
-    }
-    // A local destination: temp files a killed run left are removed as the walk meets them.
-    let local_dst = (!a.dry_run && !a.pair.dst.contains("://")).then(|| {
-        Arc::new(
-            LocalStore::new(&a.pair.dst)
-                .with_symlinks(symlinks)
-                .with_temp_cleanup(std::time::SystemTime::now()),
-        )
-    });
-    if let Some(l) = &local_dst {
-        dst = l.clone();
-    }
-    let cache = if a.no_cache {
-        None
-    } else {
-        meta_cache(a.state_dir.as_deref())
-    };
-
-    let interactive = !json && !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let bar = interactive.then(|| {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]")
-                .expect("template"),
-        );
-        b.enable_steady_tick(Duration::from_millis(120));
-        b
-    });
-    let started = std::time::Instant::now();
-    let done = Arc::new(AtomicU64::new(0));
-    let bytes = Arc::new(AtomicU64::new(0));
-    let out = Arc::new(Mutex::new(std::io::stdout()));
-    let print_plan = a.dry_run;
-    let (bar2, done2, bytes2, out2) = (bar.clone(), done.clone(), bytes.clone(), out.clone());
-    let on_event = Arc::new(move |e: &Event| {
-        let mut out = out2.lock().expect("stdout lock");
-        match e {
-            Event::Done {
-                action,
-                key,
-                size,
-                reason,
-                dry_run,
-                verified,
-                done,
-                listed,
-            } => {
-                done2.store(*done, Ordering::Relaxed);
-                if *action == Action::Transfer {
-                    bytes2.fetch_add(*size, Ordering::Relaxed);
-                }
-                if json {
-                    let _ = writeln!(
-                        out,
-                        "{}",
-                        json!({"event": action.to_string(), "key": key, "size": size,
-                               "reason": reason.to_string(), "dry_run": dry_run,
-                               "adopted": matches!(reason, Reason::Adopted(_)),
-                               "etag_verified": verified.etag, "checksum_verified": verified.checksum,
-                               "server_side": verified.server_side})
-                    );
-                } else if ((print_plan || verbose > 0)
-                    && (*action != Action::Skip
-                        || matches!(
-                            reason,
-                            Reason::Adopted(_) | Reason::Archived(_) | Reason::Precondition(_)
-                        )))
-                    || verbose > 1
-                {
-                    // Adopted and archived keys are skips a user wants to see: larder decided
-                    // by content, or could not read the object.
-                    let label = match reason {
-                        Reason::Adopted(_) => "adopt".to_owned(),
-                        Reason::Precondition(_) => "keep".to_owned(),
-                        Reason::Archived(_) => "archived".to_owned(),
-                        _ => action.to_string(),
-                    };
-                    let line = format!("{label:<8} {size:>12}  {key}  ({reason})");
-                    match &bar2 {
-                        Some(b) => b.println(line),
-                        None => {
-                            let _ = writeln!(out, "{line}");
-                        }
-                    }
-                }
-                if let Some(b) = &bar2 {
-                    let secs = started.elapsed().as_secs_f64().max(0.001);
-                    let n = done2.load(Ordering::Relaxed);
-                    let by = bytes2.load(Ordering::Relaxed);
-                    b.set_message(format!(
-                        "{n}/{listed} objects, {:.1} MiB | {:.0} objects/s, {:.1} MiB/s",
-                        mib(by),
-                        n as f64 / secs,
-                        mib(by) / secs
-                    ));
-                }
-            }
-            Event::Failed { key, error } => {
-                if json {
-                    let _ = writeln!(
-                        out,
-                        "{}",
-                        json!({"event": "error", "key": key, "error": crate::redact::redact(error)})
-                    );
-                } else {
-                    let line = format!("larder: error: {}", crate::redact::redact(error));
-                    match &bar2 {
-                        Some(b) => b.println(line),
-                        None => eprintln!("{line}"),
-                    }
-                }
-            }
-        }
-    });
-
-    // The event script sees every event the output does, after it.
-    let on_event: larder_sync::EventHandler = match callbacks.events.clone() {
-        None => on_event,
-        Some(lua) => Arc::new(move |e: &Event| {
-            on_event(e);
-            if let Err(err) = lua.on_event(e) {
-                tracing::warn!("{err}");
-            }
-        }),
-    };
-    let stop = crate::signals::Stop::listen();
-    let compare = if a.size_only {
-        larder_sync::CompareMode::Size
-    } else if a.checksum {
-        anyhow::ensure!(
-            a.checksum_algorithm.is_some(),
-            UsageError("--checksum compares an additional checksum: name it with --checksum-algorithm (sha256, sha1, crc32, crc32c, crc64nvme); without one every same-size key would be re-sent".into())
-        );
-        larder_sync::CompareMode::Checksum
-    } else {
-        a.compare
-    };
-    let opts = SyncOptions {
-        compare,
-        checksum: a.checksum_algorithm,
-        delete: a.delete,
-        allow_empty_source: a.allow_empty_source,
-        max_delete: a.max_delete,
-        dry_run: a.dry_run,
-        filters: filters(&a.pair.filters)?,
-        concurrency: a.concurrency,
-        rate_limit_objects: a.rate_limit_objects.map(|n| n as f64),
-        rate_limit_bandwidth: a.rate_limit_bandwidth,
-        guess_content_type: !a.no_guess_mime_type,
-        server_side_copy: match (a.server_side_copy, a.no_server_side_copy) {
-            (true, _) => ServerSideCopy::Always,
-            (_, true) => ServerSideCopy::Never,
-            _ => ServerSideCopy::Auto,
-        },
-        stop_on_error: a.stop_on_error,
-        retries: a.retries,
-        mtime_window: a.modify_window,
-        part_size: a.part_size,
-        cache,
-        on_event: Some(on_event),
-        cancel: stop.token.clone(),
-        write: a.write.write_options(),
-        object_filters: object_filters(&a)?,
-        delete_excluded: a.delete_excluded,
-        filter_callback: callbacks
-            .filter
-            .map(|f| f as Arc<dyn larder_sync::callbacks::FilterCallback>),
-        preprocess_callback: callbacks
-            .preprocess
-            .map(|p| p as Arc<dyn larder_sync::callbacks::PreprocessCallback>),
-        ..SyncOptions::default()
-    };
-    let report = if a.enable_versioning {
-        let opts = SyncOptions {
-            versions: if a.no_cache {
-                None
-            } else {
-                version_map(a.state_dir.as_deref())
-            },
-            ..opts
-        };
-        larder_sync::versioning::sync_versions(src, dst, opts).await?
-    } else {
-        larder_sync::sync(src, dst, opts).await?
-    };
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    // Uploads killed runs left under the destination, which this run did not resume.
-    let mut orphans_aborted = 0;
-    if journal.is_some() && !report.cancelled {
-        let o = tune(side_options(&a.pair.s3, &a.pair.sides, false));
-        if let Ok(s) = S3Store::new(S3Url::parse(&a.pair.dst)?, o).await {
-            orphans_aborted = s.abort_orphans().await;
-        }
-    }
-    let secs = report.elapsed.as_secs_f64().max(0.001);
-    if json {
-        println!(
-            "{}",
-            json!({
-                "event": "summary",
-                "transferred": report.uploaded, "skipped": report.skipped,
-                "adopted": report.adopted, "archived": report.archived,
-                "deleted": report.deleted, "filtered": report.filtered,
-                "bytes": report.bytes, "errors": report.errors.len(),
-                "etag_verified": report.etag_verified,
-                "checksum_verified": report.checksum_verified,
-                "server_side_copies": report.server_side_copies,
-                "verify_failures": report.verify_failures(),
-                "delete_refused": report.delete_refused,
-                "dry_run": report.dry_run, "cancelled": report.cancelled,
-                "source_listed": report.src_listed, "target_listed": report.dst_listed,
-                "heads": report.heads,
-                "precondition_skipped": report.precondition_skipped,
-                "throttled": throttle.stats().throttled,
-                "throttle_decreases": throttle.stats().decreases,
-                "min_concurrency": throttle.stats().min_limit,
-                "orphan_uploads_aborted": orphans_aborted,
-                "stale_temps_removed": local_dst.as_ref().map_or(0, |l| l.stale_temps_removed()),
-                "elapsed_seconds": secs,
-                "objects_per_second": report.uploaded as f64 / secs,
-                "mib_per_second": mib(report.bytes) / secs,
-            })
-        );
-    } else if !quiet {
-        let verb = if report.dry_run {
-            "would transfer"
-        } else {
-            "transferred"
-        };
-        eprintln!(
-            "{verb} {} objects ({:.2} MiB{}), skipped {}{}, {} {}{} | etag verified {}, checksum verified {} | {:.0} objects/s, {:.2} MiB/s, {:.2}s",
-            report.uploaded,
-            mib(report.bytes),
-            if report.server_side_copies > 0 { format!(", {} copied server-side", report.server_side_copies) } else { String::new() },
-            report.skipped,
-            if report.adopted > 0 { format!(" ({} adopted by content)", report.adopted) } else { String::new() },
-            if report.dry_run { "would delete" } else { "deleted" },
-            report.deleted,
-            if report.filtered > 0 { format!(", filtered {}", report.filtered) } else { String::new() },
-            report.etag_verified,
-            report.checksum_verified,
-            report.uploaded as f64 / secs,
-            mib(report.bytes) / secs,
-            secs,
-        );
-    }
-    let stale = local_dst.as_ref().map_or(0, |l| l.stale_temps_removed());
-    if stale > 0 && !quiet && !json {
-        eprintln!("larder: removed {stale} stale temp file(s) an interrupted run left behind");
-    }
-    if report.archived > 0 && !quiet && !json {
-        eprintln!(
-            "larder: {} archived object(s) skipped: restore them (S3 RestoreObject) to sync them",
-            report.archived
-        );
-    }
-    if let Some(why) = &report.delete_refused {
-        eprintln!("larder: warning: no deletions: {why}");
-    }
-    if report.precondition_skipped > 0 && !json {
-        eprintln!(
-            "larder: warning: {} key(s) left as they are: their precondition (--if-none-match / --if-match) did not hold",
-            report.precondition_skipped
-        );
-    }
-    if !report.errors.is_empty() && !quiet {
-        eprintln!("larder: {} key(s) failed", report.errors.len());
-    }
-    Ok(if report.cancelled {
-        stop.exit_code()
-    } else if report.errors.len() > report.verify_failures() {
-        exit::ERROR
-    } else if report.verify_failures() > 0
-        || report.delete_refused.is_some()
-        || report.precondition_skipped > 0
-    {
-        exit::WARNING
-    } else {
-        exit::OK
-    })
-}
-
 async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
     if a.point_in_time.is_some() {
         versioned_source(&a.pair, "--point-in-time")?;
@@ -777,7 +400,11 @@ async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i3
         }
     }
     let only_diff = a.only_differences;
+    let progress =
+        crate::progress::Progress::start(a.progress.mode(json, quiet), json, "keys", false);
+    let p2 = progress.clone();
     let on_status = Arc::new(move |key: &str, st: &Status| {
+        p2.finished(key, 0);
         if only_diff && *st == Status::Match {
             return;
         }
@@ -790,7 +417,10 @@ async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i3
             }
             println!("{v}");
         } else if !quiet {
-            println!("{:<18} {key}", st.to_string());
+            let line = format!("{:<18} {key}", st.to_string());
+            if !p2.println(&line) {
+                println!("{line}");
+            }
         }
     });
     let report = larder_sync::verify(
@@ -807,6 +437,7 @@ async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i3
         },
     )
     .await;
+    progress.finish();
     if json {
         println!(
             "{}",

@@ -11,6 +11,7 @@ mod lua;
 mod matrix;
 mod metadata;
 mod object_filters;
+mod progress;
 mod s3;
 mod secrets;
 mod transform;
