@@ -55,6 +55,7 @@ fn options(a: &CacheSyncArgs, url: &S3Url) -> anyhow::Result<Options> {
 
 fn plan_json(plan: &Plan) -> serde_json::Value {
     json!({
+        "schema": crate::JSON_SCHEMA,
         "event": "plan",
         "pull": plan.pull.iter().map(|p| json!({"namespace": p.namespace, "cache_key": p.cache_key})).collect::<Vec<_>>(),
         "push": plan.push.iter().map(|p| json!({"namespace": p.namespace, "cache_key": p.cache_key})).collect::<Vec<_>>(),
@@ -67,6 +68,7 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
 fn report_json(r: &Report, notes: &[String], meter: &RequestMeter) -> serde_json::Value {
     let q = meter.requests();
     json!({
+        "schema": crate::JSON_SCHEMA,
         "event": "summary",
         "pulled": r.pulled,
         "pushed": r.pushed,

@@ -409,7 +409,7 @@ async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i3
             return;
         }
         if json {
-            let mut v = json!({"event": "status", "key": key, "status": st.name()});
+            let mut v = json!({"schema": crate::JSON_SCHEMA, "event": "status", "key": key, "status": st.name()});
             match st {
                 Status::Error(e) => v["error"] = json!(e),
                 Status::Match | Status::Missing | Status::Extra => {}
@@ -441,7 +441,7 @@ async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i3
     if json {
         println!(
             "{}",
-            json!({"event": "summary", "match": report.matched,
+            json!({"schema": crate::JSON_SCHEMA, "event": "summary", "match": report.matched,
                    "size_mismatch": report.size_mismatch, "etag_mismatch": report.etag_mismatch,
                    "checksum_mismatch": report.checksum_mismatch,
                    "metadata_mismatch": report.metadata_mismatch,
@@ -603,7 +603,7 @@ async fn run_cleanup(
         if json {
             println!(
                 "{}",
-                json!({"event": "upload", "key": u.key.as_str(), "upload_id": u.upload_id,
+                json!({"schema": crate::JSON_SCHEMA, "event": "upload", "key": u.key.as_str(), "upload_id": u.upload_id,
                        "started": started, "outcome": outcome})
             );
         } else if !quiet {
@@ -613,7 +613,7 @@ async fn run_cleanup(
     if json {
         println!(
             "{}",
-            json!({"event": "summary", "aborted": aborted, "kept": kept, "failed": failed, "dry_run": dry_run})
+            json!({"schema": crate::JSON_SCHEMA, "event": "summary", "aborted": aborted, "kept": kept, "failed": failed, "dry_run": dry_run})
         );
     } else if !quiet {
         eprintln!(

@@ -20,9 +20,14 @@ mod write_args;
 
 use clap::Parser;
 
+/// The version of the JSON lines larder prints (`"schema": 1` in each event and summary):
+/// raised when a field changes meaning or goes away; new fields may come without a raise.
+pub const JSON_SCHEMA: u32 = 1;
+
 fn main() {
     let args = cli::Args::parse();
     init_tracing(&args.global);
+    let json = args.global.json;
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -50,11 +55,28 @@ fn main() {
             }) {
                 exit::OK
             } else {
-                eprintln!("larder: error: {}", redact::redact(&format!("{e:#}")));
-                for hint in commands::hints(&e) {
+                let full = format!("{e:#}");
+                let message = redact::redact(&full);
+                let hints = commands::hints(&e);
+                let code = commands::exit_code(&e);
+                eprintln!("larder: error: {message}");
+                for hint in &hints {
                     eprintln!("hint: {hint}");
                 }
-                commands::exit_code(&e)
+                if json {
+                    // Scripts read standard output: the fatal error, then a summary, there too.
+                    println!(
+                        "{}",
+                        serde_json::json!({"schema": JSON_SCHEMA, "event": "error", "fatal": true,
+                                           "error": message, "hints": hints, "exit_code": code})
+                    );
+                    println!(
+                        "{}",
+                        serde_json::json!({"schema": JSON_SCHEMA, "event": "summary",
+                                           "fatal": true, "exit_code": code})
+                    );
+                }
+                code
             }
         }
     };

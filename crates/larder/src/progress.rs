@@ -240,6 +240,7 @@ impl Progress {
             println!(
                 "{}",
                 serde_json::json!({
+                    "schema": crate::JSON_SCHEMA,
                     "event": "progress", "done": i.done.load(Ordering::Relaxed),
                     "listed": i.listed.load(Ordering::Relaxed), "bytes": moved,
                     "total_bytes": total, "elapsed_seconds": elapsed.as_secs_f64(),

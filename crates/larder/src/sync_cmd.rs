@@ -279,7 +279,7 @@ fn printer(out: Output, print_plan: bool, progress: Progress) -> larder_sync::Ev
                     let _ = writeln!(
                         w,
                         "{}",
-                        json!({"event": action.to_string(), "key": key, "size": size,
+                        json!({"schema": crate::JSON_SCHEMA, "event": action.to_string(), "key": key, "size": size,
                                "reason": reason.to_string(), "dry_run": dry_run,
                                "adopted": matches!(reason, Reason::Adopted(_)),
                                "etag_verified": verified.etag, "checksum_verified": verified.checksum,
@@ -309,7 +309,7 @@ fn printer(out: Output, print_plan: bool, progress: Progress) -> larder_sync::Ev
                     let _ = writeln!(
                         w,
                         "{}",
-                        json!({"event": "error", "key": key, "error": error})
+                        json!({"schema": crate::JSON_SCHEMA, "event": "error", "key": key, "error": error})
                     );
                 } else {
                     let line = format!("larder: error: {error}");
@@ -331,6 +331,7 @@ fn print_summary(report: &SyncReport, o: &Opened, orphans_aborted: u64, out: Out
         println!(
             "{}",
             json!({
+                "schema": crate::JSON_SCHEMA,
                 "event": "summary",
                 "transferred": report.uploaded, "skipped": report.skipped,
                 "adopted": report.adopted, "archived": report.archived,
@@ -363,7 +364,7 @@ fn print_summary(report: &SyncReport, o: &Opened, orphans_aborted: u64, out: Out
         };
         let some = |n: u64, text: String| if n > 0 { text } else { String::new() };
         eprintln!(
-            "{verb} {} objects ({}{}), skipped {}{}, {deleted} {}{} | etag verified {}, checksum verified {} | {:.0} objects/s, {}/s, {}",
+            "{verb} {} objects ({}{}), skipped {}{}, {deleted} {}{} | etag verified {}, checksum verified {} | {:.1} objects/s, {}/s, {}",
             report.uploaded,
             HumanBytes(report.bytes),
             some(report.server_side_copies, format!(", {} copied server-side", report.server_side_copies)),

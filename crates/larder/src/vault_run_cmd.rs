@@ -237,7 +237,7 @@ pub(crate) async fn run_vault_sync(
                     let _ = writeln!(
                         out,
                         "{}",
-                        json!({"event": action.to_string(), "key": key, "size": size,
+                        json!({"schema": crate::JSON_SCHEMA, "event": action.to_string(), "key": key, "size": size,
                                "reason": reason.to_string(), "dry_run": dry_run})
                     );
                 } else if !quiet {
@@ -253,7 +253,7 @@ pub(crate) async fn run_vault_sync(
                     let _ = writeln!(
                         out,
                         "{}",
-                        json!({"event": "error", "key": key, "error": error})
+                        json!({"schema": crate::JSON_SCHEMA, "event": "error", "key": key, "error": error})
                     );
                 } else {
                     eprintln!("larder: error: {error}");
@@ -281,6 +281,7 @@ pub(crate) async fn run_vault_sync(
         println!(
             "{}",
             json!({
+                "schema": crate::JSON_SCHEMA,
                 "event": "summary", "vault": name, "dry_run": dry_run, "index": r.index,
                 "plan": {"uploads": p.uploads, "upload_bytes": p.upload_bytes, "deletes": p.deletes,
                          "unchanged": p.unchanged, "requests": req(&p.requests),

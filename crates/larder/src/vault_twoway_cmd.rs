@@ -65,7 +65,7 @@ pub async fn run(
         if json {
             println!(
                 "{}",
-                json!({"event": step.to_string(), "key": key, "detail": detail,
+                json!({"schema": crate::JSON_SCHEMA, "event": step.to_string(), "key": key, "detail": detail,
                        "dry_run": dry_run, "error": failed})
             );
         } else if let Some(e) = failed {
@@ -86,7 +86,7 @@ pub async fn run(
     if json {
         println!(
             "{}",
-            json!({"event": "summary", "vault": name, "dry_run": dry_run,
+            json!({"schema": crate::JSON_SCHEMA, "event": "summary", "vault": name, "dry_run": dry_run,
                    "steps": r.steps.len(), "done": r.done, "failed": r.failed.len(),
                    "conflicts": r.conflicts, "invalid": r.invalid.len(),
                    "index": r.vault.index, "published": r.vault.published,
@@ -211,7 +211,7 @@ pub async fn get(
     if json {
         eprintln!(
             "{}",
-            json!({"event": "summary", "key": key, "path": path,
+            json!({"schema": crate::JSON_SCHEMA, "event": "summary", "key": key, "path": path,
                    "requests": {"list": q.list, "get": q.get, "head": q.head, "put": q.put, "delete": q.delete}})
         );
     } else if !quiet && dest.is_none_or(|d| d != std::path::Path::new("-")) {
@@ -275,7 +275,7 @@ pub fn evict(
     if json {
         println!(
             "{}",
-            json!({"event": "summary", "evicted": evicted.len(), "bytes": freed, "cached_bytes": total})
+            json!({"schema": crate::JSON_SCHEMA, "event": "summary", "evicted": evicted.len(), "bytes": freed, "cached_bytes": total})
         );
     } else if !quiet {
         eprintln!(

@@ -293,3 +293,37 @@ fn aliases_users_type_and_filter_files() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.txt"));
 }
+
+/// With `--json`, a fatal error is JSON on standard output too, followed by a summary, and
+/// every line carries the schema version.
+#[test]
+fn json_fatal_errors_and_schema_versions() {
+    let d = tempfile::tempdir().unwrap();
+    let out = run(larder(d.path())
+        .args(["--json", "sync"])
+        .arg(d.path().join("missing"))
+        .arg(d.path().join("dst")));
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["event"], "error");
+    assert_eq!(lines[0]["fatal"], true);
+    assert!(
+        lines[0]["error"].as_str().unwrap().contains("missing"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[0]["exit_code"], 1);
+    assert_eq!(lines[1]["event"], "summary");
+    assert_eq!(lines[1]["exit_code"], 1);
+
+    let src = d.path().join("src");
+    write(&src.join("a"), b"a");
+    let out = run(larder(d.path())
+        .args(["--json", "sync"])
+        .arg(&src)
+        .arg(d.path().join("dst")));
+    let lines = json_lines(&out);
+    assert!(lines.len() >= 2);
+    assert!(lines.iter().all(|l| l["schema"] == 1), "{lines:?}");
+}
