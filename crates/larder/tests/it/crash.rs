@@ -399,3 +399,39 @@ fn s3_a_killed_download_resumes_from_its_partial_copy_and_a_damaged_one_is_refus
     assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), data);
     assert_eq!(partials(&back), Vec::<std::path::PathBuf>::new());
 }
+
+/// Ctrl-C stops in order (uploads in flight aborted, 130); a second Ctrl-C while that is
+/// going exits at once, with 130 too, saying so.
+#[test]
+fn s3_a_second_ctrl_c_exits_at_once_with_130() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    write(&src.join("big.bin"), &vec![3u8; 30 << 20]);
+    let (_, url) = larder_s3(d.path());
+    // Every request takes 1.5 s: the abort after the first Ctrl-C too.
+    let slow = slow_proxy(1500);
+    let child = sync_cmd(d.path(), &slow.endpoint, src.to_str().unwrap(), &url)
+        .args(["--parts-in-flight", "1"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while slow.part_puts() < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    let int = || {
+        assert!(std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    int();
+    std::thread::sleep(Duration::from_millis(300));
+    int();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: stopping"), "{err}");
+    assert!(err.contains("interrupted again: exiting now"), "{err}");
+}
