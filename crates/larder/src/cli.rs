@@ -71,6 +71,14 @@ pub struct S3Args {
     #[arg(long, env = "LARDER_FIXED_CONCURRENCY")]
     #[arg(help_heading = "Locations & S3")]
     pub fixed_concurrency: bool,
+    /// Send requests unsigned, without credentials: public buckets (aws-cli's
+    /// --no-sign-request).
+    #[arg(long, env = "LARDER_NO_SIGN_REQUEST", help_heading = "Locations & S3")]
+    pub no_sign_request: bool,
+    /// Accept the charges of a requester-pays bucket (`x-amz-request-payer: requester` on
+    /// every request).
+    #[arg(long, env = "LARDER_REQUEST_PAYER", help_heading = "Locations & S3")]
+    pub request_payer: bool,
 }
 
 /// Per-side overrides, for S3→S3 between servers or accounts.
@@ -100,6 +108,27 @@ pub struct SideArgs {
     #[arg(long, env = "LARDER_TARGET_REGION")]
     #[arg(help_heading = "Locations & S3")]
     pub target_region: Option<String>,
+    /// Read the source unsigned (a public bucket), the target with credentials.
+    #[arg(
+        long,
+        env = "LARDER_SOURCE_NO_SIGN_REQUEST",
+        help_heading = "Locations & S3"
+    )]
+    pub source_no_sign_request: bool,
+    /// Pay for the source's requests (a requester-pays bucket).
+    #[arg(
+        long,
+        env = "LARDER_SOURCE_REQUEST_PAYER",
+        help_heading = "Locations & S3"
+    )]
+    pub source_request_payer: bool,
+    /// Pay for the target's requests (a requester-pays bucket).
+    #[arg(
+        long,
+        env = "LARDER_TARGET_REQUEST_PAYER",
+        help_heading = "Locations & S3"
+    )]
+    pub target_request_payer: bool,
 }
 
 /// Which keys to consider.

@@ -115,6 +115,8 @@ pub fn s3_options(a: &S3Args) -> S3Options {
         read_timeout: a.timeout,
         idle_timeout: a.idle_timeout,
         adaptive: !a.fixed_concurrency,
+        anonymous: a.no_sign_request,
+        request_payer: a.request_payer,
         ..S3Options::default()
     }
 }
@@ -143,6 +145,12 @@ pub(crate) fn side_options(common: &S3Args, sides: &SideArgs, source: bool) -> S
     }
     if region.is_some() {
         o.region = region.clone();
+    }
+    if source {
+        o.anonymous |= sides.source_no_sign_request;
+        o.request_payer |= sides.source_request_payer;
+    } else {
+        o.request_payer |= sides.target_request_payer;
     }
     o
 }

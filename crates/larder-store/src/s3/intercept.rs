@@ -1,5 +1,5 @@
-//! The request meter's hook into the SDK: every request counted (and refused past a
-//! budget) just before it is sent, every GET's body counted as it arrives.
+//! Hooks into the SDK: the request meter (every request counted, and refused past a budget,
+//! just before it is sent; every GET's body counted as it arrives), and requester-pays.
 
 use super::*;
 
@@ -58,6 +58,29 @@ impl aws_sdk_s3::config::Intercept for MeterInterceptor {
                 self.0.downloaded(n);
             }
         }
+        Ok(())
+    }
+}
+
+/// Adds `x-amz-request-payer: requester` to every request (a requester-pays bucket refuses
+/// requests without it from anybody but its owner).
+#[derive(Debug)]
+pub(super) struct RequestPayer;
+
+impl aws_sdk_s3::config::Intercept for RequestPayer {
+    fn name(&self) -> &'static str {
+        "larder-request-payer"
+    }
+
+    fn modify_before_signing(
+        &self,
+        ctx: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> std::result::Result<(), aws_sdk_s3::error::BoxError> {
+        ctx.request_mut()
+            .headers_mut()
+            .insert("x-amz-request-payer", "requester");
         Ok(())
     }
 }

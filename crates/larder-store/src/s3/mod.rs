@@ -254,7 +254,9 @@ impl S3Store {
             url::Url::parse(e).map_err(|err| bad(format!("endpoint URL `{e}`: {err}")))?;
             loader = loader.endpoint_url(e);
         }
-        if let Some(c) = &opts.credentials {
+        if opts.anonymous {
+            loader = loader.no_credentials();
+        } else if let Some(c) = &opts.credentials {
             loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
                 c.access_key_id.clone(),
                 c.secret_access_key.clone(),
@@ -305,6 +307,9 @@ impl S3Store {
         }
         if let Some(m) = &opts.meter {
             conf = conf.interceptor(MeterInterceptor(m.clone()));
+        }
+        if opts.request_payer {
+            conf = conf.interceptor(intercept::RequestPayer);
         }
         let endpoint = match &opts.endpoint_url {
             Some(e) => format!("`{e}`"),

@@ -91,6 +91,11 @@ pub struct S3Options {
     pub force_path_style: Option<bool>,
     /// Credentials; default: the standard AWS chain (env, profile, SSO, IMDS, …).
     pub credentials: Option<StaticCredentials>,
+    /// Send requests unsigned, as anybody (`--no-sign-request`): public buckets.
+    pub anonymous: bool,
+    /// Accept the charges of a requester-pays bucket: every request carries
+    /// `x-amz-request-payer: requester` (`--request-payer`).
+    pub request_payer: bool,
     /// Bodies larger than this are multipart uploads (default 8 MiB).
     pub multipart_threshold: u64,
     /// The part size of multipart uploads (default 8 MiB; at least 5 MiB; raised when a body
@@ -155,6 +160,8 @@ impl Default for S3Options {
             profile: None,
             force_path_style: None,
             credentials: None,
+            anonymous: false,
+            request_payer: false,
             multipart_threshold: 8 * MIB,
             part_size: 8 * MIB,
             parts_in_flight: 4,

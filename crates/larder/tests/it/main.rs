@@ -1,5 +1,6 @@
 //! CLI tests: the `larder` binary on temp dirs and the Garage test server.
 
+mod access;
 mod bad_input;
 mod cache;
 mod cache_sync;
