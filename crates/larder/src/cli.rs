@@ -6,9 +6,19 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
+/// `larder --version`: the version, the commit it was built from and the target.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("LARDER_COMMIT"),
+    ", ",
+    env!("LARDER_TARGET"),
+    ")"
+);
+
 /// Keep local directories and S3-compatible object storage in sync, verified.
 #[derive(Debug, Parser)]
-#[command(name = "larder", version, about, after_help = crate::exit::HELP)]
+#[command(name = "larder", version = VERSION, about, after_help = crate::exit::HELP)]
 pub struct Args {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -226,10 +236,18 @@ pub enum Command {
         #[command(flatten)]
         s3: S3Args,
     },
-    /// Print shell completions.
+    /// Print shell completions (install: `larder completions bash >
+    /// ~/.local/share/bash-completion/completions/larder`).
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Print the man page, or with --dir write one per command into DIR/man1 (install:
+    /// `larder man --dir ~/.local/share/man`, then `man larder`, `man larder-sync`).
+    Man {
+        /// The man directory to write into (its `man1` is created).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
     },
 }
 

@@ -40,6 +40,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             dry_run,
             s3,
         } => run_cleanup(&location, older_than, dry_run, &s3, g.json, g.quiet).await,
+        Command::Man { dir } => crate::man::run(dir.as_deref()),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod exit;
 mod lua_args;
+mod man;
 mod progress;
 mod redact;
 mod signals;

@@ -48,10 +48,46 @@ fn help_and_version() {
             "{sub} -h: {short}"
         );
     }
+    // The version, the commit and the target.
     let out = run(larder(d.path()).arg("--version"));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("larder {}", env!("CARGO_PKG_VERSION"))
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let want = format!("larder {} (", env!("CARGO_PKG_VERSION"));
+    assert!(v.starts_with(&want) && v.ends_with(')'), "{v}");
+    assert!(v.contains(std::env::consts::ARCH), "the target: {v}");
+}
+
+/// The documented install step writes man pages that `man` finds.
+#[test]
+fn man_pages_install_and_man_finds_them() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("man");
+    let out = run(larder(d.path()).args(["man", "--dir"]).arg(&dir));
+    assert_eq!(out.status.code(), Some(0));
+    let man = |page: &str| {
+        let out = std::process::Command::new("man")
+            .env("MANPATH", &dir)
+            .env("MANWIDTH", "200")
+            .args(["-P", "cat", page])
+            .output()
+            .expect("man runs (Debian's man-db; .ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "man {page}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = man("larder");
+    assert!(top.contains("larder") && top.contains("sync"), "{top}");
+    let sync = man("larder-sync");
+    for flag in ["--delete", "--server-side-copy", "Exit codes"] {
+        assert!(sync.contains(flag), "man larder-sync lacks {flag}");
+    }
+    // Without --dir, the page goes to standard output.
+    let out = run(larder(d.path()).arg("man"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(".ie"),
+        "roff"
     );
 }
 
