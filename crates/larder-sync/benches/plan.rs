@@ -72,14 +72,14 @@ fn main() {
             .unwrap();
             let secs = started.elapsed().as_secs_f64();
             let (_, peak) = rss();
-            let planned = report.uploaded + report.skipped + report.deleted;
+            let planned = report.transferred + report.skipped + report.deleted;
             println!(
                 "{n:>12}  {planned:>8}  {secs:>7.2}  {:>9.0}  {:>8} KiB  {:>6} KiB",
                 (2 * n) as f64 / secs,
                 before,
                 peak.saturating_sub(before),
             );
-            assert_eq!(report.uploaded as usize, n / 2);
+            assert_eq!(report.transferred as usize, n / 2);
             assert_eq!(report.skipped as usize, n / 2);
         });
     }

@@ -11,11 +11,11 @@
 //! let dst = Arc::new(MemoryStore::new());
 //! src.put(&Key::new("a").unwrap(), Body::from_bytes("x"), PutOptions::default()).await.unwrap();
 //! let report = sync(src.clone(), dst.clone(), SyncOptions::default()).await.unwrap();
-//! assert_eq!(report.uploaded, 1);
+//! assert_eq!(report.transferred, 1);
 //! assert_eq!(report.etag_verified, 1);
 //! // Again: nothing to do.
 //! let report = sync(src, dst, SyncOptions::default()).await.unwrap();
-//! assert_eq!((report.uploaded, report.skipped), (0, 1));
+//! assert_eq!((report.transferred, report.skipped), (0, 1));
 //! # });
 //! ```
 //!
@@ -279,8 +279,8 @@ pub struct KeyFailure {
 /// The result of a sync. Partial failures are here, not in an `Err`.
 #[derive(Debug, Clone, Default)]
 pub struct SyncReport {
-    /// Objects transferred (or, in a dry run, to transfer).
-    pub uploaded: u64,
+    /// Objects transferred, in either direction (or, in a dry run, to transfer).
+    pub transferred: u64,
     /// Objects up to date (adopted ones included).
     pub skipped: u64,
     /// Of the skipped, objects found to hold the right content without a usable recorded
@@ -494,7 +494,7 @@ pub async fn sync(
             } => {
                 match action {
                     Action::Transfer => {
-                        report.uploaded += 1;
+                        report.transferred += 1;
                         report.bytes += size;
                         report.etag_verified += verified.etag as u64;
                         report.checksum_verified += verified.checksum as u64;
@@ -516,7 +516,7 @@ pub async fn sync(
                     reason,
                     dry_run: opts.dry_run,
                     verified,
-                    done: report.uploaded + report.skipped + report.errors.len() as u64,
+                    done: report.transferred + report.skipped + report.errors.len() as u64,
                     listed: src_count.load(std::sync::atomic::Ordering::Relaxed),
                 });
             }
@@ -646,7 +646,7 @@ async fn delete_all(
                 reason: Reason::Extra,
                 dry_run: opts.dry_run,
                 verified: Verified::default(),
-                done: report.uploaded + report.skipped + report.deleted,
+                done: report.transferred + report.skipped + report.deleted,
                 listed: report.src_listed,
             });
         }

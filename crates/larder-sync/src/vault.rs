@@ -649,7 +649,7 @@ fn record_run(
         (None, n) => ("failed", Some(format!("{n} key(s) failed"))),
     };
     let done = (
-        r.sync.as_ref().map_or(0, |s| s.uploaded),
+        r.sync.as_ref().map_or(0, |s| s.transferred),
         r.sync.as_ref().map_or(0, |s| s.deleted),
         failed,
     );

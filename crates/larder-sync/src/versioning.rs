@@ -362,7 +362,7 @@ pub async fn sync_versions(
         for d in outcome.done {
             match d.action {
                 Action::Transfer => {
-                    report.uploaded += 1;
+                    report.transferred += 1;
                     report.bytes += d.size;
                     report.etag_verified += u64::from(d.verified.etag);
                     report.checksum_verified += u64::from(d.verified.checksum);

@@ -333,7 +333,7 @@ fn print_summary(report: &SyncReport, o: &Opened, orphans_aborted: u64, out: Out
             json!({
                 "schema": crate::JSON_SCHEMA,
                 "event": "summary",
-                "transferred": report.uploaded, "skipped": report.skipped,
+                "transferred": report.transferred, "skipped": report.skipped,
                 "adopted": report.adopted, "archived": report.archived,
                 "deleted": report.deleted, "filtered": report.filtered,
                 "bytes": report.bytes, "errors": report.errors.len(),
@@ -352,7 +352,7 @@ fn print_summary(report: &SyncReport, o: &Opened, orphans_aborted: u64, out: Out
                 "orphan_uploads_aborted": orphans_aborted,
                 "stale_temps_removed": stale,
                 "elapsed_seconds": secs,
-                "objects_per_second": report.uploaded as f64 / secs,
+                "objects_per_second": report.transferred as f64 / secs,
                 "mib_per_second": crate::commands::mib(report.bytes) / secs,
             })
         );
@@ -365,7 +365,7 @@ fn print_summary(report: &SyncReport, o: &Opened, orphans_aborted: u64, out: Out
         let some = |n: u64, text: String| if n > 0 { text } else { String::new() };
         eprintln!(
             "{verb} {} objects ({}{}), skipped {}{}, {deleted} {}{} | etag verified {}, checksum verified {} | {:.1} objects/s, {}/s, {}",
-            report.uploaded,
+            report.transferred,
             HumanBytes(report.bytes),
             some(report.server_side_copies, format!(", {} copied server-side", report.server_side_copies)),
             report.skipped,
@@ -374,7 +374,7 @@ fn print_summary(report: &SyncReport, o: &Opened, orphans_aborted: u64, out: Out
             some(report.filtered, format!(", filtered {}", report.filtered)),
             report.etag_verified,
             report.checksum_verified,
-            report.uploaded as f64 / secs,
+            report.transferred as f64 / secs,
             HumanBytes((report.bytes as f64 / secs) as u64),
             HumanDuration(report.elapsed),
         );

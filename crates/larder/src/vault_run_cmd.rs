@@ -287,7 +287,7 @@ pub(crate) async fn run_vault_sync(
                          "unchanged": p.unchanged, "requests": req(&p.requests),
                          "price_usd": pricing.then_some(p.price_usd)},
                 "sent": req(&r.sent), "spent_usd": pricing.then_some(r.spent_usd),
-                "transferred": r.sync.as_ref().map(|s| s.uploaded),
+                "transferred": r.sync.as_ref().map(|s| s.transferred),
                 "deleted": r.sync.as_ref().map(|s| s.deleted),
                 "errors": failed, "stalled": r.stalled, "published_manifest": r.published,
             })

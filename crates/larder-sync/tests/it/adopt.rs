@@ -109,7 +109,7 @@ async fn s3_a_bucket_another_tool_filled_is_adopted_without_put_or_head() {
     };
     let r = sync(s.clone(), d.clone(), dry).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!((r.uploaded, r.skipped, r.adopted), (1, 5, 5));
+    assert_eq!((r.transferred, r.skipped, r.adopted), (1, 5, 5));
     assert_eq!(
         reasons(&events),
         [
@@ -134,7 +134,7 @@ async fn s3_a_bucket_another_tool_filled_is_adopted_without_put_or_head() {
     };
     let r = sync(s.clone(), d.clone(), o.clone()).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!((r.uploaded, r.etag_verified), (1, 1), "only changed.txt");
+    assert_eq!((r.transferred, r.etag_verified), (1, 1), "only changed.txt");
     assert_eq!(r.adopted, 5, "the dry run recorded nothing");
     assert_eq!(
         d.counts().snapshot()[1..],
@@ -149,7 +149,7 @@ async fn s3_a_bucket_another_tool_filled_is_adopted_without_put_or_head() {
         Arc::new(CountingStore::new(bucket.clone())),
     );
     let r = sync(s.clone(), d.clone(), o.clone()).await.unwrap();
-    assert_eq!((r.uploaded, r.skipped, r.adopted), (0, 6, 0));
+    assert_eq!((r.transferred, r.skipped, r.adopted), (0, 6, 0));
     assert_eq!(s.counts().snapshot()[1..], [0; 5], "no file read again");
     assert_eq!(d.counts().snapshot()[1..], [0; 5], "only LIST");
 
@@ -157,14 +157,14 @@ async fn s3_a_bucket_another_tool_filled_is_adopted_without_put_or_head() {
     put(&*local, "a.txt", "alpha", t(100)).await;
     let d = Arc::new(CountingStore::new(bucket.clone()));
     let r = sync(local.clone(), d.clone(), o.clone()).await.unwrap();
-    assert_eq!((r.uploaded, r.adopted), (0, 1));
+    assert_eq!((r.transferred, r.adopted), (0, 1));
     assert_eq!(d.counts().snapshot()[1..], [0; 5]);
     // Same size, other bytes, new mtime: sent.
     put(&*local, "a.txt", "ALPHA", t(101)).await;
     let r = sync(local.clone(), bucket.clone(), o.clone())
         .await
         .unwrap();
-    assert_eq!((r.uploaded, r.adopted), (1, 0));
+    assert_eq!((r.transferred, r.adopted), (1, 0));
     assert_eq!(&contents(&*bucket).await["a.txt"][..], b"ALPHA");
 }
 
@@ -205,7 +205,7 @@ async fn s3_files_another_tool_downloaded_are_adopted_without_get() {
     .await
     .unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!((r.uploaded, r.adopted), (1, 5), "{:?}", reasons(&events));
+    assert_eq!((r.transferred, r.adopted), (1, 5), "{:?}", reasons(&events));
     let [_, head, get, ..] = s.counts().snapshot();
     assert_eq!(
         (head, get),
@@ -225,7 +225,7 @@ async fn s3_files_another_tool_downloaded_are_adopted_without_get() {
         Arc::new(CountingStore::new(local.clone())),
     );
     let r = sync(s.clone(), d.clone(), o).await.unwrap();
-    assert_eq!((r.uploaded, r.skipped), (0, 6));
+    assert_eq!((r.transferred, r.skipped), (0, 6));
     assert_eq!(s.counts().snapshot()[1..], [0; 5], "only LIST");
     assert_eq!(d.counts().snapshot()[1..], [0; 5], "no file read");
 }
@@ -240,7 +240,7 @@ async fn s3_objects_with_the_same_etag_are_adopted_between_buckets() {
     put_foreign(&*b, "differs", "bbbb").await;
     let d = Arc::new(CountingStore::new(b.clone()));
     let r = sync(a.clone(), d.clone(), opts()).await.unwrap();
-    assert_eq!((r.uploaded, r.adopted), (1, 1));
+    assert_eq!((r.transferred, r.adopted), (1, 1));
     let [_, head, _, puts, ..] = d.counts().snapshot();
     assert_eq!((head, puts), (0, 1), "decided from the listings");
 }

@@ -64,7 +64,7 @@ fn writer(dst: &MemoryStore, data: &'static str) -> impl Fn() + Send + Sync + 's
 async fn if_none_match_leaves_a_key_that_appeared_after_the_listing() {
     let dst = MemoryStore::new();
     let report = race(&dst, Conditional::IfNoneMatch, writer(&dst, "theirs")).await;
-    assert_eq!(report.uploaded, 1, "{report:?}");
+    assert_eq!(report.transferred, 1, "{report:?}");
     assert_eq!(report.precondition_skipped, 1);
     assert!(report.errors.is_empty());
     assert_eq!(&read(&dst, "b").await[..], b"theirs");
@@ -81,7 +81,7 @@ async fn if_match_leaves_a_key_changed_after_the_listing() {
     let dst = MemoryStore::new();
     put(&dst, "b", "old", t(3)).await;
     let report = race(&dst, Conditional::IfMatch, || {}).await;
-    assert_eq!((report.uploaded, report.precondition_skipped), (2, 0));
+    assert_eq!((report.transferred, report.precondition_skipped), (2, 0));
     assert_eq!(&read(&dst, "b").await[..], b"bbbb-new");
 }
 
@@ -103,7 +103,7 @@ async fn if_none_match_plans_existing_keys_as_kept_without_a_write() {
             .await
             .unwrap();
         assert_eq!(
-            (r.uploaded, r.precondition_skipped),
+            (r.transferred, r.precondition_skipped),
             (0, 1),
             "dry run {dry_run}"
         );

@@ -44,7 +44,7 @@ async fn assert_noop(src: Arc<dyn Store>, dst: Arc<dyn Store>, opts: SyncOptions
         Arc::new(CountingStore::new(dst)),
     );
     let r = sync(s.clone(), d.clone(), opts).await.unwrap();
-    assert_eq!((r.uploaded, r.skipped), (0, 5), "{:?}", r.errors);
+    assert_eq!((r.transferred, r.skipped), (0, 5), "{:?}", r.errors);
     let [_, head, get, put, del, copy] = s.counts().snapshot();
     assert_eq!(
         [head, get, put, del, copy],
@@ -74,7 +74,7 @@ async fn s3_every_direction_round_trips_verified_and_a_resync_is_free() {
     let bucket = s3("up").await;
     let r = sync(local.clone(), bucket.clone(), o()).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!((r.uploaded, r.etag_verified), (5, 5));
+    assert_eq!((r.transferred, r.etag_verified), (5, 5));
     assert_eq!(contents(&*bucket).await, contents(&*local).await);
     let big = bucket.head(&key("big.bin")).await.unwrap().unwrap();
     assert!(big.etag.unwrap().ends_with("-3"), "uploaded in parts");
@@ -90,7 +90,7 @@ async fn s3_every_direction_round_trips_verified_and_a_resync_is_free() {
     let r = sync(bucket.clone(), back.clone(), o()).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(
-        (r.uploaded, r.etag_verified),
+        (r.transferred, r.etag_verified),
         (5, 5),
         "downloads checked against ETags, multipart too"
     );
@@ -103,14 +103,14 @@ async fn s3_every_direction_round_trips_verified_and_a_resync_is_free() {
     let other = s3("copy").await;
     let r = sync(bucket.clone(), other.clone(), o()).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!((r.uploaded, r.etag_verified), (5, 5));
+    assert_eq!((r.transferred, r.etag_verified), (5, 5));
     assert_eq!(contents(&*other).await, contents(&*local).await);
     assert_noop(bucket.clone(), other.clone(), o()).await;
 
     // local → local
     let copy = Arc::new(LocalStore::new(dir.path().join("copy")));
     let r = sync(local.clone(), copy.clone(), o()).await.unwrap();
-    assert_eq!(r.uploaded, 5);
+    assert_eq!(r.transferred, 5);
     assert_noop(local.clone(), copy.clone(), o()).await;
 }
 
@@ -133,7 +133,7 @@ async fn s3_size_mtime_with_a_fresh_cache_hashes_instead_of_heads_then_is_free()
     let r = sync(local.clone(), bucket.clone(), o.clone())
         .await
         .unwrap();
-    assert_eq!((r.uploaded, r.skipped, r.adopted, r.heads), (0, 5, 5, 0));
+    assert_eq!((r.transferred, r.skipped, r.adopted, r.heads), (0, 5, 5, 0));
     assert_noop(local.clone(), bucket.clone(), o).await;
 }
 
@@ -172,7 +172,7 @@ async fn s3_compare_modes_detect_what_they_should() {
         .await
         .unwrap();
         assert_eq!(
-            r.uploaded, 0,
+            r.transferred, 0,
             "{mode} cannot see a same-size same-mtime change"
         );
     }
@@ -187,7 +187,7 @@ async fn s3_compare_modes_detect_what_they_should() {
     .await
     .unwrap();
     assert_eq!(
-        (r.uploaded, r.skipped),
+        (r.transferred, r.skipped),
         (2, 3),
         "etag mode recomputes MD5 and the multipart ETag"
     );
@@ -201,7 +201,7 @@ async fn s3_compare_modes_detect_what_they_should() {
     )
     .await
     .unwrap();
-    assert_eq!(r.uploaded, 0);
+    assert_eq!(r.transferred, 0);
     // Checksum mode with SHA-256: the first run uploads with checksums, the next skips.
     let sha = SyncOptions {
         compare: CompareMode::Checksum,
@@ -212,7 +212,7 @@ async fn s3_compare_modes_detect_what_they_should() {
         .await
         .unwrap();
     assert_eq!(
-        (r.uploaded, r.checksum_verified),
+        (r.transferred, r.checksum_verified),
         (5, 5),
         "no stored checksums yet"
     );
@@ -220,7 +220,7 @@ async fn s3_compare_modes_detect_what_they_should() {
     let r = sync(local.clone(), bucket.clone(), sha.clone())
         .await
         .unwrap();
-    assert_eq!((r.uploaded, r.skipped), (1, 4));
+    assert_eq!((r.transferred, r.skipped), (1, 4));
     // And downloads verify the stored checksum, composite for the multipart object.
     let back = Arc::new(LocalStore::new(dir.path().join("back")));
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -241,7 +241,7 @@ async fn s3_compare_modes_detect_what_they_should() {
             .all(|(_, v)| v.etag && v.checksum && !v.server_side),
         "{seen:?}"
     );
-    assert_eq!((r.uploaded, r.checksum_verified), (5, 5));
+    assert_eq!((r.transferred, r.checksum_verified), (5, 5));
 }
 
 #[tokio::test]
@@ -309,7 +309,7 @@ async fn s3_a_one_part_multipart_object_is_verified_on_download() {
         .await
         .unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!((r.uploaded, r.etag_verified), (1, 1));
+    assert_eq!((r.transferred, r.etag_verified), (1, 1));
 }
 
 #[tokio::test]
@@ -322,17 +322,17 @@ async fn s3_keys_with_control_characters_sync_both_ways_and_nul_is_refused_by_na
     let bucket = s3("ctl").await;
     let r = sync(local.clone(), bucket.clone(), opts()).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!(r.uploaded, 3);
+    assert_eq!(r.transferred, 3);
     // Listed again (URL-encoded listing), so a re-sync is a no-op, not an unlistable prefix.
     let r = sync(local.clone(), bucket.clone(), opts()).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!((r.uploaded, r.skipped), (0, 3));
+    assert_eq!((r.transferred, r.skipped), (0, 3));
 
     // A key no local file system can name (NUL): refused by name, the rest completes.
     put(&*bucket, "nul-\u{0}.txt", "nul", t(4)).await;
     let back = Arc::new(LocalStore::new(dir.path().join("back")));
     let r = sync(bucket.clone(), back.clone(), opts()).await.unwrap();
-    assert_eq!(r.uploaded, 3);
+    assert_eq!(r.transferred, 3);
     assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
     assert_eq!(r.errors[0].key, "nul-\u{0}.txt");
     assert!(

@@ -39,7 +39,7 @@ async fn a_corrupted_read_is_detected_and_retried() {
     let r = sync(faulty.clone(), dst.clone(), opts()).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(faulty.remaining(), 0, "both corrupt reads happened");
-    assert_eq!(r.uploaded, 2);
+    assert_eq!(r.transferred, 2);
     assert_eq!(
         contents(&*dst).await,
         contents(&*mem).await,
@@ -70,7 +70,7 @@ async fn persistent_corruption_is_reported_and_never_written() {
         )
         .await
         .unwrap();
-        assert_eq!(r.uploaded, 1);
+        assert_eq!(r.transferred, 1);
         assert_eq!(r.errors.len(), 1);
         assert_eq!(r.errors[0].kind, ErrorKind::Integrity);
         assert_eq!(r.verify_failures(), 1);
@@ -115,7 +115,7 @@ async fn keys_that_escape_or_clash_are_per_key_errors() {
             ("a/../../evil2".to_owned(), ErrorKind::InvalidKey),
         ]
     );
-    assert_eq!(r.uploaded, 2, "ok, and x or x/y");
+    assert_eq!(r.transferred, 2, "ok, and x or x/y");
     // Nothing outside the destination.
     let outside: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -174,7 +174,11 @@ async fn stop_on_error_stops() {
     .await
     .unwrap();
     assert_eq!(r.errors.len(), 1);
-    assert!(r.uploaded < 199, "stopped early ({} copied)", r.uploaded);
+    assert!(
+        r.transferred < 199,
+        "stopped early ({} copied)",
+        r.transferred
+    );
 }
 
 #[tokio::test]
@@ -213,9 +217,9 @@ async fn an_interrupted_run_leaves_nothing_partial_and_a_rerun_converges() {
     .unwrap();
     assert!(first.cancelled);
     assert!(
-        first.uploaded < 300,
+        first.transferred < 300,
         "interrupted ({} copied)",
-        first.uploaded
+        first.transferred
     );
     // Whatever is visible is whole: every file present equals its source.
     let src_all = contents(&*src).await;
@@ -229,7 +233,7 @@ async fn an_interrupted_run_leaves_nothing_partial_and_a_rerun_converges() {
     }
     let second = sync(src.clone(), dst.clone(), opts()).await.unwrap();
     assert!(second.errors.is_empty());
-    assert_eq!(second.uploaded + second.skipped, 300);
+    assert_eq!(second.transferred + second.skipped, 300);
     assert_eq!(contents(&*dst).await, src_all);
     let third = sync(src, dst, opts()).await.unwrap();
     assert_eq!(third.skipped, 300);
@@ -244,12 +248,12 @@ async fn folder_markers_are_left_out_of_a_directory_not_errors() {
     let dst = Arc::new(LocalStore::new(dir.path()));
     let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!((r.uploaded, r.filtered), (1, 1));
+    assert_eq!((r.transferred, r.filtered), (1, 1));
     assert_eq!(raw_files(dir.path()), ["photos/a.jpg"]);
     // Bucket to bucket, the marker is an object like any other.
     let other = Arc::new(MemoryStore::new());
     let r = sync(src, other.clone(), opts()).await.unwrap();
-    assert_eq!(r.uploaded, 2);
+    assert_eq!(r.transferred, 2);
 }
 
 /// A memory store whose batch delete fails as a whole (credentials revoked, server down).
@@ -375,7 +379,7 @@ async fn a_source_listing_error_refuses_deletions() {
     )
     .await
     .unwrap();
-    assert_eq!(r.uploaded, 1);
+    assert_eq!(r.transferred, 1);
     assert_eq!(r.errors.len(), 1);
     assert_eq!(r.errors[0].kind, ErrorKind::InvalidKey);
     assert!(

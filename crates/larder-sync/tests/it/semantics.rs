@@ -25,12 +25,12 @@ async fn first_sync_copies_everything_and_the_second_nothing() {
         .await;
     }
     let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
-    assert_eq!((r.uploaded, r.skipped, r.deleted), (50, 0, 0));
+    assert_eq!((r.transferred, r.skipped, r.deleted), (50, 0, 0));
     assert_eq!(r.etag_verified, 50, "every transfer verified");
     assert!(r.errors.is_empty());
     assert_eq!(contents(&*dst).await, contents(&*src).await);
     let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
-    assert_eq!((r.uploaded, r.skipped), (0, 50));
+    assert_eq!((r.transferred, r.skipped), (0, 50));
 }
 
 #[tokio::test]
@@ -44,9 +44,9 @@ async fn size_mtime_sees_a_touched_file_and_size_mode_does_not() {
         ..opts()
     };
     let r = sync(src.clone(), dst.clone(), size_only).await.unwrap();
-    assert_eq!((r.uploaded, r.skipped), (0, 1));
+    assert_eq!((r.transferred, r.skipped), (0, 1));
     let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
-    assert_eq!((r.uploaded, r.skipped), (1, 0));
+    assert_eq!((r.transferred, r.skipped), (1, 0));
     assert_eq!(&contents(&*dst).await["a"][..], b"SAME");
 }
 
@@ -67,7 +67,7 @@ async fn etag_mode_compares_content() {
         ..opts()
     };
     let r = sync(src.clone(), dst.clone(), dry).await.unwrap();
-    assert_eq!(r.uploaded, 1);
+    assert_eq!(r.transferred, 1);
     assert!(matches!(
         &events.lock().unwrap()[..],
         [Event::Done {
@@ -81,7 +81,7 @@ async fn etag_mode_compares_content() {
         ..opts()
     };
     let r = sync(src.clone(), dst.clone(), etag.clone()).await.unwrap();
-    assert_eq!(r.uploaded, 1);
+    assert_eq!(r.transferred, 1);
     let r = sync(src.clone(), dst.clone(), etag).await.unwrap();
     assert_eq!(r.skipped, 1);
 }
@@ -98,10 +98,10 @@ async fn checksum_mode_compares_the_additional_checksum() {
     };
     // The source object carries no stored checksum: unknown is never "equal".
     let r = sync(src.clone(), dst.clone(), with.clone()).await.unwrap();
-    assert_eq!(r.uploaded, 1);
+    assert_eq!(r.transferred, 1);
     assert_eq!(r.checksum_verified, 1, "sent and stored with the checksum");
     let r = sync(src.clone(), dst.clone(), with.clone()).await.unwrap();
-    assert_eq!(r.uploaded, 1, "the source still has no stored checksum");
+    assert_eq!(r.transferred, 1, "the source still has no stored checksum");
     // Store the checksum on the source too: then equal checksums skip.
     src.put(
         &key("a"),
@@ -115,7 +115,7 @@ async fn checksum_mode_compares_the_additional_checksum() {
     .await
     .unwrap();
     let r = sync(src.clone(), dst.clone(), with).await.unwrap();
-    assert_eq!((r.uploaded, r.skipped), (0, 1));
+    assert_eq!((r.transferred, r.skipped), (0, 1));
 }
 
 #[derive(Debug)]
@@ -142,7 +142,7 @@ async fn a_custom_comparator_decides() {
         ..opts()
     };
     let r = sync(src.clone(), dst.clone(), custom).await.unwrap();
-    assert_eq!((r.uploaded, r.skipped), (1, 1));
+    assert_eq!((r.transferred, r.skipped), (1, 1));
     let events = events.lock().unwrap();
     assert!(events.iter().any(|e| matches!(e, Event::Done { action: Action::Transfer, key, reason: Reason::Custom(r), .. } if key == "odd" && r == "odd size")));
 }
@@ -161,7 +161,7 @@ async fn delete_prunes_extra_keys_after_transfers() {
         ..opts()
     };
     let r = sync(src.clone(), dst.clone(), del).await.unwrap();
-    assert_eq!((r.uploaded, r.skipped, r.deleted), (0, 1, 2));
+    assert_eq!((r.transferred, r.skipped, r.deleted), (0, 1, 2));
     assert_eq!(contents(&*dst).await.keys().collect::<Vec<_>>(), ["keep"]);
 }
 
@@ -247,7 +247,7 @@ async fn dry_run_plans_everything_and_writes_nothing() {
     };
     let r = sync(src.clone(), dst.clone(), dry).await.unwrap();
     assert!(r.dry_run);
-    assert_eq!((r.uploaded, r.skipped, r.deleted), (2, 1, 1));
+    assert_eq!((r.transferred, r.skipped, r.deleted), (2, 1, 1));
     assert_eq!(contents(&*dst).await, before, "nothing written");
     let mut plan: Vec<String> = events
         .lock()
@@ -301,7 +301,7 @@ async fn filters_select_keys_and_protect_excluded_ones_from_deletion() {
     )
     .await
     .unwrap();
-    assert_eq!(r.uploaded, 2);
+    assert_eq!(r.transferred, 2);
     assert_eq!(
         r.filtered, 4,
         "b.png, tmp/x.jpg, big.jpg, and old.png at the destination"
@@ -411,7 +411,7 @@ async fn archived_source_objects_are_skipped_and_reported_never_read() {
             ..opts()
         };
         let r = sync(src.clone(), dst.clone(), o).await.unwrap();
-        assert_eq!((r.uploaded, r.archived), (1, 1), "dry run {dry_run}");
+        assert_eq!((r.transferred, r.archived), (1, 1), "dry run {dry_run}");
         assert!(events.lock().unwrap().iter().any(|e| matches!(
             e,
             Event::Done { action: Action::Skip, key, reason: Reason::Archived(c), .. }

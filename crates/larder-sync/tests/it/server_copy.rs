@@ -52,7 +52,7 @@ async fn s3_copies_on_one_server_move_no_bytes_and_keep_etags_and_metadata() {
     let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(
-        (r.uploaded, r.server_side_copies, r.etag_verified),
+        (r.transferred, r.server_side_copies, r.etag_verified),
         (3, 3, 3)
     );
     let sent = meter.requests();
@@ -79,7 +79,7 @@ async fn s3_copies_on_one_server_move_no_bytes_and_keep_etags_and_metadata() {
     // The copies are up to date: nothing to do, no request but the listings.
     let before = meter.requests();
     let again = sync(src.clone(), dst.clone(), opts()).await.unwrap();
-    assert_eq!((again.uploaded, again.skipped), (0, 3));
+    assert_eq!((again.transferred, again.skipped), (0, 3));
     let after = meter.requests();
     assert_eq!(after.put - before.put, 0);
     assert_eq!(after.head - before.head, 0);
@@ -91,7 +91,7 @@ async fn s3_copies_on_one_server_move_no_bytes_and_keep_etags_and_metadata() {
         ..opts()
     };
     let r = sync(src.clone(), plain.clone(), never).await.unwrap();
-    assert_eq!((r.uploaded, r.server_side_copies), (3, 0));
+    assert_eq!((r.transferred, r.server_side_copies), (3, 0));
     assert!(plain_meter.upload_bytes() >= 12 * MIB as u64);
     assert_eq!(contents(src.as_ref()).await, contents(plain.as_ref()).await);
 }
