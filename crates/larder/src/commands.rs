@@ -16,7 +16,8 @@ use crate::exit;
 pub async fn run(args: Args) -> anyhow::Result<i32> {
     let g = args.global;
     match args.command {
-        Command::Sync(a) => {
+        Command::Sync(mut a) => {
+            crate::config::resolve_pair(&mut a.pair);
             let out = crate::sync_cmd::Output {
                 json: g.json,
                 quiet: g.quiet,
@@ -24,8 +25,14 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             };
             crate::sync_cmd::run_sync(*a, out).await
         }
-        Command::Verify(a) => run_verify(*a, g.json, g.quiet).await,
-        Command::Ls(ls) => run_ls(ls, g.json).await,
+        Command::Verify(mut a) => {
+            crate::config::resolve_pair(&mut a.pair);
+            run_verify(*a, g.json, g.quiet).await
+        }
+        Command::Ls(mut ls) => {
+            crate::config::resolve_one(&mut ls.location, &mut ls.s3);
+            run_ls(ls, g.json).await
+        }
         Command::Cache(crate::cli::CacheArgs {
             cache,
             command: crate::cli::CacheCommand::Sync(a),
@@ -35,11 +42,14 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }
         Command::Vault(v) => crate::vault_cmd::run(v, g.json, g.quiet).await,
         Command::Cleanup {
-            location,
+            mut location,
             older_than,
             dry_run,
-            s3,
-        } => run_cleanup(&location, older_than, dry_run, &s3, g.json, g.quiet).await,
+            mut s3,
+        } => {
+            crate::config::resolve_one(&mut location, &mut s3);
+            run_cleanup(&location, older_than, dry_run, &s3, g.json, g.quiet).await
+        }
         Command::Man { dir } => crate::man::run(dir.as_deref()),
         Command::Completions { shell } => {
             use clap::CommandFactory;

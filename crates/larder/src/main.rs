@@ -7,6 +7,7 @@ mod cache_cmd;
 mod cache_sync_cmd;
 mod cli;
 mod commands;
+mod config;
 mod exit;
 mod lua_args;
 mod man;
@@ -26,6 +27,13 @@ use clap::Parser;
 pub const JSON_SCHEMA: u32 = 1;
 
 fn main() {
+    {
+        use clap::CommandFactory;
+        if let Err(e) = config::load(&config::known_env(&cli::Args::command())) {
+            eprintln!("larder: error: {e}");
+            std::process::exit(exit::USAGE);
+        }
+    }
     let args = cli::Args::parse();
     init_tracing(&args.global);
     let json = args.global.json;

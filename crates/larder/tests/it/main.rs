@@ -6,6 +6,7 @@ mod cache;
 mod cache_sync;
 mod cache_vault;
 mod cli;
+mod config;
 mod crash;
 mod faults;
 mod lua;
