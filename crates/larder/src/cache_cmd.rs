@@ -27,11 +27,11 @@ pub(crate) fn cache_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 pub(crate) fn default_dir() -> anyhow::Result<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
-        return Ok(PathBuf::from(x).join("larder/cacache"));
-    }
-    let home = std::env::var_os("HOME").context("no --cache given and no HOME to default to")?;
-    Ok(PathBuf::from(home).join(".cache/larder/cacache"))
+    // $XDG_CACHE_HOME (~/.cache) on Linux, ~/Library/Caches on macOS, %LOCALAPPDATA% on
+    // Windows.
+    let cache =
+        dirs::cache_dir().context("no --cache given and no home directory to default to")?;
+    Ok(cache.join("larder/cacache"))
 }
 
 fn entry_json(e: &Entry) -> serde_json::Value {

@@ -379,10 +379,9 @@ fn state_dir(explicit: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
     if let Some(d) = std::env::var_os("LARDER_STATE_DIR").filter(|d| !d.is_empty()) {
         return Some(std::path::PathBuf::from(d));
     }
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
-        return Some(std::path::PathBuf::from(x).join("larder"));
-    }
-    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/larder"))
+    // $XDG_CACHE_HOME (~/.cache) on Linux, ~/Library/Caches on macOS, %LOCALAPPDATA% on
+    // Windows.
+    dirs::cache_dir().map(|d| d.join("larder"))
 }
 
 pub(crate) fn mib(bytes: u64) -> f64 {

@@ -233,11 +233,10 @@ fn home(explicit: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
     if let Some(d) = explicit {
         return Ok(d.to_path_buf());
     }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
-        return Ok(PathBuf::from(x).join("larder"));
-    }
-    let h = std::env::var_os("HOME").context("neither --home, LARDER_HOME nor HOME is set")?;
-    Ok(PathBuf::from(h).join(".local/share/larder"))
+    // $XDG_DATA_HOME (~/.local/share) on Linux, ~/Library/Application Support on macOS,
+    // %APPDATA% on Windows.
+    let data = dirs::data_dir().context("neither --home, LARDER_HOME nor a home directory")?;
+    Ok(data.join("larder"))
 }
 
 fn fmt_time(t: SystemTime) -> String {

@@ -273,7 +273,12 @@ impl S3Store {
             .response_checksum_validation(
                 aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
             )
-            .force_path_style(opts.force_path_style.unwrap_or(opts.endpoint_url.is_some()))
+            // Path-style whenever an endpoint is in force: given, or from the environment
+            // (AWS_ENDPOINT_URL) or the profile (`endpoint_url`).
+            .force_path_style(
+                opts.force_path_style
+                    .unwrap_or(opts.endpoint_url.is_some() || sdk.endpoint_url().is_some()),
+            )
             .retry_config(
                 aws_sdk_s3::config::retry::RetryConfig::standard()
                     .with_max_attempts(opts.max_attempts.max(1)),

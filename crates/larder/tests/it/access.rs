@@ -107,3 +107,44 @@ fn request_payer_is_sent_on_every_request() {
     let head = seen.join().unwrap();
     assert!(head.contains("x-amz-request-payer: requester"), "{head}");
 }
+
+/// An endpoint from the profile (`endpoint_url`) or from AWS_ENDPOINT_URL switches
+/// path-style addressing on, as LARDER_ENDPOINT_URL does (Garage has no virtual hosts).
+#[test]
+fn s3_an_endpoint_from_the_profile_or_the_aws_environment_is_path_style() {
+    let env = larder_testutil::s3_env();
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    write(&src.join("a.txt"), b"a");
+    write(
+        &d.path().join("no-aws-config"),
+        format!(
+            "[profile g]\nregion = {}\nendpoint_url = {}\n",
+            env.region, env.endpoint
+        )
+        .as_bytes(),
+    );
+    write(
+        &d.path().join("no-aws-credentials"),
+        format!(
+            "[g]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            env.access_key_id, env.secret_access_key
+        )
+        .as_bytes(),
+    );
+    let url = format!("s3://{}/{}", env.bucket, larder_testutil::unique("profile"));
+    let out = run(larder(d.path())
+        .args(["sync", "-q", "--profile", "g"])
+        .arg(&src)
+        .arg(&url));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(larder(d.path())
+        .env("AWS_ENDPOINT_URL", &env.endpoint)
+        .env("AWS_REGION", &env.region)
+        .env("AWS_ACCESS_KEY_ID", &env.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &env.secret_access_key)
+        .args(["ls", "--json"])
+        .arg(&url));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json_lines(&out).len(), 1);
+}
