@@ -103,6 +103,16 @@ fn init_tracing(g: &cli::GlobalArgs) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("LARDER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    if g.json {
+        // With --json, logs are JSON too (one object per line, on standard error).
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(|| redact::Stderr)
+            .with_target(false)
+            .init();
+        return;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| redact::Stderr)

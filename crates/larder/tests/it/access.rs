@@ -58,12 +58,20 @@ fn s3_rgw_no_sign_request_reads_a_public_bucket_without_credentials() {
         .arg(&dst));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(std::fs::read(dst.join("data/a.txt")).unwrap(), b"open data");
-    // The per-side form reads the source the same way.
+    // The per-side form reads the source the same way; with --json the logs (the SDK's
+    // warnings about the missing config files) are JSON too.
     let out = run(anonymous(d.path(), &env.endpoint)
-        .args(["verify", "--source-no-sign-request"])
+        .args(["--json", "verify", "--source-no-sign-request"])
         .arg(&url)
         .arg(&dst));
     assert_eq!(out.status.code(), Some(0));
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(!logs.trim().is_empty(), "warnings were logged");
+    for line in logs.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+        assert!(v["level"].is_string(), "{line}");
+    }
     // Without it, no credentials: refused, with the hint.
     let out = run(anonymous(d.path(), &env.endpoint)
         .arg("sync")
