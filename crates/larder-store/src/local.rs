@@ -371,8 +371,7 @@ impl LocalStore {
                 }
             }
             if let Some(t) = mtime {
-                let ft = filetime::FileTime::from_system_time(t);
-                filetime::set_file_handle_times(&file, None, Some(ft))
+                file.set_modified(t)
                     .map_err(|e| Error::io(Op::Put, target2.display(), e))?;
             }
             file.sync_all()

@@ -171,17 +171,16 @@ fn both_modified(d: &Path, policy: &str, b_newer: bool) -> (Machine, Machine, Ou
         } else {
             std::time::Duration::ZERO
         };
-    if b_newer {
-        filetime::set_file_mtime(b.dir.join("a.txt"), filetime::FileTime::from_system_time(t))
-            .unwrap();
+    let when = if b_newer {
+        t
     } else {
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        filetime::set_file_mtime(
-            b.dir.join("a.txt"),
-            filetime::FileTime::from_system_time(old),
-        )
+        std::time::SystemTime::now() - std::time::Duration::from_secs(3600)
+    };
+    std::fs::File::options()
+        .write(true)
+        .open(b.dir.join("a.txt"))
+        .and_then(|f| f.set_modified(when))
         .unwrap();
-    }
     assert_eq!(a.sync(d).status.code(), Some(0));
     let out = b.sync(d);
     (a, b, out)
