@@ -561,7 +561,22 @@ impl Cache {
     ///
     /// File-system failures.
     pub fn verify(&self, stale_tmp: Duration) -> Result<VerifyStats> {
-        self.verify_with(stale_tmp, true)
+        self.verify_with(stale_tmp, true, &|_| {})
+    }
+
+    /// [`Cache::verify`] (`repair`) or [`Cache::check`], calling `checked` with the size of
+    /// each content file as it is checked (for progress).
+    ///
+    /// # Errors
+    ///
+    /// File-system failures.
+    pub fn verify_reporting(
+        &self,
+        stale_tmp: Duration,
+        repair: bool,
+        checked: &dyn Fn(u64),
+    ) -> Result<VerifyStats> {
+        self.verify_with(stale_tmp, repair, checked)
     }
 
     /// What [`Cache::verify`] would remove, without removing anything.
@@ -570,10 +585,15 @@ impl Cache {
     ///
     /// File-system failures.
     pub fn check(&self, stale_tmp: Duration) -> Result<VerifyStats> {
-        self.verify_with(stale_tmp, false)
+        self.verify_with(stale_tmp, false, &|_| {})
     }
 
-    fn verify_with(&self, stale_tmp: Duration, repair: bool) -> Result<VerifyStats> {
+    fn verify_with(
+        &self,
+        stale_tmp: Duration,
+        repair: bool,
+        checked: &dyn Fn(u64),
+    ) -> Result<VerifyStats> {
         let mut st = VerifyStats::default();
         let mut removed = std::collections::HashSet::new();
         // Live entries, per bucket.
@@ -610,6 +630,7 @@ impl Cache {
                 }
                 let size = e.metadata().map(|m| m.len()).unwrap_or(0);
                 let good = content_matches_path(&content, &p);
+                checked(size);
                 if !good {
                     st.bad_content += 1;
                 } else if !referenced.contains(&p) {

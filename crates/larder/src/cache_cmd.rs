@@ -133,14 +133,24 @@ pub fn run(a: CacheArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
             cache.rm_entry(&key)?;
             Ok(exit::OK)
         }
-        CacheCommand::Verify => {
-            let st = cache.check(Duration::from_secs(3600))?;
+        CacheCommand::Verify { progress } => {
+            let st = checked(
+                &cache,
+                Duration::from_secs(3600),
+                false,
+                &progress,
+                json,
+                quiet,
+            )?;
             report(&st, json, quiet, "would remove");
             let bad = st.bad_content + st.rejected_entries > 0;
             Ok(if bad { exit::WARNING } else { exit::OK })
         }
-        CacheCommand::Gc { stale_after } => {
-            let st = cache.verify(stale_after)?;
+        CacheCommand::Gc {
+            stale_after,
+            progress,
+        } => {
+            let st = checked(&cache, stale_after, true, &progress, json, quiet)?;
             report(&st, json, quiet, "removed");
             Ok(exit::OK)
         }
@@ -150,6 +160,23 @@ pub fn run(a: CacheArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
         }
         CacheCommand::Sync(_) => unreachable!("`cache sync` is run by cache_sync_cmd"),
     }
+}
+
+/// Checks (or, with `repair`, collects) the cache with progress: content files checked
+/// and their bytes.
+fn checked(
+    cache: &larder_cache::Cache,
+    stale: Duration,
+    repair: bool,
+    args: &crate::progress::ProgressArgs,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<larder_cache::VerifyStats> {
+    let progress = crate::progress::Progress::start(args.mode(json, quiet), json, "files", false);
+    let p = progress.clone();
+    let st = cache.verify_reporting(stale, repair, &move |_size| p.finished("", 0));
+    progress.finish();
+    Ok(st?)
 }
 
 fn report(st: &larder_cache::VerifyStats, json: bool, quiet: bool, verb: &str) {

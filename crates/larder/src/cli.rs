@@ -686,12 +686,17 @@ pub enum CacheCommand {
         key: String,
     },
     /// Check every entry and content file; change nothing; exit 3 if anything is wrong.
-    Verify,
+    Verify {
+        #[command(flatten)]
+        progress: crate::progress::ProgressArgs,
+    },
     /// Remove corrupt and unreferenced content, dead entries and stale temp files.
     Gc {
         /// Temp files older than this are stale.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         stale_after: std::time::Duration,
+        #[command(flatten)]
+        progress: crate::progress::ProgressArgs,
     },
     /// Remove everything in the cache.
     Clear,
