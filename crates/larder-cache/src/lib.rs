@@ -9,6 +9,30 @@
 //! assert_eq!(cache.get_hash(&sri).unwrap(), b"hello");
 //! ```
 //!
+//! Large content streams in and out without being held in memory; the reader checks the
+//! digest as the bytes go and fails instead of handing on corrupt ones:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! let dir = tempfile::tempdir().unwrap();
+//! let cache = larder_cache::Cache::new(dir.path());
+//! let mut w = cache.writer(Some("big"), Default::default()).unwrap();
+//! for _ in 0..4 {
+//!     w.write_all(&[7u8; 1 << 20]).unwrap();
+//! }
+//! let sri = w.commit().unwrap(); // hashed as written, renamed into place
+//! let mut r = cache.reader("big").unwrap();
+//! let mut n = 0;
+//! let mut buf = vec![0u8; 64 << 10];
+//! loop {
+//!     let k = r.read(&mut buf).unwrap();
+//!     if k == 0 { break }
+//!     n += k;
+//! }
+//! assert_eq!(n, 4 << 20);
+//! assert_eq!(r.check().unwrap(), sri);
+//! ```
+//!
 //! # Layout
 //!
 //! * `content-v2/<algo>/<hex 2>/<hex 2>/<rest>`: the content, named by its digest.

@@ -19,6 +19,42 @@
 //! # });
 //! ```
 //!
+//! Against an S3-compatible server with an endpoint (Garage, MinIO, Ceph), with a progress
+//! bar's worth of callbacks:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use larder_store::{LocalStore, S3Options, S3Store, S3Url};
+//! use larder_sync::{sync, Event, Progress, SyncOptions};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let opts = S3Options {
+//!     endpoint_url: Some("http://127.0.0.1:3900".into()), // path-style follows
+//!     region: Some("garage".into()),
+//!     ..S3Options::default() // credentials: the AWS chain (env, profile, …)
+//! };
+//! let dst = Arc::new(S3Store::new(S3Url::parse("s3://bucket/site")?, opts).await?);
+//! let src = Arc::new(LocalStore::new("./site"));
+//! let report = sync(src, dst, SyncOptions {
+//!     delete: true,
+//!     on_event: Some(Arc::new(|e: &Event| {
+//!         if let Event::Failed { key, error } = e {
+//!             eprintln!("{key}: {error}");
+//!         }
+//!     })),
+//!     on_progress: Some(Arc::new(|p: &Progress| {
+//!         if let Progress::Bytes { key, done, size } = p {
+//!             eprintln!("{key}: {done}/{size}");
+//!         }
+//!     })),
+//!     ..SyncOptions::default()
+//! })
+//! .await?;
+//! println!("{} transferred, {} verified", report.transferred, report.etag_verified);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Pipeline
 //!
 //! list → [`march()`] → compare ([`compare`]) → plan ([`Action`]) → execute → verify → report.

@@ -8,6 +8,21 @@
 //! Asked to ([`VerifyOptions::metadata`], [`VerifyOptions::tagging`]), a key whose bytes
 //! match has its system and user metadata (one HEAD per side) and its tags (one request per
 //! side) compared too.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use larder_store::{Body, Key, MemoryStore, PutOptions, Store};
+//! use larder_sync::{verify, Status, VerifyOptions};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let (a, b) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
+//! a.put(&Key::new("k").unwrap(), Body::from_bytes("x"), PutOptions::default()).await.unwrap();
+//! let on_status = Arc::new(|key: &str, st: &Status| println!("{st} {key}"));
+//! let report = verify(a, b, VerifyOptions { on_status: Some(on_status), ..Default::default() }).await;
+//! assert_eq!(report.missing, 1);
+//! assert!(report.differs());
+//! # });
+//! ```
 
 use std::fmt;
 use std::sync::Arc;
