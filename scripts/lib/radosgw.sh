@@ -90,8 +90,9 @@ osd pool default pgp num = 8
 mon allow pool size one = true
 mon max pg per osd = 1000
 mon warn on pool no redundancy = false
-mon data avail warn = 1
-mon data avail crit = 1
+# A throw-away monitor with a few MiB of data: never refuse for a nearly full disk.
+mon data avail warn = 0
+mon data avail crit = 0
 osd crush chooseleaf type = 0
 osd crush update on start = false
 osd class update on start = false
