@@ -26,7 +26,7 @@ use larder_store::{
 };
 
 /// What was verified for one transfer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Verified {
     /// The ETag / MD5 was compared (source read or destination write).
     pub etag: bool,

@@ -104,7 +104,8 @@ pub type EventHandler = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// How the bytes of the transfers in flight move, for progress bars
 /// ([`SyncOptions::on_progress`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "progress", rename_all = "snake_case")]
 pub enum Progress {
     /// A transfer starts: `size` bytes to move.
     Started {
@@ -250,7 +251,8 @@ impl Default for SyncOptions {
 }
 
 /// What happened (or, in a dry run, would happen) to one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Copied from source to destination.
     Transfer,
@@ -271,7 +273,8 @@ impl fmt::Display for Action {
 }
 
 /// One event of a sync, for progress and logs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// An action was planned (dry run) or done.
     Done {
@@ -282,6 +285,7 @@ pub enum Event {
         /// Its size.
         size: u64,
         /// Why.
+        #[serde(serialize_with = "ser::display")]
         reason: Reason,
         /// Whether this was only planned.
         dry_run: bool,
@@ -302,18 +306,19 @@ pub enum Event {
 }
 
 /// One failed key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct KeyFailure {
     /// The key, or a listing location.
     pub key: String,
     /// What kind of failure.
+    #[serde(serialize_with = "ser::display")]
     pub kind: ErrorKind,
     /// The message, naming the key and the cause.
     pub message: String,
 }
 
 /// The result of a sync. Partial failures are here, not in an `Err`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SyncReport {
     /// Objects transferred, in either direction (or, in a dry run, to transfer).
     pub transferred: u64,
@@ -355,7 +360,8 @@ pub struct SyncReport {
     pub dry_run: bool,
     /// Whether the run was cancelled.
     pub cancelled: bool,
-    /// How long it took.
+    /// How long it took (seconds, when serialized).
+    #[serde(serialize_with = "ser::seconds")]
     pub elapsed: Duration,
 }
 
@@ -968,5 +974,20 @@ async fn step(
             failure: failure(entry.key.as_str(), &e),
             src_listing: false,
         },
+    }
+}
+
+/// How the reports and events serialize what has no serde form of its own.
+mod ser {
+    use serde::Serializer;
+
+    /// As its `Display` text.
+    pub fn display<T: std::fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    /// As seconds.
+    pub fn seconds<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
     }
 }

@@ -163,7 +163,7 @@ impl fmt::Debug for VerifyOptions {
 }
 
 /// Counts of each status.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
     /// Keys that match.
     pub matched: u64,

@@ -496,3 +496,34 @@ async fn progress_tells_each_transfer_and_its_bytes_as_they_move() {
         "an up-to-date key is not transferred"
     );
 }
+
+#[tokio::test]
+async fn reports_events_and_progress_serialize_for_logs() {
+    let (src, dst) = pair();
+    put(&*src, "a", "data", t(1)).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let (e2, p2) = (events.clone(), events.clone());
+    let o = SyncOptions {
+        on_event: Some(Arc::new(move |e: &Event| {
+            e2.lock().unwrap().push(serde_json::to_value(e).unwrap())
+        })),
+        on_progress: Some(Arc::new(move |p: &larder_sync::Progress| {
+            p2.lock().unwrap().push(serde_json::to_value(p).unwrap())
+        })),
+        ..opts()
+    };
+    let r = sync(src, dst, o).await.unwrap();
+    let report = serde_json::to_value(&r).unwrap();
+    assert_eq!(report["transferred"], 1);
+    assert_eq!(report["etag_verified"], 1);
+    assert!(report["elapsed"].as_f64().unwrap() >= 0.0);
+    let events = events.lock().unwrap().clone();
+    let done = events.iter().find(|e| e["event"] == "done").unwrap();
+    assert_eq!(done["action"], "transfer");
+    assert_eq!(done["key"], "a");
+    assert_eq!(done["reason"], "missing at destination");
+    assert_eq!(done["verified"]["etag"], true);
+    assert!(events
+        .iter()
+        .any(|e| e["progress"] == "started" && e["size"] == 4));
+}
