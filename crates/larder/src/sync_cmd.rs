@@ -3,8 +3,9 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use indicatif::{HumanBytes, HumanDuration};
+use indicatif::HumanBytes;
 use larder_store::{LocalStore, S3Options, S3Store, S3Url, Store, SymlinkPolicy};
 use larder_sync::{Action, Event, Reason, ServerSideCopy, SyncOptions, SyncReport};
 use serde_json::json;
@@ -376,7 +377,8 @@ fn print_summary(report: &SyncReport, o: &Opened, orphans_aborted: u64, out: Out
             report.checksum_verified,
             report.transferred as f64 / secs,
             HumanBytes((report.bytes as f64 / secs) as u64),
-            HumanDuration(report.elapsed),
+            // To the millisecond: "362ms", "4s 120ms".
+            humantime::format_duration(Duration::from_millis(report.elapsed.as_millis() as u64)),
         );
     }
     if stale > 0 && !out.quiet && !out.json {
