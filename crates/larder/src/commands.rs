@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::StreamExt;
 use larder_store::{ErrorKind, LocalStore, S3Options, S3Store, S3Url, Store, SymlinkPolicy};
-use larder_sync::{Filters, MetaCache, Status, VerifyOptions};
+use larder_sync::{Filters, MetaCache};
 use serde_json::json;
 
-use crate::cli::{Args, Command, FilterArgs, LsArgs, PairArgs, S3Args, SideArgs, VerifyArgs};
+use crate::cli::{Args, Command, FilterArgs, LsArgs, PairArgs, S3Args, SideArgs};
 use crate::exit;
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
@@ -27,7 +27,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }
         Command::Verify(mut a) => {
             crate::config::resolve_pair(&mut a.pair);
-            run_verify(*a, g.json, g.quiet).await
+            crate::verify_cmd::run_verify(*a, g.json, g.quiet).await
         }
         Command::Ls(mut ls) => {
             crate::config::resolve_one(&mut ls.location, &mut ls.s3);
@@ -386,103 +386,6 @@ fn state_dir(explicit: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
 
 pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
-}
-
-async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Result<i32> {
-    if a.point_in_time.is_some() {
-        versioned_source(&a.pair, "--point-in-time")?;
-    }
-    let (mut src, dst) = open_pair(&a.pair, SymlinkPolicy::Follow, |o, _| Ok(o), false).await?;
-    if let Some(t) = a.point_in_time {
-        src = Arc::new(larder_sync::versioning::PointInTime::new(src, t));
-    }
-    type Keeps = fn(&larder_store::Capabilities) -> bool;
-    let checks: [(bool, &str, Keeps, &str); 2] = [
-        (
-            a.report_metadata,
-            "--report-metadata",
-            |c| c.metadata,
-            "metadata",
-        ),
-        (a.report_tagging, "--report-tagging", |c| c.tagging, "tags"),
-    ];
-    for (asked, flag, keeps, what) in checks {
-        let sides = [(&src, &a.pair.src), (&dst, &a.pair.dst)];
-        if let Some((_, name)) = sides
-            .iter()
-            .find(|(s, _)| asked && !keeps(&s.capabilities()))
-        {
-            return Err(
-                UsageError(format!("{flag}: {name} does not keep {what} to compare")).into(),
-            );
-        }
-    }
-    let only_diff = a.only_differences;
-    let progress =
-        crate::progress::Progress::start(a.progress.mode(json, quiet), json, "keys", false);
-    let p2 = progress.clone();
-    let on_status = Arc::new(move |key: &str, st: &Status| {
-        p2.finished(key, 0);
-        if only_diff && *st == Status::Match {
-            return;
-        }
-        if json {
-            let mut v = json!({"schema": crate::JSON_SCHEMA, "event": "status", "key": key, "status": st.name()});
-            match st {
-                Status::Error(e) => v["error"] = json!(e),
-                Status::Match | Status::Missing | Status::Extra => {}
-                other => v["detail"] = json!(other.to_string()),
-            }
-            println!("{v}");
-        } else if !quiet {
-            let line = format!("{:<18} {key}", st.to_string());
-            if !p2.println(&line) {
-                println!("{line}");
-            }
-        }
-    });
-    let report = larder_sync::verify(
-        src,
-        dst,
-        VerifyOptions {
-            checksum: a.checksum_algorithm,
-            filters: filters(&a.pair.filters)?,
-            concurrency: a.concurrency,
-            on_status: Some(on_status),
-            metadata: a.report_metadata,
-            tagging: a.report_tagging,
-            ..VerifyOptions::default()
-        },
-    )
-    .await;
-    progress.finish();
-    if json {
-        println!(
-            "{}",
-            json!({"schema": crate::JSON_SCHEMA, "event": "summary", "match": report.matched,
-                   "size_mismatch": report.size_mismatch, "etag_mismatch": report.etag_mismatch,
-                   "checksum_mismatch": report.checksum_mismatch,
-                   "metadata_mismatch": report.metadata_mismatch,
-                   "tagging_mismatch": report.tagging_mismatch, "missing": report.missing,
-                   "extra": report.extra, "errors": report.errors,
-                   "etag_matches": report.etag_matches, "checksum_matches": report.checksum_matches})
-        );
-    } else if !quiet {
-        eprintln!(
-            "match {}, size mismatch {}, etag mismatch {}, checksum mismatch {}{}{}, missing {}, extra {}, errors {}",
-            report.matched, report.size_mismatch, report.etag_mismatch, report.checksum_mismatch,
-            if a.report_metadata { format!(", metadata mismatch {}", report.metadata_mismatch) } else { String::new() },
-            if a.report_tagging { format!(", tagging mismatch {}", report.tagging_mismatch) } else { String::new() },
-            report.missing, report.extra, report.errors
-        );
-    }
-    Ok(if report.errors > 0 {
-        exit::ERROR
-    } else if report.differs() {
-        exit::WARNING
-    } else {
-        exit::OK
-    })
 }
 
 async fn run_ls(a: LsArgs, json: bool) -> anyhow::Result<i32> {

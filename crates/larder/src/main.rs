@@ -18,6 +18,7 @@ mod sync_cmd;
 mod vault_cmd;
 mod vault_run_cmd;
 mod vault_twoway_cmd;
+mod verify_cmd;
 mod write_args;
 
 use clap::Parser;
