@@ -366,6 +366,15 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
+    /// Counts one transfer of `size` bytes and what was verified of it.
+    pub(crate) fn count_transfer(&mut self, size: u64, verified: Verified) {
+        self.transferred += 1;
+        self.bytes += size;
+        self.etag_verified += u64::from(verified.etag);
+        self.checksum_verified += u64::from(verified.checksum);
+        self.server_side_copies += u64::from(verified.server_side);
+    }
+
     /// Failures that are verification mismatches.
     pub fn verify_failures(&self) -> usize {
         self.errors
@@ -535,13 +544,7 @@ pub async fn sync(
                 verified,
             } => {
                 match action {
-                    Action::Transfer => {
-                        report.transferred += 1;
-                        report.bytes += size;
-                        report.etag_verified += verified.etag as u64;
-                        report.checksum_verified += verified.checksum as u64;
-                        report.server_side_copies += verified.server_side as u64;
-                    }
+                    Action::Transfer => report.count_transfer(size, verified),
                     Action::Skip => {
                         report.skipped += 1;
                         report.adopted += matches!(reason, Reason::Adopted(_)) as u64;

@@ -361,13 +361,7 @@ pub async fn sync_versions(
         report.heads += outcome.heads;
         for d in outcome.done {
             match d.action {
-                Action::Transfer => {
-                    report.transferred += 1;
-                    report.bytes += d.size;
-                    report.etag_verified += u64::from(d.verified.etag);
-                    report.checksum_verified += u64::from(d.verified.checksum);
-                    report.server_side_copies += u64::from(d.verified.server_side);
-                }
+                Action::Transfer => report.count_transfer(d.size, d.verified),
                 Action::Delete => report.deleted += 1,
                 Action::Skip => {}
             }

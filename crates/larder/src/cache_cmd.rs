@@ -174,7 +174,7 @@ fn checked(
 ) -> anyhow::Result<larder_cache::VerifyStats> {
     let progress = crate::progress::Progress::start(args.mode(json, quiet), json, "files", false);
     let p = progress.clone();
-    let st = cache.verify_reporting(stale, repair, &move |_size| p.finished("", 0));
+    let st = cache.verify_reporting(stale, repair, &move |_size| p.tick());
     progress.finish();
     Ok(st?)
 }

@@ -173,6 +173,12 @@ impl Progress {
         self.refresh();
     }
 
+    /// One more item counted (a file checked), with no key in flight.
+    pub fn tick(&self) {
+        self.0.done.fetch_add(1, Ordering::Relaxed);
+        self.refresh();
+    }
+
     /// One key finished (done, skipped or failed); `listed`: source entries listed so far.
     pub fn finished(&self, key: &str, listed: u64) {
         let i = &self.0;

@@ -66,7 +66,8 @@ pub async fn run_sync(mut a: SyncArgs, out: Output) -> anyhow::Result<i32> {
     // Uploads killed runs left under the destination, which this run did not resume.
     let mut orphans_aborted = 0;
     if opened.journal.is_some() && !report.cancelled {
-        let o = tune(&a, &opened, side_options(&a.pair.s3, &a.pair.sides, false));
+        let s3 = side_options(&a.pair.s3, &a.pair.sides, false);
+        let o = tuned(&a, &opened.throttle, &opened.journal, s3);
         if let Ok(s) = S3Store::new(S3Url::parse(&a.pair.dst)?, o).await {
             orphans_aborted = s.abort_orphans().await;
         }
@@ -102,10 +103,6 @@ fn check_versions(a: &SyncArgs) -> anyhow::Result<()> {
 }
 
 /// The S3 options every store of the run shares: its throttle, journal and part sizes.
-fn tune(a: &SyncArgs, o: &Opened, s3: S3Options) -> S3Options {
-    tuned(a, &o.throttle, &o.journal, s3)
-}
-
 fn tuned(
     a: &SyncArgs,
     throttle: &Arc<larder_store::throttle::Throttle>,

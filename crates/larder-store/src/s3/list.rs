@@ -49,15 +49,7 @@ impl S3Store {
                     .await;
                 let out = match out {
                     Ok(o) => o,
-                    Err(e) => {
-                        let mut err =
-                            map_sdk_error(&this.inner.endpoint, e, Op::List, this.location(""));
-                        if err.kind() == ErrorKind::NotFound {
-                            err = err
-                                .with_detail(format!("bucket `{}` does not exist", i.url.bucket));
-                        }
-                        return Some((stream::iter(vec![Err(err)]), None));
-                    }
+                    Err(e) => return Some((stream::iter(vec![Err(this.listing_error(e))]), None)),
                 };
                 let entries: Vec<Result<Entry>> = out
                     .contents()
@@ -94,6 +86,25 @@ impl S3Store {
         })
         .flatten()
         .boxed()
+    }
+}
+
+impl S3Store {
+    /// A failed listing page (ListObjectsV2, ListObjectVersions): a missing bucket is named
+    /// as such.
+    pub(super) fn listing_error<E>(
+        &self,
+        e: SdkError<E, aws_smithy_runtime_api::http::Response>,
+    ) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let err = map_sdk_error(&self.inner.endpoint, e, Op::List, self.location(""));
+        if err.kind() == ErrorKind::NotFound {
+            err.with_detail(format!("bucket `{}` does not exist", self.inner.url.bucket))
+        } else {
+            err
+        }
     }
 }
 

@@ -29,10 +29,7 @@ impl S3Store {
                     .await;
                 let out = match out {
                     Ok(o) => o,
-                    Err(e) => {
-                        let err = map_sdk_error(&i.endpoint, e, Op::List, this.location(""));
-                        return Some((stream::iter(vec![Err(err)]), None));
-                    }
+                    Err(e) => return Some((stream::iter(vec![Err(this.listing_error(e))]), None)),
                 };
                 let mut page: Vec<Result<Version>> = Vec::new();
                 let decode = |raw: &str| -> Option<Result<Key>> {
