@@ -95,11 +95,18 @@ pub async fn run(
         );
     } else if !quiet {
         eprintln!(
-            "vault `{name}`: {} step(s){}, {} failed, {} conflict(s) to resolve{}",
+            "vault `{name}`: {} step(s){}, {} failed, {} conflict(s) to resolve{}{}",
             r.steps.len(),
             if dry_run { " planned" } else { "" },
             r.failed.len(),
             r.conflicts,
+            // Also after a run with no step of its own: what an interrupted run recorded
+            // reaches the other machines now.
+            if r.vault.published {
+                "; index published"
+            } else {
+                ""
+            },
             r.vault
                 .stalled
                 .as_ref()

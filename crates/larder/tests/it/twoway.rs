@@ -84,7 +84,7 @@ fn pair(d: &Path, policy: &str) -> (Machine, Machine) {
     (a, b)
 }
 
-/// Syncs both until neither has a step left; both sides then equal. A run may fail while
+/// Syncs both until neither has a step left nor publishes; both sides then equal. A run may fail while
 /// the other machine's index is behind an upload a killed run made (its download answers
 /// 412 until that machine publishes again); the rounds after it must succeed.
 fn settle(d: &Path, a: &Machine, b: &Machine) {
@@ -92,7 +92,12 @@ fn settle(d: &Path, a: &Machine, b: &Machine) {
     for _ in 0..6 {
         let (ra, rb) = (a.sync(d), b.sync(d));
         last = (ra.status.code(), rb.status.code());
-        let quiet = |o: &Output| String::from_utf8_lossy(&o.stdout).trim().is_empty();
+        // Still: no step, and no index published (a run with no step of its own publishes
+        // what an interrupted run recorded; the other side has yet to see it).
+        let quiet = |o: &Output| {
+            String::from_utf8_lossy(&o.stdout).trim().is_empty()
+                && !String::from_utf8_lossy(&o.stderr).contains("index published")
+        };
         if last == (Some(0), Some(0)) && quiet(&ra) && quiet(&rb) {
             break;
         }
