@@ -294,14 +294,12 @@ pub(crate) async fn transfer(
     let got = src
         .get(
             &entry.key,
-            GetOptions {
-                range: (offset > 0).then_some(larder_store::GetRange::From(offset)),
-                size_hint: Some(entry.size),
-                checksum: want_checksum.is_some(),
-                if_match: entry.etag.clone().map(|e| format!("\"{e}\"")),
-                part_md5s: if offset > 0 { None } else { part_size },
-                ..Default::default()
-            },
+            GetOptions::default()
+                .with_range((offset > 0).then_some(larder_store::GetRange::From(offset)))
+                .with_size_hint(Some(entry.size))
+                .with_checksum(want_checksum.is_some())
+                .with_if_match(entry.etag.clone().map(|e| format!("\"{e}\"")))
+                .with_part_md5s(if offset > 0 { None } else { part_size }),
         )
         .await?;
     let part_md5s = got.part_md5s.clone();
@@ -397,10 +395,8 @@ pub(crate) async fn transfer(
     } else {
         None
     };
-    let put_opts = PutOptions {
-        partial,
-        ..put_options(dst, entry, dst_entry, &meta, mtime, tags, opts)?
-    };
+    let put_opts =
+        put_options(dst, entry, dst_entry, &meta, mtime, tags, opts)?.with_partial(partial);
     // The kept bytes went through the hash; the store writes only what follows them.
     let body = skip_bytes(Box::pin(body), offset);
     let body = match &opts.progress {
@@ -451,15 +447,15 @@ pub(crate) fn put_options(
             .then(|| guessed_content_type(entry.key.as_str()))
             .flatten()
     };
-    let mut put_opts = PutOptions {
-        mtime,
-        checksum: opts.checksum,
-        condition: opts.write.condition(
+    let mut put_opts = opts
+        .write
+        .put_options(meta, guess, tags)
+        .with_mtime(mtime)
+        .with_checksum(opts.checksum)
+        .with_condition(opts.write.condition(
             dst_entry.is_some(),
             dst_entry.and_then(|d| d.etag.as_deref()),
-        ),
-        ..opts.write.put_options(meta, guess, tags)
-    };
+        ));
     put_opts.metadata.extend(opts.extra_metadata.clone());
     if let Some(p) = &opts.preprocess {
         p.preprocess(meta, &mut put_opts).map_err(|e| {
@@ -547,27 +543,20 @@ fn skip_bytes(s: ByteStream, n: u64) -> ByteStream {
 }
 
 /// Retries `f` on retryable and integrity errors: `retries` more attempts, exponential
-/// backoff from 100 ms with full jitter, capped at 10 s.
-pub(crate) async fn with_retries<T, F, Fut>(retries: u32, mut f: F) -> Result<T>
+/// backoff from 100 ms (with up to as much again of jitter), capped at 10 s.
+pub(crate) async fn with_retries<T, F, Fut>(retries: u32, f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let mut attempt = 0;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e)
-                if attempt < retries && (e.is_retryable() || e.kind() == ErrorKind::Integrity) =>
-            {
-                let cap = Duration::from_millis(100).saturating_mul(1 << attempt.min(7));
-                let cap = cap.min(Duration::from_secs(10));
-                let wait = cap.mul_f64(rand::random::<f64>());
-                tracing::info!(attempt, "retrying after {wait:?}: {e}");
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    use backon::Retryable;
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .with_max_times(retries as usize)
+        .with_jitter();
+    f.retry(backoff)
+        .when(|e: &Error| e.is_retryable() || e.kind() == ErrorKind::Integrity)
+        .notify(|e, wait| tracing::info!("retrying after {wait:?}: {e}"))
+        .await
 }
