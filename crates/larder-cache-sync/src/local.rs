@@ -258,10 +258,7 @@ mod tests {
     fn namespaces_of_other_entries_come_from_metadata_or_the_default() {
         let d = tempfile::tempdir().unwrap();
         let cache = Cache::new(d.path());
-        let with = |metadata| larder_cache::WriteOptions {
-            metadata,
-            ..Default::default()
-        };
+        let with = |metadata| larder_cache::WriteOptions::default().with_metadata(metadata);
         cache
             .put_with(
                 "a",

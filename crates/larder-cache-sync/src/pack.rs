@@ -353,11 +353,9 @@ pub fn read_pack<R: Read>(
                 declared.size
             )));
         }
-        let opts = WriteOptions {
-            integrity: integrity.clone(),
-            size: Some(size),
-            ..WriteOptions::default()
-        };
+        let opts = WriteOptions::default()
+            .with_integrity(integrity.clone())
+            .with_size(Some(size));
         let mut w = cache.writer(None, opts)?;
         let mut tee = Blake3Tee {
             inner: &mut w,

@@ -31,6 +31,7 @@ pub enum Direction {
 
 /// What to sync, and how.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// Which way.
     pub direction: Direction,
@@ -54,6 +55,19 @@ pub struct Options {
     /// Bounds on packs read.
     pub limits: Limits,
 }
+
+larder_store::with_setters!(Options {
+    with_direction => direction: Direction,
+    with_all => all: bool,
+    with_project_dir => project_dir: PathBuf,
+    with_manifest_path => manifest_path: Option<PathBuf>,
+    with_prefix => prefix: String,
+    with_location_prefix => location_prefix: String,
+    with_namespace => namespace: Option<String>,
+    with_concurrency => concurrency: usize,
+    with_level => level: i32,
+    with_limits => limits: Limits,
+});
 
 impl Default for Options {
     fn default() -> Self {
@@ -474,10 +488,7 @@ fn import(cache: &Cache, p: &Planned, u: pack::Unpacked) -> Result<bool> {
     cache.put_with(
         &group_key(&p.namespace, &p.cache_key, "meta.json"),
         &u.meta_json,
-        larder_cache::WriteOptions {
-            metadata: Some(metadata),
-            ..Default::default()
-        },
+        larder_cache::WriteOptions::default().with_metadata(Some(metadata)),
     )?;
     Ok(true)
 }
@@ -690,10 +701,7 @@ async fn push_one(
         .put(
             &key(&manifest_key)?,
             Body::from_bytes(body),
-            PutOptions {
-                content_type: Some("application/json".to_owned()),
-                ..PutOptions::default()
-            },
+            PutOptions::default().with_content_type(Some("application/json".to_owned())),
         )
         .await?;
     Ok(Pushed::Uploaded {

@@ -23,10 +23,7 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
 /// SHA-256 instead of larder's default SHA-512: the `cacache` crate's default, for a
 /// like-for-like comparison.
 fn sha256() -> larder_cache::WriteOptions {
-    larder_cache::WriteOptions {
-        algorithm: Some(larder_cache::Algorithm::Sha256),
-        ..Default::default()
-    }
+    larder_cache::WriteOptions::default().with_algorithm(Some(larder_cache::Algorithm::Sha256))
 }
 
 /// Runs `f` on a fresh directory per iteration, timing only `f`.

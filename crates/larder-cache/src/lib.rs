@@ -128,6 +128,7 @@ pub struct Entry {
 
 /// Options of a write.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct WriteOptions {
     /// The hash algorithm (default SHA-512, as npm).
     pub algorithm: Option<Algorithm>,
@@ -138,6 +139,13 @@ pub struct WriteOptions {
     /// The integrity the content must have.
     pub integrity: Option<Integrity>,
 }
+
+larder_store::with_setters!(WriteOptions {
+    with_algorithm => algorithm: Option<Algorithm>,
+    with_metadata => metadata: Option<serde_json::Value>,
+    with_size => size: Option<u64>,
+    with_integrity => integrity: Option<Integrity>,
+});
 
 /// What [`Cache::verify`] found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -460,6 +460,8 @@ impl LuaEvents {
                         t.set("key", key.as_str())?;
                         t.set("error", error.as_str())?;
                     }
+                    // An event this version does not know: the script still hears of it.
+                    _ => t.set("event", "other")?,
                 }
                 Ok(mlua::MultiValue::from_vec(vec![Value::Table(t)]))
             },

@@ -38,6 +38,7 @@ mod local_meta;
 pub mod memory;
 pub mod meter;
 pub mod s3;
+mod setters;
 pub mod throttle;
 mod types;
 pub mod wrap;

@@ -207,6 +207,7 @@ impl fmt::Display for GetRange {
 
 /// Options of [`Store::get`](crate::Store::get).
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct GetOptions {
     /// Read only this range.
     pub range: Option<GetRange>,
@@ -229,6 +230,16 @@ pub struct GetOptions {
     pub version_id: Option<String>,
 }
 
+crate::with_setters!(GetOptions {
+    with_range => range: Option<GetRange>,
+    with_checksum => checksum: bool,
+    with_size_hint => size_hint: Option<u64>,
+    with_if_match => if_match: Option<String>,
+    with_if_none_match => if_none_match: Option<String>,
+    with_part_md5s => part_md5s: Option<u64>,
+    with_version_id => version_id: Option<String>,
+});
+
 /// The MD5 of each part of a read, by part index; complete once the body has ended.
 #[derive(Debug, Clone, Default)]
 pub struct PartMd5s(std::sync::Arc<std::sync::Mutex<BTreeMap<u64, [u8; 16]>>>);
@@ -249,6 +260,7 @@ impl PartMd5s {
 
 /// Options of [`Store::put`](crate::Store::put).
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct PutOptions {
     /// The Content-Type.
     pub content_type: Option<String>,
@@ -275,6 +287,19 @@ pub struct PutOptions {
     pub condition: Option<WriteCondition>,
 }
 
+crate::with_setters!(PutOptions {
+    with_content_type => content_type: Option<String>,
+    with_cache_control => cache_control: Option<String>,
+    with_metadata => metadata: BTreeMap<String, String>,
+    with_mtime => mtime: Option<SystemTime>,
+    with_checksum => checksum: Option<ChecksumAlgorithm>,
+    with_partial => partial: Option<Partial>,
+    with_headers => headers: Headers,
+    with_tags => tags: Option<Tags>,
+    with_storage_class => storage_class: Option<String>,
+    with_condition => condition: Option<WriteCondition>,
+});
+
 /// A put through a partial copy: see [`PutOptions::partial`] and
 /// [`crate::Store::partial`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,10 +313,15 @@ pub struct Partial {
 
 /// Options of [`Store::copy`](crate::Store::copy).
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CopyOptions {
     /// The source's size when known (saves a HEAD when deciding on a multipart copy).
     pub size_hint: Option<u64>,
 }
+
+crate::with_setters!(CopyOptions {
+    with_size_hint => size_hint: Option<u64>,
+});
 
 /// An object a server-side copy reads ([`Store::copy_source`](crate::Store::copy_source)):
 /// where it is and who may read it, so a destination can tell whether it reaches it.

@@ -61,12 +61,10 @@ fn main() {
             let report = sync(
                 src.clone(),
                 dst.clone(),
-                SyncOptions {
-                    dry_run: true,
-                    delete: true,
-                    compare: CompareMode::Size,
-                    ..SyncOptions::default()
-                },
+                SyncOptions::default()
+                    .with_dry_run(true)
+                    .with_delete(true)
+                    .with_compare(CompareMode::Size),
             )
             .await
             .unwrap();

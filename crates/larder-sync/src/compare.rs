@@ -39,6 +39,7 @@ use larder_store::Entry;
 
 /// How to decide that a key is up to date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum CompareMode {
     /// Size and source modification time (default).
     #[default]
@@ -114,6 +115,7 @@ pub enum Decision {
 
 /// Why a key is transferred or skipped: shown by dry-run and in events.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reason {
     /// The destination does not have it.
     Missing,

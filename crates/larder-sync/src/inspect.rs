@@ -253,10 +253,7 @@ impl StoreInspector {
 
     /// Streams an entry's bytes through `f`; `None` when it cannot be read (logged).
     async fn read(&self, side: Side, entry: &Entry, mut f: impl FnMut(&[u8])) -> Option<()> {
-        let opts = GetOptions {
-            size_hint: Some(entry.size),
-            ..Default::default()
-        };
+        let opts = GetOptions::default().with_size_hint(Some(entry.size));
         let got = match self.store(side).get(&entry.key, opts).await {
             Ok(g) => g,
             Err(e) => {

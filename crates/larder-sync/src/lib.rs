@@ -28,32 +28,32 @@
 //! use larder_sync::{sync, Event, Progress, SyncOptions};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let opts = S3Options {
-//!     endpoint_url: Some("http://127.0.0.1:3900".into()), // path-style follows
-//!     region: Some("garage".into()),
-//!     ..S3Options::default() // credentials: the AWS chain (env, profile, …)
-//! };
+//! let opts = S3Options::default() // credentials: the AWS chain (env, profile, …)
+//!     .with_endpoint_url(Some("http://127.0.0.1:3900".into())) // path-style follows
+//!     .with_region(Some("garage".into()));
 //! let dst = Arc::new(S3Store::new(S3Url::parse("s3://bucket/site")?, opts).await?);
 //! let src = Arc::new(LocalStore::new("./site"));
-//! let report = sync(src, dst, SyncOptions {
-//!     delete: true,
-//!     on_event: Some(Arc::new(|e: &Event| {
+//! let opts = SyncOptions::default()
+//!     .with_delete(true)
+//!     .with_on_event(Some(Arc::new(|e: &Event| {
 //!         if let Event::Failed { key, error } = e {
 //!             eprintln!("{key}: {error}");
 //!         }
-//!     })),
-//!     on_progress: Some(Arc::new(|p: &Progress| {
+//!     })))
+//!     .with_on_progress(Some(Arc::new(|p: &Progress| {
 //!         if let Progress::Bytes { key, done, size } = p {
 //!             eprintln!("{key}: {done}/{size}");
 //!         }
-//!     })),
-//!     ..SyncOptions::default()
-//! })
+//!     })));
+//! let report = sync(src, dst, opts)
 //! .await?;
 //! println!("{} transferred, {} verified", report.transferred, report.etag_verified);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Option structs are `#[non_exhaustive]`: build them from `Default` with their `with_*`
+//! setters, as above.
 //!
 //! # Pipeline
 //!
@@ -77,11 +77,13 @@ pub mod inspect;
 pub mod march;
 mod queue;
 pub mod ratelimit;
+mod report;
 pub mod twoway;
 pub mod vault;
 pub mod verify;
 pub mod versioning;
 mod write;
+pub use report::{Action, Event, EventHandler, KeyFailure, Progress, ProgressHandler, SyncReport};
 
 use std::fmt;
 use std::sync::Arc;
@@ -99,39 +101,9 @@ pub use march::{march, MarchItem, Pair};
 pub use verify::{verify, Status, VerifyOptions, VerifyReport};
 pub use write::{Conditional, WriteOptions};
 
-/// A callback for [`Event`]s.
-pub type EventHandler = Arc<dyn Fn(&Event) + Send + Sync>;
-
-/// How the bytes of the transfers in flight move, for progress bars
-/// ([`SyncOptions::on_progress`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "progress", rename_all = "snake_case")]
-pub enum Progress {
-    /// A transfer starts: `size` bytes to move.
-    Started {
-        /// The key.
-        key: String,
-        /// Its size.
-        size: u64,
-    },
-    /// `done` of the key's `size` bytes have moved in this attempt (a retry counts again
-    /// from its start; a server-side copy reports all of them once it is made).
-    Bytes {
-        /// The key.
-        key: String,
-        /// Bytes moved so far.
-        done: u64,
-        /// The object's size.
-        size: u64,
-    },
-}
-
-/// A callback for [`Progress`]: called as often as a chunk of a body moves, so it must be
-/// cheap.
-pub type ProgressHandler = Arc<dyn Fn(&Progress) + Send + Sync>;
-
 /// How to sync.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct SyncOptions {
     /// How to tell that a key is up to date.
     pub compare: CompareMode,
@@ -203,6 +175,37 @@ pub struct SyncOptions {
     pub cancel: CancellationToken,
 }
 
+larder_store::with_setters!(SyncOptions {
+    with_compare => compare: CompareMode,
+    with_comparator => comparator: Option<Arc<dyn Comparator>>,
+    with_checksum => checksum: Option<ChecksumAlgorithm>,
+    with_delete => delete: bool,
+    with_allow_empty_source => allow_empty_source: bool,
+    with_max_delete => max_delete: Option<u64>,
+    with_dry_run => dry_run: bool,
+    with_dry_run_learns => dry_run_learns: bool,
+    with_filters => filters: Filters,
+    with_concurrency => concurrency: usize,
+    with_rate_limit_objects => rate_limit_objects: Option<f64>,
+    with_rate_limit_bandwidth => rate_limit_bandwidth: Option<u64>,
+    with_server_side_copy => server_side_copy: ServerSideCopy,
+    with_versions => versions: Option<Arc<larder_index::VersionMap>>,
+    with_stop_on_error => stop_on_error: bool,
+    with_retries => retries: u32,
+    with_mtime_window => mtime_window: Duration,
+    with_part_size => part_size: u64,
+    with_guess_content_type => guess_content_type: bool,
+    with_write => write: WriteOptions,
+    with_cache => cache: Option<Arc<MetaCache>>,
+    with_on_event => on_event: Option<EventHandler>,
+    with_on_progress => on_progress: Option<ProgressHandler>,
+    with_object_filters => object_filters: filter::ObjectFilters,
+    with_delete_excluded => delete_excluded: bool,
+    with_filter_callback => filter_callback: Option<Arc<dyn callbacks::FilterCallback>>,
+    with_preprocess_callback => preprocess_callback: Option<Arc<dyn callbacks::PreprocessCallback>>,
+    with_cancel => cancel: CancellationToken,
+});
+
 impl fmt::Debug for SyncOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SyncOptions")
@@ -247,140 +250,6 @@ impl Default for SyncOptions {
             preprocess_callback: None,
             cancel: CancellationToken::new(),
         }
-    }
-}
-
-/// What happened (or, in a dry run, would happen) to one key.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Copied from source to destination.
-    Transfer,
-    /// Left alone.
-    Skip,
-    /// Deleted from the destination.
-    Delete,
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Action::Transfer => "transfer",
-            Action::Skip => "skip",
-            Action::Delete => "delete",
-        })
-    }
-}
-
-/// One event of a sync, for progress and logs.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    /// An action was planned (dry run) or done.
-    Done {
-        /// What.
-        action: Action,
-        /// The key.
-        key: String,
-        /// Its size.
-        size: u64,
-        /// Why.
-        #[serde(serialize_with = "ser::display")]
-        reason: Reason,
-        /// Whether this was only planned.
-        dry_run: bool,
-        /// What was verified, and whether the server copied the bytes.
-        verified: Verified,
-        /// Progress: keys finished so far, this one included.
-        done: u64,
-        /// Progress: source entries listed so far (the total, once listing has finished).
-        listed: u64,
-    },
-    /// A key failed.
-    Failed {
-        /// The key (or a listing location).
-        key: String,
-        /// The error, one line.
-        error: String,
-    },
-}
-
-/// One failed key.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct KeyFailure {
-    /// The key, or a listing location.
-    pub key: String,
-    /// What kind of failure.
-    #[serde(serialize_with = "ser::display")]
-    pub kind: ErrorKind,
-    /// The message, naming the key and the cause.
-    pub message: String,
-}
-
-/// The result of a sync. Partial failures are here, not in an `Err`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct SyncReport {
-    /// Objects transferred, in either direction (or, in a dry run, to transfer).
-    pub transferred: u64,
-    /// Objects up to date (adopted ones included).
-    pub skipped: u64,
-    /// Of the skipped, objects found to hold the right content without a usable recorded
-    /// mtime (written by another tool) and remembered as such: see [`Reason::Adopted`].
-    pub adopted: u64,
-    /// Of the skipped, source objects in an archive tier, not read (see
-    /// [`Reason::Archived`]).
-    pub archived: u64,
-    /// Objects deleted (or to delete).
-    pub deleted: u64,
-    /// Objects left out by the filters.
-    pub filtered: u64,
-    /// Bytes transferred (or to transfer).
-    pub bytes: u64,
-    /// Transfers whose ETag / MD5 was verified.
-    pub etag_verified: u64,
-    /// Transfers whose additional checksum was verified.
-    pub checksum_verified: u64,
-    /// Of the transferred, objects the server copied (CopyObject / UploadPartCopy) without
-    /// their bytes passing through larder: see [`SyncOptions::server_side_copy`].
-    pub server_side_copies: u64,
-    /// Source entries listed.
-    pub src_listed: u64,
-    /// Destination entries listed.
-    pub dst_listed: u64,
-    /// HEAD requests made to compare.
-    pub heads: u64,
-    /// Of the skipped, keys left alone because a write's precondition did not hold
-    /// ([`Reason::Precondition`]): a warning.
-    pub precondition_skipped: u64,
-    /// Failed keys.
-    pub errors: Vec<KeyFailure>,
-    /// Why deletions did not run, when `delete` was asked for.
-    pub delete_refused: Option<String>,
-    /// Whether this was a dry run.
-    pub dry_run: bool,
-    /// Whether the run was cancelled.
-    pub cancelled: bool,
-    /// How long it took (seconds, when serialized).
-    #[serde(serialize_with = "ser::seconds")]
-    pub elapsed: Duration,
-}
-
-impl SyncReport {
-    /// Counts one transfer of `size` bytes and what was verified of it.
-    pub(crate) fn count_transfer(&mut self, size: u64, verified: Verified) {
-        self.transferred += 1;
-        self.bytes += size;
-        self.etag_verified += u64::from(verified.etag);
-        self.checksum_verified += u64::from(verified.checksum);
-        self.server_side_copies += u64::from(verified.server_side);
-    }
-
-    /// Failures that are verification mismatches.
-    pub fn verify_failures(&self) -> usize {
-        self.errors
-            .iter()
-            .filter(|e| e.kind == ErrorKind::Integrity)
-            .count()
     }
 }
 
@@ -977,20 +846,5 @@ async fn step(
             failure: failure(entry.key.as_str(), &e),
             src_listing: false,
         },
-    }
-}
-
-/// How the reports and events serialize what has no serde form of its own.
-mod ser {
-    use serde::Serializer;
-
-    /// As its `Display` text.
-    pub fn display<T: std::fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(v)
-    }
-
-    /// As seconds.
-    pub fn seconds<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
     }
 }

@@ -21,6 +21,7 @@ use crate::execute::{put_options, TransferOptions, Transferred, Verified};
 /// A server-side copy moves no bytes through larder, so the bandwidth limit does not apply
 /// to it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerSideCopy {
     /// When both sides are on one server with the same credentials and the copy's ETag can
     /// be checked against the source's (the default).

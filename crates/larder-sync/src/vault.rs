@@ -241,6 +241,7 @@ pub struct Plan {
 
 /// How to run a vault sync.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct VaultSyncOptions {
     /// The vault database.
     pub index_path: std::path::PathBuf,
@@ -263,6 +264,43 @@ pub struct VaultSyncOptions {
     pub cache: Option<Arc<larder_index::MetaCache>>,
     /// Planned and finished actions.
     pub on_event: Option<crate::EventHandler>,
+}
+
+larder_store::with_setters!(VaultSyncOptions {
+    with_index_path => index_path: std::path::PathBuf,
+    with_vault => vault: Vault,
+    with_remote => remote: Option<Arc<dyn Store>>,
+    with_meter => meter: Arc<RequestMeter>,
+    with_dry_run => dry_run: bool,
+    with_part_size => part_size: u64,
+    with_multipart_threshold => multipart_threshold: u64,
+    with_pricing => pricing: Pricing,
+    with_cache => cache: Option<Arc<larder_index::MetaCache>>,
+    with_on_event => on_event: Option<crate::EventHandler>,
+});
+
+impl VaultSyncOptions {
+    /// Options for a run of `vault` with its index at `index_path` and its remote (`None`:
+    /// opened from the vault's URL): a real run, 8 MiB parts, default pricing, no metadata
+    /// cache, no event handler, a fresh request meter.
+    pub fn new(
+        index_path: impl Into<std::path::PathBuf>,
+        vault: Vault,
+        remote: Option<Arc<dyn Store>>,
+    ) -> Self {
+        VaultSyncOptions {
+            index_path: index_path.into(),
+            vault,
+            remote,
+            meter: Arc::new(RequestMeter::default()),
+            dry_run: false,
+            part_size: 8 << 20,
+            multipart_threshold: 8 << 20,
+            pricing: Pricing::default(),
+            cache: None,
+            on_event: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for VaultSyncOptions {
@@ -527,10 +565,8 @@ pub(crate) async fn refresh(
             let got = remote
                 .get(
                     &key,
-                    GetOptions {
-                        if_none_match: state.and_then(|s| s.manifest_etag.clone()),
-                        ..Default::default()
-                    },
+                    GetOptions::default()
+                        .with_if_none_match(state.and_then(|s| s.manifest_etag.clone())),
                 )
                 .await;
             match got {
@@ -615,10 +651,7 @@ pub(crate) async fn publish(
         .put(
             &Key::new(MANIFEST_KEY).expect("a valid key"),
             Body::from_bytes(bytes),
-            PutOptions {
-                content_type: Some("application/gzip".to_owned()),
-                ..Default::default()
-            },
+            PutOptions::default().with_content_type(Some("application/gzip".to_owned())),
         )
         .await
     {

@@ -18,7 +18,7 @@
 //! let (a, b) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
 //! a.put(&Key::new("k").unwrap(), Body::from_bytes("x"), PutOptions::default()).await.unwrap();
 //! let on_status = Arc::new(|key: &str, st: &Status| println!("{st} {key}"));
-//! let report = verify(a, b, VerifyOptions { on_status: Some(on_status), ..Default::default() }).await;
+//! let report = verify(a, b, VerifyOptions::default().with_on_status(Some(on_status))).await;
 //! assert_eq!(report.missing, 1);
 //! assert!(report.differs());
 //! # });
@@ -133,6 +133,7 @@ pub type StatusHandler = Arc<dyn Fn(&str, &Status) + Send + Sync>;
 
 /// Options of [`verify`].
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct VerifyOptions {
     /// Also compare this additional checksum.
     pub checksum: Option<ChecksumAlgorithm>,
@@ -153,6 +154,16 @@ pub struct VerifyOptions {
     pub on_status: Option<StatusHandler>,
 }
 
+larder_store::with_setters!(VerifyOptions {
+    with_checksum => checksum: Option<ChecksumAlgorithm>,
+    with_filters => filters: Filters,
+    with_concurrency => concurrency: usize,
+    with_part_size => part_size: u64,
+    with_metadata => metadata: bool,
+    with_tagging => tagging: bool,
+    with_on_status => on_status: Option<StatusHandler>,
+});
+
 impl fmt::Debug for VerifyOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyOptions")
@@ -164,8 +175,10 @@ impl fmt::Debug for VerifyOptions {
 
 /// Counts of each status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Keys that match.
+    #[serde(rename = "match")]
     pub matched: u64,
     /// Keys whose sizes differ.
     pub size_mismatch: u64,

@@ -14,6 +14,7 @@ use larder_store::{Headers, ObjectMeta, PutOptions, Tags, WriteCondition};
 /// How a transfer's write is dressed. The default carries everything the source has and
 /// overrides nothing.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct WriteOptions {
     /// Leave the source's system metadata behind (s3sync `--no-sync-system-metadata`):
     /// Content-Type, Cache-Control and the other headers; overrides still apply.
@@ -41,6 +42,19 @@ pub struct WriteOptions {
     /// Guard every write with a precondition (`--if-none-match`, `--if-match`).
     pub condition: Option<Conditional>,
 }
+
+larder_store::with_setters!(WriteOptions {
+    with_no_system_metadata => no_system_metadata: bool,
+    with_no_user_metadata => no_user_metadata: bool,
+    with_no_tags => no_tags: bool,
+    with_content_type => content_type: Option<String>,
+    with_cache_control => cache_control: Option<String>,
+    with_headers => headers: Headers,
+    with_metadata => metadata: Option<BTreeMap<String, String>>,
+    with_tags => tags: Option<Tags>,
+    with_storage_class => storage_class: Option<String>,
+    with_condition => condition: Option<Conditional>,
+});
 
 /// The precondition of every write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,15 +119,13 @@ impl WriteOptions {
             None if self.no_user_metadata => BTreeMap::new(),
             None => meta.metadata.clone(),
         };
-        PutOptions {
-            content_type,
-            cache_control,
-            headers: base.overridden_by(&self.headers),
-            metadata,
-            tags: self.tags.clone().or(tags),
-            storage_class: self.storage_class.clone(),
-            ..Default::default()
-        }
+        PutOptions::default()
+            .with_content_type(content_type)
+            .with_cache_control(cache_control)
+            .with_headers(base.overridden_by(&self.headers))
+            .with_metadata(metadata)
+            .with_tags(self.tags.clone().or(tags))
+            .with_storage_class(self.storage_class.clone())
     }
 }
 

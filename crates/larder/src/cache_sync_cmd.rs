@@ -36,21 +36,20 @@ fn options(a: &CacheSyncArgs, url: &S3Url) -> anyhow::Result<Options> {
         (false, true) => Direction::Push,
         _ => Direction::Both,
     };
-    Ok(Options {
-        direction,
-        all: a.all,
-        project_dir: std::env::current_dir().context("cannot read the current directory")?,
-        manifest_path: a.manifest_path.clone(),
-        prefix: a.prefix.clone(),
-        location_prefix: url.prefix.trim_end_matches('/').to_owned(),
-        namespace: a.namespace.clone(),
-        concurrency: a.concurrency as usize,
-        level: a.compression_level,
-        limits: larder_cache_sync::pack::Limits {
+    Ok(Options::default()
+        .with_direction(direction)
+        .with_all(a.all)
+        .with_project_dir(std::env::current_dir().context("cannot read the current directory")?)
+        .with_manifest_path(a.manifest_path.clone())
+        .with_prefix(a.prefix.clone())
+        .with_location_prefix(url.prefix.trim_end_matches('/').to_owned())
+        .with_namespace(a.namespace.clone())
+        .with_concurrency(a.concurrency as usize)
+        .with_level(a.compression_level)
+        .with_limits(larder_cache_sync::pack::Limits {
             max_unpacked: a.max_unpacked_size,
             ..Default::default()
-        },
-    })
+        }))
 }
 
 fn plan_json(plan: &Plan) -> serde_json::Value {

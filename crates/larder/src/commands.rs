@@ -117,19 +117,17 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 }
 
 pub fn s3_options(a: &S3Args) -> S3Options {
-    S3Options {
-        endpoint_url: a.endpoint_url.clone(),
-        region: a.region.clone(),
-        profile: a.profile.clone(),
-        force_path_style: a.path_style,
-        connect_timeout: a.connect_timeout,
-        read_timeout: a.timeout,
-        idle_timeout: a.idle_timeout,
-        adaptive: !a.fixed_concurrency,
-        anonymous: a.no_sign_request,
-        request_payer: a.request_payer,
-        ..S3Options::default()
-    }
+    S3Options::default()
+        .with_endpoint_url(a.endpoint_url.clone())
+        .with_region(a.region.clone())
+        .with_profile(a.profile.clone())
+        .with_force_path_style(a.path_style)
+        .with_connect_timeout(a.connect_timeout)
+        .with_read_timeout(a.timeout)
+        .with_idle_timeout(a.idle_timeout)
+        .with_adaptive(!a.fixed_concurrency)
+        .with_anonymous(a.no_sign_request)
+        .with_request_payer(a.request_payer)
 }
 
 /// The S3 options of one side: the common ones, overridden by `--source-…`/`--target-…`.

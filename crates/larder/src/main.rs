@@ -27,6 +27,20 @@ use clap::Parser;
 /// raised when a field changes meaning or goes away; new fields may come without a raise.
 pub const JSON_SCHEMA: u32 = 1;
 
+/// A library value (an event, a report) as a JSON line: its serde form with `schema`
+/// added and error texts redacted.
+pub fn json_line(v: &impl serde::Serialize) -> serde_json::Value {
+    let mut v =
+        serde_json::to_value(v).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+    if let Some(m) = v.as_object_mut() {
+        m.insert("schema".into(), JSON_SCHEMA.into());
+        if let Some(serde_json::Value::String(e)) = m.get_mut("error") {
+            *e = redact::redact(e).into_owned();
+        }
+    }
+    v
+}
+
 fn main() {
     {
         use clap::CommandFactory;

@@ -168,6 +168,7 @@ impl Progress {
                     b.set_position(*done);
                 }
             }
+            _ => {}
         }
         drop(in_flight);
         self.refresh();

@@ -57,7 +57,7 @@ pub async fn run_sync(mut a: SyncArgs, out: Output) -> anyhow::Result<i32> {
         let versions = (!a.no_cache)
             .then(|| version_map(a.state_dir.as_deref()))
             .flatten();
-        let opts = SyncOptions { versions, ..opts };
+        let opts = opts.with_versions(versions);
         larder_sync::versioning::sync_versions(src, dst, opts).await?
     } else {
         larder_sync::sync(src, dst, opts).await?
@@ -209,46 +209,50 @@ fn sync_options(
             }
         }),
     };
-    Ok(SyncOptions {
-        compare,
-        checksum: a.checksum_algorithm,
-        delete: a.delete,
-        allow_empty_source: a.allow_empty_source,
-        max_delete: a.max_delete,
-        dry_run: a.dry_run,
-        filters: filters(&a.pair.filters)?,
-        concurrency: a.concurrency,
-        rate_limit_objects: a.rate_limit_objects.map(|n| n as f64),
-        rate_limit_bandwidth: a.rate_limit_bandwidth,
-        guess_content_type: !a.no_guess_mime_type,
-        server_side_copy: match (a.server_side_copy, a.no_server_side_copy) {
+    Ok(SyncOptions::default()
+        .with_compare(compare)
+        .with_checksum(a.checksum_algorithm)
+        .with_delete(a.delete)
+        .with_allow_empty_source(a.allow_empty_source)
+        .with_max_delete(a.max_delete)
+        .with_dry_run(a.dry_run)
+        .with_filters(filters(&a.pair.filters)?)
+        .with_concurrency(a.concurrency)
+        .with_rate_limit_objects(a.rate_limit_objects.map(|n| n as f64))
+        .with_rate_limit_bandwidth(a.rate_limit_bandwidth)
+        .with_guess_content_type(!a.no_guess_mime_type)
+        .with_server_side_copy(match (a.server_side_copy, a.no_server_side_copy) {
             (true, _) => ServerSideCopy::Always,
             (_, true) => ServerSideCopy::Never,
             _ => ServerSideCopy::Auto,
-        },
-        stop_on_error: a.stop_on_error,
-        retries: a.retries,
-        mtime_window: a.modify_window,
-        part_size: a.part_size,
-        cache: (!a.no_cache)
-            .then(|| meta_cache(a.state_dir.as_deref()))
-            .flatten(),
-        on_event: Some(on_event),
-        on_progress: Some(progress.handler()),
-        cancel: stop.token.clone(),
-        write: a.write.write_options(),
-        object_filters: object_filters(a)?,
-        delete_excluded: a.delete_excluded,
-        filter_callback: callbacks
-            .filter
-            .clone()
-            .map(|f| f as Arc<dyn larder_sync::callbacks::FilterCallback>),
-        preprocess_callback: callbacks
-            .preprocess
-            .clone()
-            .map(|p| p as Arc<dyn larder_sync::callbacks::PreprocessCallback>),
-        ..SyncOptions::default()
-    })
+        })
+        .with_stop_on_error(a.stop_on_error)
+        .with_retries(a.retries)
+        .with_mtime_window(a.modify_window)
+        .with_part_size(a.part_size)
+        .with_cache(
+            (!a.no_cache)
+                .then(|| meta_cache(a.state_dir.as_deref()))
+                .flatten(),
+        )
+        .with_on_event(Some(on_event))
+        .with_on_progress(Some(progress.handler()))
+        .with_cancel(stop.token.clone())
+        .with_write(a.write.write_options())
+        .with_object_filters(object_filters(a)?)
+        .with_delete_excluded(a.delete_excluded)
+        .with_filter_callback(
+            callbacks
+                .filter
+                .clone()
+                .map(|f| f as Arc<dyn larder_sync::callbacks::FilterCallback>),
+        )
+        .with_preprocess_callback(
+            callbacks
+                .preprocess
+                .clone()
+                .map(|p| p as Arc<dyn larder_sync::callbacks::PreprocessCallback>),
+        ))
 }
 
 /// Prints each event: JSON lines with `--json`; else the plan (dry run, `-v`) and failures,
@@ -258,36 +262,31 @@ fn printer(out: Output, print_plan: bool, progress: Progress) -> larder_sync::Ev
     Arc::new(move |e: &Event| {
         let mut w = stdout.lock().expect("stdout lock");
         match e {
+            Event::Done { key, listed, .. } => progress.finished(key, *listed),
+            Event::Failed { key, .. } => progress.finished(key, 0),
+            _ => {}
+        }
+        if out.json {
+            let _ = writeln!(w, "{}", crate::json_line(e));
+            return;
+        }
+        match e {
             Event::Done {
                 action,
                 key,
                 size,
                 reason,
-                dry_run,
-                verified,
-                listed,
                 ..
             } => {
-                progress.finished(key, *listed);
+                // Adopted and archived keys are skips a user wants to see: larder decided
+                // by content, or could not read the object.
                 let shown = matches!(
                     reason,
                     Reason::Adopted(_) | Reason::Archived(_) | Reason::Precondition(_)
                 );
-                if out.json {
-                    let _ = writeln!(
-                        w,
-                        "{}",
-                        json!({"schema": crate::JSON_SCHEMA, "event": action.to_string(), "key": key, "size": size,
-                               "reason": reason.to_string(), "dry_run": dry_run,
-                               "adopted": matches!(reason, Reason::Adopted(_)),
-                               "etag_verified": verified.etag, "checksum_verified": verified.checksum,
-                               "server_side": verified.server_side})
-                    );
-                } else if ((print_plan || out.verbose > 0) && (*action != Action::Skip || shown))
+                if ((print_plan || out.verbose > 0) && (*action != Action::Skip || shown))
                     || out.verbose > 1
                 {
-                    // Adopted and archived keys are skips a user wants to see: larder decided
-                    // by content, or could not read the object.
                     let label = match reason {
                         Reason::Adopted(_) => "adopt".to_owned(),
                         Reason::Precondition(_) => "keep".to_owned(),
@@ -300,22 +299,13 @@ fn printer(out: Output, print_plan: bool, progress: Progress) -> larder_sync::Ev
                     }
                 }
             }
-            Event::Failed { key, error } => {
-                progress.finished(key, 0);
-                let error = crate::redact::redact(error);
-                if out.json {
-                    let _ = writeln!(
-                        w,
-                        "{}",
-                        json!({"schema": crate::JSON_SCHEMA, "event": "error", "key": key, "error": error})
-                    );
-                } else {
-                    let line = format!("larder: error: {error}");
-                    if !progress.println(&line) {
-                        eprintln!("{line}");
-                    }
+            Event::Failed { error, .. } => {
+                let line = format!("larder: error: {}", crate::redact::redact(error));
+                if !progress.println(&line) {
+                    eprintln!("{line}");
                 }
             }
+            _ => {}
         }
     })
 }
@@ -326,34 +316,31 @@ fn print_summary(report: &SyncReport, o: &Opened, orphans_aborted: u64, out: Out
     let stale = o.local_dst.as_ref().map_or(0, |l| l.stale_temps_removed());
     let throttle = o.throttle.stats();
     if out.json {
-        println!(
-            "{}",
-            json!({
-                "schema": crate::JSON_SCHEMA,
-                "event": "summary",
-                "transferred": report.transferred, "skipped": report.skipped,
-                "adopted": report.adopted, "archived": report.archived,
-                "deleted": report.deleted, "filtered": report.filtered,
-                "bytes": report.bytes, "errors": report.errors.len(),
-                "etag_verified": report.etag_verified,
-                "checksum_verified": report.checksum_verified,
-                "server_side_copies": report.server_side_copies,
-                "verify_failures": report.verify_failures(),
-                "delete_refused": report.delete_refused,
-                "dry_run": report.dry_run, "cancelled": report.cancelled,
-                "source_listed": report.src_listed, "target_listed": report.dst_listed,
-                "heads": report.heads,
-                "precondition_skipped": report.precondition_skipped,
-                "throttled": throttle.throttled,
-                "throttle_decreases": throttle.decreases,
-                "min_concurrency": throttle.min_limit,
-                "orphan_uploads_aborted": orphans_aborted,
-                "stale_temps_removed": stale,
-                "elapsed_seconds": secs,
-                "objects_per_second": report.transferred as f64 / secs,
-                "mib_per_second": crate::commands::mib(report.bytes) / secs,
-            })
-        );
+        println!("{}", {
+            // The report's own serde form, and what only the command knows.
+            let mut v = crate::json_line(report);
+            let failures: Vec<_> = report
+                .errors
+                .iter()
+                .map(|f| {
+                    json!({"key": f.key, "kind": f.kind.to_string(),
+                                    "message": crate::redact::redact(&f.message)})
+                })
+                .collect();
+            v["event"] = json!("summary");
+            v["errors"] = json!(report.errors.len());
+            v["failures"] = json!(failures);
+            v["verify_failures"] = json!(report.verify_failures());
+            v["throttled"] = json!(throttle.throttled);
+            v["throttle_decreases"] = json!(throttle.decreases);
+            v["min_concurrency"] = json!(throttle.min_limit);
+            v["orphan_uploads_aborted"] = json!(orphans_aborted);
+            v["stale_temps_removed"] = json!(stale);
+            v["elapsed_seconds"] = json!(secs);
+            v["objects_per_second"] = json!(report.transferred as f64 / secs);
+            v["mib_per_second"] = json!(crate::commands::mib(report.bytes) / secs);
+            v
+        });
     } else if !out.quiet {
         let (verb, deleted) = if report.dry_run {
             ("would transfer", "would delete")

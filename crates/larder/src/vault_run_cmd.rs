@@ -146,18 +146,10 @@ pub(crate) fn sync_options(
     pricing: larder_store::meter::Pricing,
     dry_run: bool,
 ) -> larder_sync::vault::VaultSyncOptions {
-    larder_sync::vault::VaultSyncOptions {
-        index_path: db.to_path_buf(),
-        vault: v,
-        remote,
-        meter,
-        dry_run,
-        part_size: 8 << 20,
-        multipart_threshold: 8 << 20,
-        pricing,
-        cache: None,
-        on_event: None,
-    }
+    larder_sync::vault::VaultSyncOptions::new(db, v, remote)
+        .with_meter(meter)
+        .with_dry_run(dry_run)
+        .with_pricing(pricing)
 }
 
 /// How to run `vault sync NAME`.
@@ -182,7 +174,7 @@ pub(crate) async fn run_vault_sync(
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<i32> {
-    use larder_sync::vault::{vault_sync, VaultSyncOptions};
+    use larder_sync::vault::vault_sync;
     let (dry_run, refresh, pricing) = (run.dry_run, run.refresh, run.pricing);
     let v = Index::open(db)?.vault(name)?;
     // One run of a vault at a time (a dry run writes nothing and needs no lock).
@@ -234,12 +226,7 @@ pub(crate) async fn run_vault_sync(
                     return;
                 }
                 if json {
-                    let _ = writeln!(
-                        out,
-                        "{}",
-                        json!({"schema": crate::JSON_SCHEMA, "event": action.to_string(), "key": key, "size": size,
-                               "reason": reason.to_string(), "dry_run": dry_run})
-                    );
+                    let _ = writeln!(out, "{}", crate::json_line(e));
                 } else if !quiet {
                     let _ = writeln!(
                         out,
@@ -248,24 +235,21 @@ pub(crate) async fn run_vault_sync(
                     );
                 }
             }
-            larder_sync::Event::Failed { key, error } => {
+            larder_sync::Event::Failed { error, .. } => {
                 if json {
-                    let _ = writeln!(
-                        out,
-                        "{}",
-                        json!({"schema": crate::JSON_SCHEMA, "event": "error", "key": key, "error": error})
-                    );
+                    let _ = writeln!(out, "{}", crate::json_line(e));
                 } else {
                     eprintln!("larder: error: {error}");
                 }
             }
+            _ => {}
         }
     });
-    let r = vault_sync(VaultSyncOptions {
-        cache,
-        on_event: Some(on_event),
-        ..sync_options(db, v, remote, meter, pricing_table, dry_run)
-    })
+    let r = vault_sync(
+        sync_options(db, v, remote, meter, pricing_table, dry_run)
+            .with_cache(cache)
+            .with_on_event(Some(on_event)),
+    )
     .await?;
     let p = &r.plan;
     let price = |usd: f64| {

@@ -67,29 +67,22 @@ pub async fn run_verify(a: VerifyArgs, json: bool, quiet: bool) -> anyhow::Resul
     let report = larder_sync::verify(
         src,
         dst,
-        VerifyOptions {
-            checksum: a.checksum_algorithm,
-            filters: filters(&a.pair.filters)?,
-            concurrency: a.concurrency,
-            on_status: Some(on_status),
-            metadata: a.report_metadata,
-            tagging: a.report_tagging,
-            ..VerifyOptions::default()
-        },
+        VerifyOptions::default()
+            .with_checksum(a.checksum_algorithm)
+            .with_filters(filters(&a.pair.filters)?)
+            .with_concurrency(a.concurrency)
+            .with_on_status(Some(on_status))
+            .with_metadata(a.report_metadata)
+            .with_tagging(a.report_tagging),
     )
     .await;
     progress.finish();
     if json {
-        println!(
-            "{}",
-            json!({"schema": crate::JSON_SCHEMA, "event": "summary", "match": report.matched,
-                   "size_mismatch": report.size_mismatch, "etag_mismatch": report.etag_mismatch,
-                   "checksum_mismatch": report.checksum_mismatch,
-                   "metadata_mismatch": report.metadata_mismatch,
-                   "tagging_mismatch": report.tagging_mismatch, "missing": report.missing,
-                   "extra": report.extra, "errors": report.errors,
-                   "etag_matches": report.etag_matches, "checksum_matches": report.checksum_matches})
-        );
+        println!("{}", {
+            let mut v = crate::json_line(&report);
+            v["event"] = json!("summary");
+            v
+        });
     } else if !quiet {
         eprintln!(
             "match {}, size mismatch {}, etag mismatch {}, checksum mismatch {}{}{}, missing {}, extra {}, errors {}",

@@ -85,30 +85,29 @@ pub struct WriteArgs {
 impl WriteArgs {
     /// The engine's write options.
     pub fn write_options(&self) -> WriteOptions {
-        WriteOptions {
-            no_system_metadata: self.no_sync_system_metadata,
-            no_user_metadata: self.no_sync_user_defined_metadata,
-            no_tags: self.disable_tagging,
-            content_type: self.content_type.clone(),
-            cache_control: self.cache_control.clone(),
-            headers: Headers {
+        WriteOptions::default()
+            .with_no_system_metadata(self.no_sync_system_metadata)
+            .with_no_user_metadata(self.no_sync_user_defined_metadata)
+            .with_no_tags(self.disable_tagging)
+            .with_content_type(self.content_type.clone())
+            .with_cache_control(self.cache_control.clone())
+            .with_headers(Headers {
                 content_encoding: self.content_encoding.clone(),
                 content_disposition: self.content_disposition.clone(),
                 content_language: self.content_language.clone(),
                 expires: self.expires.clone(),
                 website_redirect: self.website_redirect.clone(),
-            },
-            metadata: self.metadata.clone(),
-            tags: self.tagging.clone(),
-            storage_class: self.storage_class.clone(),
-            condition: if self.if_none_match {
+            })
+            .with_metadata(self.metadata.clone())
+            .with_tags(self.tagging.clone())
+            .with_storage_class(self.storage_class.clone())
+            .with_condition(if self.if_none_match {
                 Some(Conditional::IfNoneMatch)
             } else if self.if_match {
                 Some(Conditional::IfMatch)
             } else {
                 None
-            },
-        }
+            })
     }
 
     /// Whether the run needs to know what the S3 servers implement (one request each):

@@ -29,10 +29,7 @@ fn put_get_info_ls_rm() {
         .put_with(
             "k1",
             b"one",
-            WriteOptions {
-                metadata: Some(meta.clone()),
-                ..Default::default()
-            },
+            WriteOptions::default().with_metadata(Some(meta.clone())),
         )
         .unwrap();
     c.put("k2", b"two").unwrap();
@@ -139,22 +136,12 @@ fn expected_integrity_or_size_mismatch_commits_nothing() {
         .put_with(
             "k",
             b"data",
-            WriteOptions {
-                integrity: Some(other),
-                ..Default::default()
-            },
+            WriteOptions::default().with_integrity(Some(other)),
         )
         .unwrap_err();
     assert!(matches!(err, Error::Integrity { .. }));
     let err = c
-        .put_with(
-            "k",
-            b"data",
-            WriteOptions {
-                size: Some(5),
-                ..Default::default()
-            },
-        )
+        .put_with("k", b"data", WriteOptions::default().with_size(Some(5)))
         .unwrap_err();
     assert!(matches!(err, Error::Integrity { .. }));
     assert!(c.info("k").unwrap().is_none());

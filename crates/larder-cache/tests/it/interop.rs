@@ -55,10 +55,8 @@ fn npm_cacache_reads_what_larder_writes_and_larder_reads_what_it_writes() {
         .put_with(
             "larder-key",
             b"written by larder",
-            larder_cache::WriteOptions {
-                metadata: Some(serde_json::json!({"from": "larder"})),
-                ..Default::default()
-            },
+            larder_cache::WriteOptions::default()
+                .with_metadata(Some(serde_json::json!({"from": "larder"}))),
         )
         .unwrap();
     c.put("unicode key é/日本", b"second").unwrap();

@@ -80,6 +80,7 @@ impl fmt::Debug for StaticCredentials {
 
 /// How to reach and use an S3-compatible server.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct S3Options {
     /// The endpoint, for a non-AWS server (`http://127.0.0.1:3900`).
     pub endpoint_url: Option<String>,
@@ -151,6 +152,37 @@ pub struct S3Options {
     /// server checks it) and by an additional checksum where one is asked for.
     pub sse_c: Option<SseCustomerKey>,
 }
+
+crate::with_setters!(S3Options {
+    with_endpoint_url => endpoint_url: Option<String>,
+    with_region => region: Option<String>,
+    with_profile => profile: Option<String>,
+    with_force_path_style => force_path_style: Option<bool>,
+    with_credentials => credentials: Option<StaticCredentials>,
+    with_anonymous => anonymous: bool,
+    with_request_payer => request_payer: bool,
+    with_multipart_threshold => multipart_threshold: u64,
+    with_part_size => part_size: u64,
+    with_parts_in_flight => parts_in_flight: usize,
+    with_get_parallel_threshold => get_parallel_threshold: u64,
+    with_get_part_size => get_part_size: u64,
+    with_get_parts_in_flight => get_parts_in_flight: usize,
+    with_list_page_size => list_page_size: i32,
+    with_sort_listing => sort_listing: Option<bool>,
+    with_copy_multipart_threshold => copy_multipart_threshold: u64,
+    with_max_attempts => max_attempts: u32,
+    with_connect_timeout => connect_timeout: std::time::Duration,
+    with_read_timeout => read_timeout: std::time::Duration,
+    with_idle_timeout => idle_timeout: std::time::Duration,
+    with_meter => meter: Option<Arc<crate::meter::RequestMeter>>,
+    with_adaptive => adaptive: bool,
+    with_throttle => throttle: Option<Arc<crate::throttle::Throttle>>,
+    with_journal => journal: Option<Arc<dyn crate::journal::UploadJournal>>,
+    with_features => features: ServerFeatures,
+    with_acl => acl: Option<String>,
+    with_sse => sse: Option<Sse>,
+    with_sse_c => sse_c: Option<SseCustomerKey>,
+});
 
 impl Default for S3Options {
     fn default() -> Self {

@@ -28,14 +28,8 @@ async fn s3_garage_is_detected_without_tags_versions_or_conditional_writes() {
     assert!(!caps.tagging && !caps.versioning && !caps.conditional_writes);
     // Garage would ignore both and overwrite or drop silently: refused instead, by key.
     for opts in [
-        PutOptions {
-            condition: Some(WriteCondition::IfNoneMatch),
-            ..Default::default()
-        },
-        PutOptions {
-            tags: Some(Tags::from([("a".to_owned(), "b".to_owned())])),
-            ..Default::default()
-        },
+        PutOptions::default().with_condition(Some(WriteCondition::IfNoneMatch)),
+        PutOptions::default().with_tags(Some(Tags::from([("a".to_owned(), "b".to_owned())]))),
     ] {
         let err = store
             .put(&key("k"), Body::from_bytes("x"), opts)
@@ -82,10 +76,7 @@ async fn s3_rgw_lists_every_version_and_delete_marker_newest_first() {
     let got = store
         .get(
             &k,
-            GetOptions {
-                version_id: Some(ids[0].clone()),
-                ..Default::default()
-            },
+            GetOptions::default().with_version_id(Some(ids[0].clone())),
         )
         .await
         .unwrap();

@@ -13,13 +13,11 @@ pub const PART: usize = 5 << 20;
 
 /// Options that make multipart uploads and parallel reads happen at small sizes.
 pub fn small_parts() -> S3Options {
-    S3Options {
-        multipart_threshold: PART as u64,
-        part_size: PART as u64,
-        get_parallel_threshold: PART as u64,
-        get_part_size: 1 << 20,
-        ..S3Options::default()
-    }
+    S3Options::default()
+        .with_multipart_threshold(PART as u64)
+        .with_part_size(PART as u64)
+        .with_get_parallel_threshold(PART as u64)
+        .with_get_part_size(1 << 20)
 }
 
 fn options(mut opts: S3Options) -> (S3Url, S3Options) {
@@ -85,11 +83,11 @@ async fn s3_a_sorted_listing_is_every_key_in_order() {
 }
 
 async fn small_pages_in_order(sort_listing: Option<bool>) {
-    let (store, _) = store_at_prefix(S3Options {
-        list_page_size: 7,
-        sort_listing,
-        ..S3Options::default()
-    })
+    let (store, _) = store_at_prefix(
+        S3Options::default()
+            .with_list_page_size(7)
+            .with_sort_listing(sort_listing),
+    )
     .await;
     let names: Vec<String> = (0..50).map(|i| format!("k{:02}", 49 - i)).collect();
     for n in &names {
@@ -212,10 +210,7 @@ async fn s3_parallel_get_refuses_an_object_overwritten_mid_read() {
     let got = store
         .get(
             &k,
-            GetOptions {
-                size_hint: Some(v1.len() as u64),
-                ..Default::default()
-            },
+            GetOptions::default().with_size_hint(Some(v1.len() as u64)),
         )
         .await
         .unwrap();
@@ -254,11 +249,8 @@ async fn s3_put_of_a_body_shorter_than_declared_is_an_integrity_error() {
 
 #[tokio::test]
 async fn s3_copy_past_the_threshold_is_a_multipart_copy_with_metadata() {
-    let (store, _) = store_at_prefix(S3Options {
-        copy_multipart_threshold: PART as u64,
-        ..small_parts()
-    })
-    .await;
+    let (store, _) =
+        store_at_prefix(small_parts().with_copy_multipart_threshold(PART as u64)).await;
     let data = pattern(2 * PART + 100, 4);
     let mut md = std::collections::BTreeMap::new();
     md.insert("k".to_owned(), "v".to_owned());
@@ -266,11 +258,9 @@ async fn s3_copy_past_the_threshold_is_a_multipart_copy_with_metadata() {
         .put(
             &key("src"),
             Body::from_bytes(data.clone()),
-            PutOptions {
-                content_type: Some("application/x-test".into()),
-                metadata: md.clone(),
-                ..Default::default()
-            },
+            PutOptions::default()
+                .with_content_type(Some("application/x-test".into()))
+                .with_metadata(md.clone()),
         )
         .await
         .unwrap();

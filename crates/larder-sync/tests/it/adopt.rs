@@ -15,11 +15,9 @@ const MIB: usize = 1 << 20;
 
 /// A store writing as another tool would: no larder mtime, its own part size.
 async fn foreign_s3(prefix: &str, part_size: u64) -> Arc<larder_store::S3Store> {
-    let opts = S3Options {
-        multipart_threshold: 5 << 20,
-        part_size,
-        ..S3Options::default()
-    };
+    let opts = S3Options::default()
+        .with_multipart_threshold(5 << 20)
+        .with_part_size(part_size);
     Arc::new(larder_testutil::s3_store(opts, Some(prefix)).await)
 }
 
@@ -70,6 +68,7 @@ fn reasons(events: &Mutex<Vec<Event>>) -> Vec<String> {
                 ..
             } => format!("{action} {key}: {reason}"),
             Event::Failed { key, error } => format!("failed {key}: {error}"),
+            other => panic!("unexpected event {other:?}"),
         })
         .collect();
     v.sort();
@@ -101,12 +100,10 @@ async fn s3_a_bucket_another_tool_filled_is_adopted_without_put_or_head() {
         Arc::new(CountingStore::new(bucket.clone())),
     );
     // The dry run says what would be adopted and how, and sends what the run will.
-    let dry = SyncOptions {
-        cache: Some(cache.clone()),
-        dry_run: true,
-        on_event: Some(on_event),
-        ..SyncOptions::default()
-    };
+    let dry = SyncOptions::default()
+        .with_cache(Some(cache.clone()))
+        .with_dry_run(true)
+        .with_on_event(Some(on_event));
     let r = sync(s.clone(), d.clone(), dry).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!((r.transferred, r.skipped, r.adopted), (1, 5, 5));
@@ -128,10 +125,7 @@ async fn s3_a_bucket_another_tool_filled_is_adopted_without_put_or_head() {
     );
 
     let d = Arc::new(CountingStore::new(bucket.clone()));
-    let o = SyncOptions {
-        cache: Some(cache.clone()),
-        ..SyncOptions::default()
-    };
+    let o = SyncOptions::default().with_cache(Some(cache.clone()));
     let r = sync(s.clone(), d.clone(), o.clone()).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!((r.transferred, r.etag_verified), (1, 1), "only changed.txt");
@@ -185,10 +179,7 @@ async fn s3_files_another_tool_downloaded_are_adopted_without_get() {
         put(&*local, k, data, t(1000 + i as u64)).await;
     }
     let cache = Arc::new(MetaCache::in_memory());
-    let o = SyncOptions {
-        cache: Some(cache.clone()),
-        ..SyncOptions::default()
-    };
+    let o = SyncOptions::default().with_cache(Some(cache.clone()));
     let (events, on_event) = recorder();
     let (s, d) = (
         Arc::new(CountingStore::new(bucket.clone())),
@@ -197,10 +188,7 @@ async fn s3_files_another_tool_downloaded_are_adopted_without_get() {
     let r = sync(
         s.clone(),
         d.clone(),
-        SyncOptions {
-            on_event: Some(on_event),
-            ..o.clone()
-        },
+        o.clone().with_on_event(Some(on_event)),
     )
     .await
     .unwrap();

@@ -30,16 +30,11 @@ async fn race(
             }
         }
     });
-    let opts = SyncOptions {
-        concurrency: 1,
-        compare: larder_sync::CompareMode::Size,
-        write: WriteOptions {
-            condition: Some(condition),
-            ..Default::default()
-        },
-        on_event: Some(on_event),
-        ..SyncOptions::default()
-    };
+    let opts = SyncOptions::default()
+        .with_concurrency(1)
+        .with_compare(larder_sync::CompareMode::Size)
+        .with_write(WriteOptions::default().with_condition(Some(condition)))
+        .with_on_event(Some(on_event));
     sync(Arc::new(src), Arc::new(dst.clone()), opts)
         .await
         .unwrap()
@@ -91,14 +86,9 @@ async fn if_none_match_plans_existing_keys_as_kept_without_a_write() {
     put(&src, "x", "new", t(1)).await;
     put(&dst, "x", "older", t(0)).await;
     for dry_run in [true, false] {
-        let opts = SyncOptions {
-            dry_run,
-            write: WriteOptions {
-                condition: Some(Conditional::IfNoneMatch),
-                ..Default::default()
-            },
-            ..SyncOptions::default()
-        };
+        let opts = SyncOptions::default()
+            .with_dry_run(dry_run)
+            .with_write(WriteOptions::default().with_condition(Some(Conditional::IfNoneMatch)));
         let r = sync(Arc::new(src.clone()), Arc::new(dst.clone()), opts)
             .await
             .unwrap();
@@ -117,13 +107,8 @@ async fn a_destination_without_preconditions_is_refused_before_any_write() {
     put(&src, "x", "1", t(1)).await;
     let dir = tempfile::tempdir().unwrap();
     let dst = larder_store::LocalStore::new(dir.path());
-    let opts = SyncOptions {
-        write: WriteOptions {
-            condition: Some(Conditional::IfNoneMatch),
-            ..Default::default()
-        },
-        ..SyncOptions::default()
-    };
+    let opts = SyncOptions::default()
+        .with_write(WriteOptions::default().with_condition(Some(Conditional::IfNoneMatch)));
     let err = sync(Arc::new(src), Arc::new(dst), opts).await.unwrap_err();
     assert!(
         err.to_string()
@@ -140,14 +125,12 @@ async fn tags_and_headers_are_carried_then_overridden() {
     src.put(
         &key("page"),
         larder_store::Body::from_bytes("p"),
-        larder_store::PutOptions {
-            tags: Some(tags.clone()),
-            headers: Headers {
+        larder_store::PutOptions::default()
+            .with_tags(Some(tags.clone()))
+            .with_headers(Headers {
                 content_language: Some("fr".into()),
                 ..Default::default()
-            },
-            ..Default::default()
-        },
+            }),
     )
     .await
     .unwrap();
@@ -166,17 +149,14 @@ async fn tags_and_headers_are_carried_then_overridden() {
 
     let over: Tags = [("set".to_owned(), "1".to_owned())].into();
     let dst2 = MemoryStore::new();
-    let opts = SyncOptions {
-        write: WriteOptions {
-            tags: Some(over.clone()),
-            headers: Headers {
+    let opts = SyncOptions::default().with_write(
+        WriteOptions::default()
+            .with_tags(Some(over.clone()))
+            .with_headers(Headers {
                 content_language: Some("de".into()),
                 ..Default::default()
-            },
-            ..Default::default()
-        },
-        ..SyncOptions::default()
-    };
+            }),
+    );
     sync(Arc::new(src), Arc::new(dst2.clone()), opts)
         .await
         .unwrap();

@@ -14,13 +14,11 @@ use crate::*;
 const PART: u64 = 5 << 20;
 
 fn small_parts() -> S3Options {
-    S3Options {
-        multipart_threshold: PART,
-        part_size: PART,
-        get_parallel_threshold: PART,
-        get_part_size: 1 << 20,
-        ..S3Options::default()
-    }
+    S3Options::default()
+        .with_multipart_threshold(PART)
+        .with_part_size(PART)
+        .with_get_parallel_threshold(PART)
+        .with_get_part_size(1 << 20)
 }
 
 async fn s3(name: &str) -> Arc<S3Store> {
@@ -65,10 +63,7 @@ async fn s3_every_direction_round_trips_verified_and_a_resync_is_free() {
     let local = Arc::new(LocalStore::new(dir.path().join("src")));
     fill(&*local).await;
     let cache = Arc::new(larder_sync::MetaCache::in_memory());
-    let o = || SyncOptions {
-        cache: Some(cache.clone()),
-        ..SyncOptions::default()
-    };
+    let o = || SyncOptions::default().with_cache(Some(cache.clone()));
 
     // local → S3
     let bucket = s3("up").await;
@@ -126,10 +121,7 @@ async fn s3_size_mtime_with_a_fresh_cache_hashes_instead_of_heads_then_is_free()
     // A fresh cache (another machine): the files are hashed against the listed ETags (the
     // multipart one with a likely part size), no HEAD; then nothing at all.
     let cache = Arc::new(larder_sync::MetaCache::in_memory());
-    let o = SyncOptions {
-        cache: Some(cache),
-        ..SyncOptions::default()
-    };
+    let o = SyncOptions::default().with_cache(Some(cache));
     let r = sync(local.clone(), bucket.clone(), o.clone())
         .await
         .unwrap();
@@ -143,10 +135,8 @@ async fn s3_compare_modes_detect_what_they_should() {
     let local = Arc::new(LocalStore::new(dir.path()));
     fill(&*local).await;
     let bucket = s3("modes").await;
-    let base = SyncOptions {
-        cache: Some(Arc::new(larder_sync::MetaCache::in_memory())),
-        ..SyncOptions::default()
-    };
+    let base =
+        SyncOptions::default().with_cache(Some(Arc::new(larder_sync::MetaCache::in_memory())));
     sync(local.clone(), bucket.clone(), base.clone())
         .await
         .unwrap();
@@ -163,11 +153,7 @@ async fn s3_compare_modes_detect_what_they_should() {
         let r = sync(
             local.clone(),
             bucket.clone(),
-            SyncOptions {
-                compare: mode,
-                dry_run: true,
-                ..base.clone()
-            },
+            base.clone().with_compare(mode).with_dry_run(true),
         )
         .await
         .unwrap();
@@ -179,10 +165,7 @@ async fn s3_compare_modes_detect_what_they_should() {
     let r = sync(
         local.clone(),
         bucket.clone(),
-        SyncOptions {
-            compare: CompareMode::Etag,
-            ..base.clone()
-        },
+        base.clone().with_compare(CompareMode::Etag),
     )
     .await
     .unwrap();
@@ -194,20 +177,16 @@ async fn s3_compare_modes_detect_what_they_should() {
     let r = sync(
         local.clone(),
         bucket.clone(),
-        SyncOptions {
-            compare: CompareMode::Etag,
-            ..base.clone()
-        },
+        base.clone().with_compare(CompareMode::Etag),
     )
     .await
     .unwrap();
     assert_eq!(r.transferred, 0);
     // Checksum mode with SHA-256: the first run uploads with checksums, the next skips.
-    let sha = SyncOptions {
-        compare: CompareMode::Checksum,
-        checksum: Some(ChecksumAlgorithm::Sha256),
-        ..base.clone()
-    };
+    let sha = base
+        .clone()
+        .with_compare(CompareMode::Checksum)
+        .with_checksum(Some(ChecksumAlgorithm::Sha256));
     let r = sync(local.clone(), bucket.clone(), sha.clone())
         .await
         .unwrap();
@@ -225,14 +204,11 @@ async fn s3_compare_modes_detect_what_they_should() {
     let back = Arc::new(LocalStore::new(dir.path().join("back")));
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
-    let sha = SyncOptions {
-        on_event: Some(Arc::new(move |e: &larder_sync::Event| {
-            if let larder_sync::Event::Done { key, verified, .. } = e {
-                s2.lock().unwrap().push((key.clone(), *verified));
-            }
-        })),
-        ..sha
-    };
+    let sha = sha.with_on_event(Some(Arc::new(move |e: &larder_sync::Event| {
+        if let larder_sync::Event::Done { key, verified, .. } = e {
+            s2.lock().unwrap().push((key.clone(), *verified));
+        }
+    })));
     let r = sync(bucket.clone(), back.clone(), sha).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     let seen = seen.lock().unwrap().clone();
@@ -267,10 +243,7 @@ async fn s3_cancelling_a_multipart_upload_leaves_no_parts() {
     let r = sync(
         local.clone(),
         bucket.clone(),
-        SyncOptions {
-            cancel,
-            ..SyncOptions::default()
-        },
+        SyncOptions::default().with_cancel(cancel),
     )
     .await
     .unwrap();
@@ -286,11 +259,9 @@ async fn s3_a_one_part_multipart_object_is_verified_on_download() {
     let prefix = larder_testutil::unique("onepart");
     let store = Arc::new(
         larder_testutil::s3_store(
-            S3Options {
-                multipart_threshold: PART,
-                part_size: 8 << 20,
-                ..S3Options::default()
-            },
+            S3Options::default()
+                .with_multipart_threshold(PART)
+                .with_part_size(8 << 20),
             Some(&prefix),
         )
         .await,

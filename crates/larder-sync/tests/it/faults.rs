@@ -6,7 +6,7 @@ use std::sync::Arc;
 use larder_store::key::TEMP_PREFIX;
 use larder_store::wrap::FaultStore;
 use larder_store::{ErrorKind, LocalStore, MemoryStore, Store};
-use larder_sync::{sync, Event, SyncOptions};
+use larder_sync::{sync, Event};
 
 use crate::*;
 
@@ -60,16 +60,9 @@ async fn persistent_corruption_is_reported_and_never_written() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let dst = dst(dir.path());
-        let r = sync(
-            faulty.clone(),
-            dst.clone(),
-            SyncOptions {
-                retries: 2,
-                ..opts()
-            },
-        )
-        .await
-        .unwrap();
+        let r = sync(faulty.clone(), dst.clone(), opts().with_retries(2))
+            .await
+            .unwrap();
         assert_eq!(r.transferred, 1);
         assert_eq!(r.errors.len(), 1);
         assert_eq!(r.errors[0].kind, ErrorKind::Integrity);
@@ -139,11 +132,7 @@ async fn deletions_do_not_run_after_a_failed_transfer() {
     let r = sync(
         faulty,
         dst.clone(),
-        SyncOptions {
-            delete: true,
-            retries: 0,
-            ..opts()
-        },
+        opts().with_delete(true).with_retries(0),
     )
     .await
     .unwrap();
@@ -164,12 +153,10 @@ async fn stop_on_error_stops() {
     let r = sync(
         faulty,
         dst.clone(),
-        SyncOptions {
-            stop_on_error: true,
-            retries: 0,
-            concurrency: 1,
-            ..opts()
-        },
+        opts()
+            .with_stop_on_error(true)
+            .with_retries(0)
+            .with_concurrency(1),
     )
     .await
     .unwrap();
@@ -202,16 +189,14 @@ async fn an_interrupted_run_leaves_nothing_partial_and_a_rerun_converges() {
     let first = sync(
         src.clone(),
         dst.clone(),
-        SyncOptions {
-            concurrency: 8,
-            cancel: cancel.clone(),
-            on_event: Some(Arc::new(move |e: &Event| {
+        opts()
+            .with_concurrency(8)
+            .with_cancel(cancel.clone())
+            .with_on_event(Some(Arc::new(move |e: &Event| {
                 if matches!(e, Event::Done { .. }) && d.fetch_add(1, Ordering::SeqCst) == 40 {
                     c.cancel();
                 }
-            })),
-            ..opts()
-        },
+            }))),
     )
     .await
     .unwrap();
@@ -330,16 +315,7 @@ async fn a_failed_batch_delete_names_each_key_and_the_cause() {
     put(&inner, "extra/1", "x", t(1)).await;
     put(&inner, "extra/2", "x", t(1)).await;
     let dst = Arc::new(DeleteFails(inner));
-    let r = sync(
-        src,
-        dst,
-        SyncOptions {
-            delete: true,
-            ..opts()
-        },
-    )
-    .await
-    .unwrap();
+    let r = sync(src, dst, opts().with_delete(true)).await.unwrap();
     assert_eq!(r.deleted, 0);
     let msgs: Vec<&str> = r.errors.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(
@@ -369,16 +345,9 @@ async fn a_source_listing_error_refuses_deletions() {
     let src = Arc::new(LocalStore::new(dir.path()));
     let dst = Arc::new(MemoryStore::new());
     put(&*dst, "extra", "e", t(1)).await;
-    let r = sync(
-        src,
-        dst.clone(),
-        SyncOptions {
-            delete: true,
-            ..opts()
-        },
-    )
-    .await
-    .unwrap();
+    let r = sync(src, dst.clone(), opts().with_delete(true))
+        .await
+        .unwrap();
     assert_eq!(r.transferred, 1);
     assert_eq!(r.errors.len(), 1);
     assert_eq!(r.errors[0].kind, ErrorKind::InvalidKey);

@@ -31,10 +31,7 @@ pub async fn put(store: &dyn Store, k: &str, data: impl Into<Bytes>, mtime: Syst
         .put(
             &key(k),
             Body::from_bytes(data.into()),
-            PutOptions {
-                mtime: Some(mtime),
-                ..Default::default()
-            },
+            PutOptions::default().with_mtime(Some(mtime)),
         )
         .await
         .unwrap_or_else(|e| panic!("put {k}: {e}"));
@@ -58,10 +55,7 @@ pub async fn contents(store: &dyn Store) -> BTreeMap<String, Bytes> {
 }
 
 pub fn opts() -> SyncOptions {
-    SyncOptions {
-        cache: Some(Arc::new(MetaCache::in_memory())),
-        ..SyncOptions::default()
-    }
+    SyncOptions::default().with_cache(Some(Arc::new(MetaCache::in_memory())))
 }
 
 /// Every test module is declared (a forgotten file would silently not run).

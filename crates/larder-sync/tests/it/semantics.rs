@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use larder_store::{MemoryStore, Store};
-use larder_sync::{sync, Action, CompareMode, Event, Filters, Reason, SyncOptions};
+use larder_sync::{sync, Action, CompareMode, Event, Filters, Reason};
 
 use crate::*;
 
@@ -39,10 +39,7 @@ async fn size_mtime_sees_a_touched_file_and_size_mode_does_not() {
     put(&*src, "a", "same", t(1)).await;
     sync(src.clone(), dst.clone(), opts()).await.unwrap();
     put(&*src, "a", "SAME", t(2)).await; // same size, new content and mtime
-    let size_only = SyncOptions {
-        compare: CompareMode::Size,
-        ..opts()
-    };
+    let size_only = opts().with_compare(CompareMode::Size);
     let r = sync(src.clone(), dst.clone(), size_only).await.unwrap();
     assert_eq!((r.transferred, r.skipped), (0, 1));
     let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
@@ -59,13 +56,11 @@ async fn etag_mode_compares_content() {
                                        // bytes differ, whatever the mtimes say.
     let events = Arc::new(Mutex::new(Vec::new()));
     let ev = events.clone();
-    let dry = SyncOptions {
-        dry_run: true,
-        on_event: Some(Arc::new(move |e: &Event| {
+    let dry = opts()
+        .with_dry_run(true)
+        .with_on_event(Some(Arc::new(move |e: &Event| {
             ev.lock().unwrap().push(e.clone())
-        })),
-        ..opts()
-    };
+        })));
     let r = sync(src.clone(), dst.clone(), dry).await.unwrap();
     assert_eq!(r.transferred, 1);
     assert!(matches!(
@@ -76,10 +71,7 @@ async fn etag_mode_compares_content() {
             ..
         }]
     ));
-    let etag = SyncOptions {
-        compare: CompareMode::Etag,
-        ..opts()
-    };
+    let etag = opts().with_compare(CompareMode::Etag);
     let r = sync(src.clone(), dst.clone(), etag.clone()).await.unwrap();
     assert_eq!(r.transferred, 1);
     let r = sync(src.clone(), dst.clone(), etag).await.unwrap();
@@ -91,11 +83,9 @@ async fn checksum_mode_compares_the_additional_checksum() {
     let (src, dst) = pair();
     let a = larder_store::integrity::ChecksumAlgorithm::Crc32c;
     put(&*src, "a", "v1", t(1)).await;
-    let with = SyncOptions {
-        compare: CompareMode::Checksum,
-        checksum: Some(a),
-        ..opts()
-    };
+    let with = opts()
+        .with_compare(CompareMode::Checksum)
+        .with_checksum(Some(a));
     // The source object carries no stored checksum: unknown is never "equal".
     let r = sync(src.clone(), dst.clone(), with.clone()).await.unwrap();
     assert_eq!(r.transferred, 1);
@@ -106,11 +96,9 @@ async fn checksum_mode_compares_the_additional_checksum() {
     src.put(
         &key("a"),
         larder_store::Body::from_bytes("v1"),
-        larder_store::PutOptions {
-            checksum: Some(a),
-            mtime: Some(t(1)),
-            ..Default::default()
-        },
+        larder_store::PutOptions::default()
+            .with_checksum(Some(a))
+            .with_mtime(Some(t(1))),
     )
     .await
     .unwrap();
@@ -134,13 +122,11 @@ async fn a_custom_comparator_decides() {
     sync(src.clone(), dst.clone(), opts()).await.unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
     let ev = events.clone();
-    let custom = SyncOptions {
-        comparator: Some(Arc::new(OddSizes)),
-        on_event: Some(Arc::new(move |e: &Event| {
+    let custom = opts()
+        .with_comparator(Some(Arc::new(OddSizes)))
+        .with_on_event(Some(Arc::new(move |e: &Event| {
             ev.lock().unwrap().push(e.clone())
-        })),
-        ..opts()
-    };
+        })));
     let r = sync(src.clone(), dst.clone(), custom).await.unwrap();
     assert_eq!((r.transferred, r.skipped), (1, 1));
     let events = events.lock().unwrap();
@@ -156,10 +142,7 @@ async fn delete_prunes_extra_keys_after_transfers() {
     let r = sync(src.clone(), dst.clone(), opts()).await.unwrap();
     assert_eq!(r.deleted, 0, "no --delete, no deletion");
     assert_eq!(contents(&*dst).await.len(), 3);
-    let del = SyncOptions {
-        delete: true,
-        ..opts()
-    };
+    let del = opts().with_delete(true);
     let r = sync(src.clone(), dst.clone(), del).await.unwrap();
     assert_eq!((r.transferred, r.skipped, r.deleted), (0, 1, 2));
     assert_eq!(contents(&*dst).await.keys().collect::<Vec<_>>(), ["keep"]);
@@ -169,10 +152,7 @@ async fn delete_prunes_extra_keys_after_transfers() {
 async fn delete_is_refused_for_an_empty_source_unless_allowed() {
     let (src, dst) = pair();
     put(&*dst, "precious", "p", t(1)).await;
-    let del = SyncOptions {
-        delete: true,
-        ..opts()
-    };
+    let del = opts().with_delete(true);
     let r = sync(src.clone(), dst.clone(), del.clone()).await.unwrap();
     assert_eq!(r.deleted, 0);
     assert!(r
@@ -181,10 +161,7 @@ async fn delete_is_refused_for_an_empty_source_unless_allowed() {
         .unwrap()
         .contains("source is empty"));
     assert_eq!(contents(&*dst).await.len(), 1);
-    let allowed = SyncOptions {
-        allow_empty_source: true,
-        ..del
-    };
+    let allowed = del.with_allow_empty_source(true);
     let r = sync(src.clone(), dst.clone(), allowed).await.unwrap();
     assert_eq!(r.deleted, 1);
     assert!(dst.is_empty());
@@ -197,11 +174,7 @@ async fn max_delete_refuses_all_deletions_past_the_limit() {
     for i in 0..5 {
         put(&*dst, &format!("x{i}"), "x", t(1)).await;
     }
-    let capped = SyncOptions {
-        delete: true,
-        max_delete: Some(4),
-        ..opts()
-    };
+    let capped = opts().with_delete(true).with_max_delete(Some(4));
     let r = sync(src.clone(), dst.clone(), capped.clone())
         .await
         .unwrap();
@@ -212,16 +185,9 @@ async fn max_delete_refuses_all_deletions_past_the_limit() {
         .unwrap()
         .contains("--max-delete 4"));
     assert_eq!(dst.len(), 6);
-    let r = sync(
-        src.clone(),
-        dst.clone(),
-        SyncOptions {
-            max_delete: Some(5),
-            ..capped
-        },
-    )
-    .await
-    .unwrap();
+    let r = sync(src.clone(), dst.clone(), capped.with_max_delete(Some(5)))
+        .await
+        .unwrap();
     assert_eq!(r.deleted, 5);
 }
 
@@ -237,14 +203,12 @@ async fn dry_run_plans_everything_and_writes_nothing() {
     let before = contents(&*dst).await;
     let events = Arc::new(Mutex::new(Vec::new()));
     let ev = events.clone();
-    let dry = SyncOptions {
-        dry_run: true,
-        delete: true,
-        on_event: Some(Arc::new(move |e: &Event| {
+    let dry = opts()
+        .with_dry_run(true)
+        .with_delete(true)
+        .with_on_event(Some(Arc::new(move |e: &Event| {
             ev.lock().unwrap().push(e.clone())
-        })),
-        ..opts()
-    };
+        })));
     let r = sync(src.clone(), dst.clone(), dry).await.unwrap();
     assert!(r.dry_run);
     assert_eq!((r.transferred, r.skipped, r.deleted), (2, 1, 1));
@@ -293,11 +257,7 @@ async fn filters_select_keys_and_protect_excluded_ones_from_deletion() {
     let r = sync(
         src.clone(),
         dst.clone(),
-        SyncOptions {
-            filters,
-            delete: true,
-            ..opts()
-        },
+        opts().with_filters(filters).with_delete(true),
     )
     .await
     .unwrap();
@@ -321,13 +281,11 @@ async fn metadata_travels_with_objects() {
     src.put(
         &key("page.html"),
         larder_store::Body::from_bytes("<p>"),
-        larder_store::PutOptions {
-            content_type: Some("text/html".into()),
-            cache_control: Some("no-cache".into()),
-            metadata: md.clone(),
-            mtime: Some(t(5)),
-            ..Default::default()
-        },
+        larder_store::PutOptions::default()
+            .with_content_type(Some("text/html".into()))
+            .with_cache_control(Some("no-cache".into()))
+            .with_metadata(md.clone())
+            .with_mtime(Some(t(5))),
     )
     .await
     .unwrap();
@@ -346,16 +304,9 @@ async fn many_deletions_spill_to_disk_and_all_run() {
     for i in 0..10_500 {
         put(&*dst, &format!("extra/{i:05}"), "x", t(1)).await;
     }
-    let r = sync(
-        src.clone(),
-        dst.clone(),
-        SyncOptions {
-            delete: true,
-            ..opts()
-        },
-    )
-    .await
-    .unwrap();
+    let r = sync(src.clone(), dst.clone(), opts().with_delete(true))
+        .await
+        .unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.deleted, 10_500);
     assert_eq!(dst.len(), 1);
@@ -403,13 +354,11 @@ async fn archived_source_objects_are_skipped_and_reported_never_read() {
     for dry_run in [true, false] {
         let events = Arc::new(Mutex::new(Vec::new()));
         let ev = events.clone();
-        let o = SyncOptions {
-            dry_run,
-            on_event: Some(Arc::new(move |e: &Event| {
+        let o = opts()
+            .with_dry_run(dry_run)
+            .with_on_event(Some(Arc::new(move |e: &Event| {
                 ev.lock().unwrap().push(e.clone())
-            })),
-            ..opts()
-        };
+            })));
         let r = sync(src.clone(), dst.clone(), o).await.unwrap();
         assert_eq!((r.transferred, r.archived), (1, 1), "dry run {dry_run}");
         assert!(events.lock().unwrap().iter().any(|e| matches!(
@@ -447,12 +396,9 @@ async fn progress_tells_each_transfer_and_its_bytes_as_they_move() {
     .await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
-    let o = SyncOptions {
-        on_progress: Some(Arc::new(move |p: &larder_sync::Progress| {
-            s2.lock().unwrap().push(p.clone())
-        })),
-        ..opts()
-    };
+    let o = opts().with_on_progress(Some(Arc::new(move |p: &larder_sync::Progress| {
+        s2.lock().unwrap().push(p.clone())
+    })));
     sync(src.clone(), dst.clone(), o).await.unwrap();
     let seen = seen.lock().unwrap().clone();
     use larder_sync::Progress::{Bytes, Started};
@@ -503,15 +449,13 @@ async fn reports_events_and_progress_serialize_for_logs() {
     put(&*src, "a", "data", t(1)).await;
     let events = Arc::new(Mutex::new(Vec::new()));
     let (e2, p2) = (events.clone(), events.clone());
-    let o = SyncOptions {
-        on_event: Some(Arc::new(move |e: &Event| {
+    let o = opts()
+        .with_on_event(Some(Arc::new(move |e: &Event| {
             e2.lock().unwrap().push(serde_json::to_value(e).unwrap())
-        })),
-        on_progress: Some(Arc::new(move |p: &larder_sync::Progress| {
+        })))
+        .with_on_progress(Some(Arc::new(move |p: &larder_sync::Progress| {
             p2.lock().unwrap().push(serde_json::to_value(p).unwrap())
-        })),
-        ..opts()
-    };
+        })));
     let r = sync(src, dst, o).await.unwrap();
     let report = serde_json::to_value(&r).unwrap();
     assert_eq!(report["transferred"], 1);

@@ -15,12 +15,10 @@ const MIB: usize = 1 << 20;
 
 async fn metered(prefix: &str) -> (Arc<larder_store::S3Store>, Arc<RequestMeter>) {
     let meter = Arc::new(RequestMeter::new(Limits::default()));
-    let opts = S3Options {
-        multipart_threshold: 5 << 20,
-        part_size: 5 << 20,
-        meter: Some(meter.clone()),
-        ..S3Options::default()
-    };
+    let opts = S3Options::default()
+        .with_multipart_threshold(5 << 20)
+        .with_part_size(5 << 20)
+        .with_meter(Some(meter.clone()));
     (
         Arc::new(larder_testutil::s3_store(opts, Some(prefix)).await),
         meter,
@@ -31,16 +29,14 @@ async fn metered(prefix: &str) -> (Arc<larder_store::S3Store>, Arc<RequestMeter>
 async fn s3_copies_on_one_server_move_no_bytes_and_keep_etags_and_metadata() {
     let run = larder_testutil::unique("sscopy");
     let (src, _) = metered(&format!("{run}/src")).await;
-    let typed = PutOptions {
-        content_type: Some("text/markdown".into()),
-        metadata: [("owner".to_owned(), "ann".to_owned())].into(),
-        headers: Headers {
+    let typed = PutOptions::default()
+        .with_content_type(Some("text/markdown".into()))
+        .with_metadata([("owner".to_owned(), "ann".to_owned())].into())
+        .with_headers(Headers {
             content_disposition: Some("attachment".into()),
             ..Default::default()
-        },
-        mtime: Some(t(1)),
-        ..Default::default()
-    };
+        })
+        .with_mtime(Some(t(1)));
     src.put(&key("doc.md"), Body::from_bytes(&b"# notes\n"[..]), typed)
         .await
         .unwrap();
@@ -86,10 +82,7 @@ async fn s3_copies_on_one_server_move_no_bytes_and_keep_etags_and_metadata() {
 
     // Turned off, the same objects are streamed and hashed.
     let (plain, plain_meter) = metered(&format!("{run}/plain")).await;
-    let never = SyncOptions {
-        server_side_copy: ServerSideCopy::Never,
-        ..opts()
-    };
+    let never = opts().with_server_side_copy(ServerSideCopy::Never);
     let r = sync(src.clone(), plain.clone(), never).await.unwrap();
     assert_eq!((r.transferred, r.server_side_copies), (3, 0));
     assert!(plain_meter.upload_bytes() >= 12 * MIB as u64);
