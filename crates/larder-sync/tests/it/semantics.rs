@@ -460,13 +460,14 @@ async fn reports_events_and_progress_serialize_for_logs() {
     let report = serde_json::to_value(&r).unwrap();
     assert_eq!(report["transferred"], 1);
     assert_eq!(report["etag_verified"], 1);
-    assert!(report["elapsed"].as_f64().unwrap() >= 0.0);
+    assert!(report["elapsed_seconds"].as_f64().unwrap() >= 0.0);
     let events = events.lock().unwrap().clone();
-    let done = events.iter().find(|e| e["event"] == "done").unwrap();
-    assert_eq!(done["action"], "transfer");
+    // The form `larder sync --json` prints (schema 1).
+    let done = events.iter().find(|e| e["event"] == "transfer").unwrap();
     assert_eq!(done["key"], "a");
     assert_eq!(done["reason"], "missing at destination");
-    assert_eq!(done["verified"]["etag"], true);
+    assert_eq!(done["etag_verified"], true);
+    assert_eq!(done["done"], 1);
     assert!(events
         .iter()
         .any(|e| e["progress"] == "started" && e["size"] == 4));
