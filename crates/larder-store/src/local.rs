@@ -43,7 +43,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, ErrorKind, Op, Result};
 use crate::integrity::Hasher;
@@ -304,13 +304,16 @@ impl LocalStore {
         // A partial copy outlives an interrupted put (a later one resumes it); it is removed
         // only when what it holds is known to be wrong (below).
         let guard = TempGuard((opts.partial.is_none()).then(|| tmp.clone()));
-        let mut file = tokio::fs::File::from_std(std_file);
-        let mut hasher = Hasher::new();
+        // Only the size and an asked-for checksum: the bytes were verified as they were read
+        // (the sync engine checks them against the source's ETag before this put returns),
+        // so a whole-body MD5 here would be a second, serial pass over every byte.
+        let mut hasher = Hasher::new().skip_md5();
         if let Some(a) = opts.checksum {
             hasher = hasher.with_checksum(a);
         }
         let declared = body.size();
         let mut stream = body.into_stream();
+        let mut writer = Writer::new(std_file, &target);
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
@@ -323,9 +326,7 @@ impl LocalStore {
                 }
             };
             hasher.update(&chunk);
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?;
+            writer.push(chunk).await?;
         }
         let digests = hasher.finish();
         if let Some(want) = declared {
@@ -339,10 +340,7 @@ impl LocalStore {
                 );
             }
         }
-        file.flush()
-            .await
-            .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?;
-        let file = file.into_std().await;
+        let file = writer.finish().await?;
         let mtime = opts.mtime;
         let (tmp2, target2) = (tmp.clone(), target.clone());
         let attrs = PutOptions {
@@ -428,6 +426,97 @@ const PARTIAL_MARK: &str = "partial-";
 
 /// How long a partial copy waits for a run to resume it before a cleanup removes it.
 const PARTIAL_KEPT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Writes a put's body to its temp file on the blocking pool, without copying it: chunks
+/// are gathered up to [`WRITE_BATCH`] and written in one blocking call. Every
+/// [`WRITEBACK_STEP`] written, Linux is asked to start writing them to disk
+/// (`sync_file_range`), so the fsync before the rename finds little left to flush and a
+/// large download's disk writes overlap its network reads.
+struct Writer {
+    file: Arc<std::fs::File>,
+    batch: Vec<bytes::Bytes>,
+    batched: usize,
+    written: u64,
+    flushed_to: u64,
+    target: String,
+}
+
+/// Bytes gathered before a write.
+const WRITE_BATCH: usize = 1 << 20;
+/// Bytes written between two writeback requests.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+impl Writer {
+    fn new(file: std::fs::File, target: &Path) -> Self {
+        Writer {
+            file: Arc::new(file),
+            batch: Vec::new(),
+            batched: 0,
+            written: 0,
+            flushed_to: 0,
+            target: target.display().to_string(),
+        }
+    }
+
+    async fn push(&mut self, chunk: bytes::Bytes) -> Result<()> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= WRITE_BATCH {
+            self.write().await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        let len = std::mem::take(&mut self.batched) as u64;
+        let file = self.file.clone();
+        let end = self.written + len;
+        let writeback = (end - self.flushed_to >= WRITEBACK_STEP).then_some(self.flushed_to);
+        let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            for chunk in &batch {
+                (&*file).write_all(chunk)?;
+            }
+            if let Some(from) = writeback {
+                start_writeback(&file, from, end - from);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Other, Op::Put, self.target.clone()).with_source(e))?;
+        done.map_err(|e| Error::io(Op::Put, self.target.clone(), e))?;
+        self.written = end;
+        if writeback.is_some() {
+            self.flushed_to = end;
+        }
+        Ok(())
+    }
+
+    /// Writes what is gathered and hands the file back.
+    async fn finish(mut self) -> Result<std::fs::File> {
+        if !self.batch.is_empty() {
+            self.write().await?;
+        }
+        Ok(Arc::try_unwrap(self.file).unwrap_or_else(|f| {
+            f.try_clone().expect("a file handle can be duplicated")
+        }))
+    }
+}
+
+/// Asks the kernel to start writing `len` bytes from `offset` to disk, without waiting for
+/// it: on Linux, `POSIX_FADV_DONTNEED` over dirty pages starts their writeback (and drops
+/// the clean ones from the page cache, which a download does not read again). Elsewhere
+/// the fsync before the rename does it all.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use rustix::fs::{fadvise, Advice};
+    // Advice: a failure only means the fsync does all the work.
+    let _ = fadvise(file, offset, std::num::NonZeroU64::new(len), Advice::DontNeed);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 /// Removes a temp file when a put fails or is cancelled.
 struct TempGuard(Option<PathBuf>);
