@@ -498,9 +498,8 @@ impl Writer {
         if !self.batch.is_empty() {
             self.write().await?;
         }
-        Ok(Arc::try_unwrap(self.file).unwrap_or_else(|f| {
-            f.try_clone().expect("a file handle can be duplicated")
-        }))
+        Ok(Arc::try_unwrap(self.file)
+            .unwrap_or_else(|f| f.try_clone().expect("a file handle can be duplicated")))
     }
 }
 
@@ -512,7 +511,12 @@ impl Writer {
 fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     use rustix::fs::{fadvise, Advice};
     // Advice: a failure only means the fsync does all the work.
-    let _ = fadvise(file, offset, std::num::NonZeroU64::new(len), Advice::DontNeed);
+    let _ = fadvise(
+        file,
+        offset,
+        std::num::NonZeroU64::new(len),
+        Advice::DontNeed,
+    );
 }
 
 #[cfg(not(target_os = "linux"))]

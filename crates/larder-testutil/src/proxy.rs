@@ -22,6 +22,10 @@ pub enum Fault {
     /// Flip one byte in the middle of the body of the first `n` ranged GET answers (206),
     /// keeping their length: a bad NIC or proxy, before the client hashes anything.
     FlipRangedGetBodies(u64),
+    /// Flip one byte in the middle of the body of the first `n` PUT requests that carry one
+    /// (PutObject, UploadPart), keeping their length, before forwarding them: bytes damaged
+    /// on the way to the server, which must refuse them.
+    FlipPutBodies(u64),
     /// With probability `percent`/100 per request (seeded, so a run can be replayed), one
     /// of the [`Injected`] faults, picked at random.
     Random {
@@ -326,6 +330,19 @@ fn handle(client: TcpStream, up: &str, sh: &Shared) -> std::io::Result<()> {
         faulted.fetch_add(1, Ordering::Relaxed);
         client.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
         return Ok(());
+    }
+    if let Fault::FlipPutBodies(n) = fault {
+        let flip = method == "PUT"
+            && !body.is_empty()
+            && faulted
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                    (c < n).then_some(c + 1)
+                })
+                .is_ok();
+        if flip {
+            let mid = body.len() / 2;
+            body[mid] ^= 0x20;
+        }
     }
     let mut upstream = TcpStream::connect(up)?;
     upstream.write_all(&rewrite(&req, &["expect"]))?;

@@ -372,8 +372,12 @@ async fn upload_part(
         let v = Checksum::from_raw(a, r).value;
         req = with_checksum!(req, a, v);
     }
+    // The body is not part of the signature: Content-MD5, which is, makes the server check
+    // every byte, and a SHA-256 of each part would be a third pass over it.
     let out = req
         .body(SdkByteStream::from(data))
+        .customize()
+        .disable_payload_signing()
         .send()
         .await
         .map_err(|e| map_sdk_error(&endpoint, e, Op::Put, format!("{loc} (part {number})")))?;

@@ -71,7 +71,10 @@ impl S3Store {
             |req: Result<aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder>| {
                 let loc = loc.clone();
                 async move {
-                    req?.send()
+                    // Unsigned payload: the signed Content-MD5 has the server check the body.
+                    req?.customize()
+                        .disable_payload_signing()
+                        .send()
                         .await
                         .map_err(|e| map_sdk_error(&self.inner.endpoint, e, Op::Put, loc))
                 }

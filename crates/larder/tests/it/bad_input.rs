@@ -487,3 +487,56 @@ fn s3_a_byte_flipped_on_the_wire_in_a_parallel_part_download_is_caught_and_retri
     assert_eq!(once.faulted(), 1);
     assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), data);
 }
+
+/// Upload bodies are sent unsigned (the signed Content-MD5 stands for them): bytes damaged
+/// on the way are still refused by the server, the part or object is sent again, and what
+/// is stored is exactly the file, single-part and multipart alike.
+#[test]
+fn s3_upload_bytes_damaged_in_flight_are_refused_and_sent_again() {
+    use larder_testutil::proxy::{Fault, Proxy};
+    let env = larder_testutil::s3_env();
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let big: Vec<u8> = (0..12u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    std::fs::write(src.join("small.txt"), b"small but damaged once").unwrap();
+    let url = format!(
+        "s3://{}/{}/",
+        env.bucket,
+        larder_testutil::unique("flip-put")
+    );
+    // Two damaged bodies: whichever requests they hit (a part, the small object) fail with
+    // BadDigest and are retried.
+    let flip = Proxy::start(&env.endpoint, Fault::FlipPutBodies(2));
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c
+        .env("LARDER_ENDPOINT_URL", &flip.endpoint)
+        .args([
+            "sync",
+            "--json",
+            "--multipart-threshold",
+            "5Mi",
+            "--part-size",
+            "5Mi",
+        ])
+        .arg(&src)
+        .arg(&url));
+    assert_eq!(out.status.code(), Some(0));
+    let s = summary(&out);
+    assert_eq!(
+        (s["transferred"].as_u64(), s["etag_verified"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(flip.faulted(), 2, "two bodies were damaged");
+    // Read back past the proxy: exactly the files.
+    let back = d.path().join("back");
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c.args(["sync", "-q"]).arg(&url).arg(&back));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), big);
+    assert_eq!(
+        std::fs::read(back.join("small.txt")).unwrap(),
+        b"small but damaged once"
+    );
+}
