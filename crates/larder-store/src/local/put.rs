@@ -1,0 +1,341 @@
+//! Writes to a local directory: a temp file beside the target, written without copying the
+//! body, its writeback started as it grows, fsynced, then renamed over the target.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::stream::StreamExt;
+
+use super::{LocalStore, PARTIAL_MARK};
+use crate::error::{Error, ErrorKind, Op, Result};
+use crate::integrity::Hasher;
+use crate::key::TEMP_PREFIX;
+use crate::types::*;
+use crate::{Key, Store};
+
+impl LocalStore {
+    /// Where the partial copy of `key` from a source tagged `tag` is kept: a temp name in
+    /// the target's directory, the same for every run.
+    pub(super) fn partial_path(target: &Path, key: &Key, tag: &str) -> PathBuf {
+        let id = crate::integrity::md5_hex(format!("{}\0{tag}", key.as_str()).as_bytes());
+        target
+            .parent()
+            .expect("a key path has a parent")
+            .join(format!("{TEMP_PREFIX}{PARTIAL_MARK}{}", &id[..16]))
+    }
+
+    /// Opens the partial copy for a put that starts at `p.offset`: created when new, cut to
+    /// the offset, locked (a second writer is refused).
+    fn open_partial(
+        &self,
+        key: &Key,
+        target: &Path,
+        p: &Partial,
+    ) -> Result<(PathBuf, std::fs::File)> {
+        use std::io::{Seek, SeekFrom};
+        let path = Self::partial_path(target, key, &p.tag);
+        let shown = target.display().to_string();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(Op::Put, &shown, e))?;
+        if f.try_lock().is_err() {
+            return Err(Error::new(ErrorKind::Conflict, Op::Put, shown)
+                .with_detail("another larder is writing this file"));
+        }
+        let len = f
+            .metadata()
+            .map_err(|e| Error::io(Op::Put, &shown, e))?
+            .len();
+        if len < p.offset {
+            return Err(
+                Error::new(ErrorKind::Integrity, Op::Put, shown).with_detail(format!(
+                    "the partial copy holds {len} bytes, not the {} to resume from",
+                    p.offset
+                )),
+            );
+        }
+        f.set_len(p.offset)
+            .map_err(|e| Error::io(Op::Put, &shown, e))?;
+        let mut f = f;
+        f.seek(SeekFrom::Start(p.offset))
+            .map_err(|e| Error::io(Op::Put, &shown, e))?;
+        Ok((path, f))
+    }
+
+    pub(super) async fn put_inner(
+        &self,
+        key: &Key,
+        body: Body,
+        opts: &PutOptions,
+    ) -> Result<PutResult> {
+        let target = self.path_of(key.as_str(), Op::Put)?;
+        let parent = target
+            .parent()
+            .expect("a key path has a parent")
+            .to_path_buf();
+        if let Err(e) = tokio::fs::create_dir_all(&parent).await {
+            return Err(self
+                .find_clash(key.as_str())
+                .unwrap_or_else(|| Error::io(Op::Put, parent.display(), e)));
+        }
+        // The parents are directories now; the one clash left is a directory at the target.
+        if tokio::fs::metadata(&target).await.is_ok_and(|m| m.is_dir()) {
+            return Err(
+                Error::new(ErrorKind::Conflict, Op::Put, self.location(key.as_str()))
+                    .with_detail("a directory of the same name is there"),
+            );
+        }
+        // Errors name the target, not its temp file: that is the path the user knows.
+        let loc = |_: &Path| target.display().to_string();
+        let (tmp, std_file) = match &opts.partial {
+            None => {
+                let tmp = parent.join(format!("{TEMP_PREFIX}{:016x}", rand_u64()));
+                // Opened synchronously (one open(2)): with tokio's open on the blocking pool,
+                // a put cancelled while the open was pending would drop the guard first, and
+                // the open would then create a temp file that nothing removes.
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)
+                    .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?;
+                // Held until the rename: a cleanup (`with_temp_cleanup`) takes an unlocked
+                // temp file for one a killed run left behind. Where locks are unsupported,
+                // files are left.
+                let _ = f.try_lock();
+                (tmp, f)
+            }
+            Some(p) => self.open_partial(key, &target, p)?,
+        };
+        // A partial copy outlives an interrupted put (a later one resumes it); it is removed
+        // only when what it holds is known to be wrong (below).
+        let guard = TempGuard((opts.partial.is_none()).then(|| tmp.clone()));
+        // Only the size and an asked-for checksum: the bytes were verified as they were read
+        // (the sync engine checks them against the source's ETag before this put returns),
+        // so a whole-body MD5 here would be a second, serial pass over every byte.
+        let mut hasher = Hasher::new().skip_md5();
+        if let Some(a) = opts.checksum {
+            hasher = hasher.with_checksum(a);
+        }
+        let declared = body.size();
+        let mut stream = body.into_stream();
+        let mut writer = Writer::new(std_file, &target);
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    // Wrong bytes (the source's hash did not match): not worth resuming.
+                    if opts.partial.is_some() && e.kind() == ErrorKind::Integrity {
+                        let _ = std::fs::remove_file(&tmp);
+                    }
+                    return Err(e);
+                }
+            };
+            hasher.update(&chunk);
+            writer.push(chunk).await?;
+        }
+        let digests = hasher.finish();
+        if let Some(want) = declared {
+            if want != digests.size {
+                return Err(
+                    Error::new(ErrorKind::Integrity, Op::Put, self.location(key.as_str()))
+                        .with_detail(format!(
+                            "the body was {want} bytes long when opened but {} bytes were read",
+                            digests.size
+                        )),
+                );
+            }
+        }
+        let file = writer.finish().await?;
+        let mtime = opts.mtime;
+        let (tmp2, target2) = (tmp.clone(), target.clone());
+        let attrs = PutOptions {
+            content_type: opts.content_type.clone(),
+            cache_control: opts.cache_control.clone(),
+            headers: opts.headers.clone(),
+            metadata: opts.metadata.clone(),
+            ..Default::default()
+        };
+        let no_xattrs = self.no_xattrs.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            // Before the rename: the file appears with its metadata, never another's.
+            match crate::local_meta::write(&file, &attrs) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if !no_xattrs.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(
+                            "{}: the file system keeps no extended attributes, so Content-Type and metadata are not kept",
+                            target2.display()
+                        );
+                    }
+                }
+                Err(e) => {
+                    let why = format!("could not set its extended attributes: {e}");
+                    return Err(Error::io(Op::Put, target2.display(), e).with_detail(why));
+                }
+            }
+            if let Some(t) = mtime {
+                file.set_modified(t)
+                    .map_err(|e| Error::io(Op::Put, target2.display(), e))?;
+            }
+            file.sync_all()
+                .map_err(|e| Error::io(Op::Put, target2.display(), e))?;
+            // Renamed while still open and locked (Unix allows it), so no cleanup can take
+            // the file for stale in between; elsewhere closed first, as rename requires.
+            #[cfg(not(unix))]
+            drop(file);
+            std::fs::rename(&tmp2, &target2)
+                .map_err(|e| Error::io(Op::Put, target2.display(), e))?;
+            #[cfg(unix)]
+            drop(file);
+            // Make the rename itself durable.
+            if let Some(dir) = target2.parent() {
+                if let Ok(d) = std::fs::File::open(dir) {
+                    let _ = d.sync_all();
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| {
+            Error::new(ErrorKind::Other, Op::Put, self.location(key.as_str())).with_source(e)
+        })??;
+        guard.disarm();
+        let checksum = opts.checksum.and_then(|a| digests.checksum(a).cloned());
+        Ok(PutResult {
+            size: digests.size,
+            etag: None,
+            checksum,
+            digests: Some(digests),
+            version_id: None,
+        })
+    }
+}
+
+/// Writes a put's body to its temp file on the blocking pool, without copying it: chunks
+/// are gathered up to [`WRITE_BATCH`] and written in one blocking call. Every
+/// [`WRITEBACK_STEP`] written, Linux is asked to start writing them to disk
+/// (`sync_file_range`), so the fsync before the rename finds little left to flush and a
+/// large download's disk writes overlap its network reads.
+struct Writer {
+    file: Arc<std::fs::File>,
+    batch: Vec<bytes::Bytes>,
+    batched: usize,
+    written: u64,
+    flushed_to: u64,
+    target: String,
+}
+
+/// Bytes gathered before a write.
+const WRITE_BATCH: usize = 1 << 20;
+/// Bytes written between two writeback requests.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+impl Writer {
+    fn new(file: std::fs::File, target: &Path) -> Self {
+        Writer {
+            file: Arc::new(file),
+            batch: Vec::new(),
+            batched: 0,
+            written: 0,
+            flushed_to: 0,
+            target: target.display().to_string(),
+        }
+    }
+
+    async fn push(&mut self, chunk: bytes::Bytes) -> Result<()> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= WRITE_BATCH {
+            self.write().await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        let len = std::mem::take(&mut self.batched) as u64;
+        let file = self.file.clone();
+        let end = self.written + len;
+        let writeback = (end - self.flushed_to >= WRITEBACK_STEP).then_some(self.flushed_to);
+        let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            for chunk in &batch {
+                (&*file).write_all(chunk)?;
+            }
+            if let Some(from) = writeback {
+                start_writeback(&file, from, end - from);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Other, Op::Put, self.target.clone()).with_source(e))?;
+        done.map_err(|e| Error::io(Op::Put, self.target.clone(), e))?;
+        self.written = end;
+        if writeback.is_some() {
+            self.flushed_to = end;
+        }
+        Ok(())
+    }
+
+    /// Writes what is gathered and hands the file back.
+    async fn finish(mut self) -> Result<std::fs::File> {
+        if !self.batch.is_empty() {
+            self.write().await?;
+        }
+        Ok(Arc::try_unwrap(self.file)
+            .unwrap_or_else(|f| f.try_clone().expect("a file handle can be duplicated")))
+    }
+}
+
+/// Asks the kernel to start writing `len` bytes from `offset` to disk, without waiting for
+/// it: on Linux, `POSIX_FADV_DONTNEED` over dirty pages starts their writeback (and drops
+/// the clean ones from the page cache, which a download does not read again). Elsewhere
+/// the fsync before the rename does it all.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use rustix::fs::{fadvise, Advice};
+    // Advice: a failure only means the fsync does all the work.
+    let _ = fadvise(
+        file,
+        offset,
+        std::num::NonZeroU64::new(len),
+        Advice::DontNeed,
+    );
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
+
+/// Removes a temp file when a put fails or is cancelled.
+struct TempGuard(Option<PathBuf>);
+
+impl TempGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher as _};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
