@@ -72,54 +72,25 @@ impl LocalStore {
         body: Body,
         opts: &PutOptions,
     ) -> Result<PutResult> {
+        if opts.partial.is_none() && body.size().is_some_and(|n| n <= SMALL_PUT) {
+            return self.put_small(key, body, opts).await;
+        }
         let target = self.path_of(key.as_str(), Op::Put)?;
-        let parent = target
-            .parent()
-            .expect("a key path has a parent")
-            .to_path_buf();
-        if let Err(e) = tokio::fs::create_dir_all(&parent).await {
-            return Err(self
-                .find_clash(key.as_str())
-                .unwrap_or_else(|| Error::io(Op::Put, parent.display(), e)));
-        }
-        // The parents are directories now; the one clash left is a directory at the target.
-        if tokio::fs::metadata(&target).await.is_ok_and(|m| m.is_dir()) {
-            return Err(
-                Error::new(ErrorKind::Conflict, Op::Put, self.location(key.as_str()))
-                    .with_detail("a directory of the same name is there"),
-            );
-        }
-        // Errors name the target, not its temp file: that is the path the user knows.
-        let loc = |_: &Path| target.display().to_string();
+        let this = self.clone();
+        let (t2, k2) = (target.clone(), key.clone());
+        self.blocking(key, move || this.make_parents(&k2, &t2))
+            .await?;
         let (tmp, std_file) = match &opts.partial {
-            None => {
-                let tmp = parent.join(format!("{TEMP_PREFIX}{:016x}", rand_u64()));
-                // Opened synchronously (one open(2)): with tokio's open on the blocking pool,
-                // a put cancelled while the open was pending would drop the guard first, and
-                // the open would then create a temp file that nothing removes.
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&tmp)
-                    .map_err(|e| Error::io(Op::Put, loc(&tmp), e))?;
-                // Held until the rename: a cleanup (`with_temp_cleanup`) takes an unlocked
-                // temp file for one a killed run left behind. Where locks are unsupported,
-                // files are left.
-                let _ = f.try_lock();
-                (tmp, f)
-            }
+            // Opened synchronously (one open(2)): with the open on the blocking pool, a put
+            // cancelled while the open was pending would drop the guard first, and the open
+            // would then create a temp file that nothing removes.
+            None => open_temp(&target)?,
             Some(p) => self.open_partial(key, &target, p)?,
         };
         // A partial copy outlives an interrupted put (a later one resumes it); it is removed
         // only when what it holds is known to be wrong (below).
         let guard = TempGuard((opts.partial.is_none()).then(|| tmp.clone()));
-        // Only the size and an asked-for checksum: the bytes were verified as they were read
-        // (the sync engine checks them against the source's ETag before this put returns),
-        // so a whole-body MD5 here would be a second, serial pass over every byte.
-        let mut hasher = Hasher::new().skip_md5();
-        if let Some(a) = opts.checksum {
-            hasher = hasher.with_checksum(a);
-        }
+        let mut hasher = body_hasher(opts);
         let declared = body.size();
         let mut stream = body.into_stream();
         let mut writer = Writer::new(std_file, &target);
@@ -138,80 +109,198 @@ impl LocalStore {
             writer.push(chunk).await?;
         }
         let digests = hasher.finish();
-        if let Some(want) = declared {
-            if want != digests.size {
-                return Err(
-                    Error::new(ErrorKind::Integrity, Op::Put, self.location(key.as_str()))
-                        .with_detail(format!(
-                            "the body was {want} bytes long when opened but {} bytes were read",
-                            digests.size
-                        )),
-                );
-            }
-        }
+        self.check_size(key, declared, digests.size)?;
         let file = writer.finish().await?;
-        let mtime = opts.mtime;
-        let (tmp2, target2) = (tmp.clone(), target.clone());
-        let attrs = PutOptions {
-            content_type: opts.content_type.clone(),
-            cache_control: opts.cache_control.clone(),
-            headers: opts.headers.clone(),
-            metadata: opts.metadata.clone(),
-            ..Default::default()
-        };
-        let no_xattrs = self.no_xattrs.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            // Before the rename: the file appears with its metadata, never another's.
-            match crate::local_meta::write(&file, &attrs) {
-                Ok(true) => {}
-                Ok(false) => {
-                    if !no_xattrs.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                        tracing::warn!(
-                            "{}: the file system keeps no extended attributes, so Content-Type and metadata are not kept",
-                            target2.display()
-                        );
-                    }
-                }
-                Err(e) => {
-                    let why = format!("could not set its extended attributes: {e}");
-                    return Err(Error::io(Op::Put, target2.display(), e).with_detail(why));
-                }
+        let commit = self.committer(&target, opts);
+        self.blocking(key, move || commit.run(file, &tmp)).await?;
+        guard.disarm();
+        Ok(put_result(opts, digests))
+    }
+
+    /// A body of at most [`SMALL_PUT`] bytes: gathered first (it is verified as it is read,
+    /// so a bad one fails here, before any file exists), then every file operation in one
+    /// call on the blocking pool instead of one hop there per operation.
+    async fn put_small(&self, key: &Key, body: Body, opts: &PutOptions) -> Result<PutResult> {
+        let target = self.path_of(key.as_str(), Op::Put)?;
+        let mut hasher = body_hasher(opts);
+        let declared = body.size();
+        let mut stream = body.into_stream();
+        let mut chunks = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            chunks.push(chunk);
+        }
+        let digests = hasher.finish();
+        self.check_size(key, declared, digests.size)?;
+        let (this, k2) = (self.clone(), key.clone());
+        let commit = self.committer(&target, opts);
+        self.blocking(key, move || {
+            this.make_parents(&k2, &target)?;
+            let (tmp, mut file) = open_temp(&target)?;
+            let guard = TempGuard(Some(tmp.clone()));
+            for chunk in &chunks {
+                std::io::Write::write_all(&mut file, chunk)
+                    .map_err(|e| Error::io(Op::Put, target.display(), e))?;
             }
-            if let Some(t) = mtime {
-                file.set_modified(t)
-                    .map_err(|e| Error::io(Op::Put, target2.display(), e))?;
-            }
-            file.sync_all()
-                .map_err(|e| Error::io(Op::Put, target2.display(), e))?;
-            // Renamed while still open and locked (Unix allows it), so no cleanup can take
-            // the file for stale in between; elsewhere closed first, as rename requires.
-            #[cfg(not(unix))]
-            drop(file);
-            std::fs::rename(&tmp2, &target2)
-                .map_err(|e| Error::io(Op::Put, target2.display(), e))?;
-            #[cfg(unix)]
-            drop(file);
-            // Make the rename itself durable.
-            if let Some(dir) = target2.parent() {
-                if let Ok(d) = std::fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-            }
+            commit.run(file, &tmp)?;
+            guard.disarm();
             Ok(())
         })
-        .await
-        .map_err(|e| {
+        .await?;
+        Ok(put_result(opts, digests))
+    }
+
+    /// Creates the target's parent directories; a file in the way, or a directory at the
+    /// target itself, is a conflict naming it.
+    fn make_parents(&self, key: &Key, target: &Path) -> Result<()> {
+        let parent = target.parent().expect("a key path has a parent");
+        if let Err(e) = std::fs::create_dir_all(parent) {
+            return Err(self
+                .find_clash(key.as_str())
+                .unwrap_or_else(|| Error::io(Op::Put, parent.display(), e)));
+        }
+        // The parents are directories now; the one clash left is a directory at the target.
+        if std::fs::metadata(target).is_ok_and(|m| m.is_dir()) {
+            return Err(
+                Error::new(ErrorKind::Conflict, Op::Put, self.location(key.as_str()))
+                    .with_detail("a directory of the same name is there"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        key: &Key,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        tokio::task::spawn_blocking(f).await.map_err(|e| {
             Error::new(ErrorKind::Other, Op::Put, self.location(key.as_str())).with_source(e)
-        })??;
-        guard.disarm();
-        let checksum = opts.checksum.and_then(|a| digests.checksum(a).cloned());
-        Ok(PutResult {
-            size: digests.size,
-            etag: None,
-            checksum,
-            digests: Some(digests),
-            version_id: None,
-        })
+        })?
+    }
+
+    fn check_size(&self, key: &Key, declared: Option<u64>, read: u64) -> Result<()> {
+        match declared {
+            Some(want) if want != read => {
+                Err(
+                    Error::new(ErrorKind::Integrity, Op::Put, self.location(key.as_str()))
+                        .with_detail(format!(
+                            "the body was {want} bytes long when opened but {read} bytes were read"
+                        )),
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn committer(&self, target: &Path, opts: &PutOptions) -> Commit {
+        Commit {
+            target: target.to_path_buf(),
+            attrs: PutOptions {
+                content_type: opts.content_type.clone(),
+                cache_control: opts.cache_control.clone(),
+                headers: opts.headers.clone(),
+                metadata: opts.metadata.clone(),
+                ..Default::default()
+            },
+            mtime: opts.mtime,
+            no_xattrs: self.no_xattrs.clone(),
+        }
+    }
+}
+
+/// Bodies up to this size are gathered and written in one blocking call
+/// ([`LocalStore::put_small`]).
+const SMALL_PUT: u64 = 1 << 20;
+
+/// Only the size and an asked-for checksum: the bytes were verified as they were read (the
+/// sync engine checks them against the source's ETag before the put returns), so a
+/// whole-body MD5 here would be a second, serial pass over every byte.
+fn body_hasher(opts: &PutOptions) -> Hasher {
+    let hasher = Hasher::new().skip_md5();
+    match opts.checksum {
+        Some(a) => hasher.with_checksum(a),
+        None => hasher,
+    }
+}
+
+fn put_result(opts: &PutOptions, digests: crate::integrity::Digests) -> PutResult {
+    PutResult {
+        size: digests.size,
+        etag: None,
+        checksum: opts.checksum.and_then(|a| digests.checksum(a).cloned()),
+        digests: Some(digests),
+        version_id: None,
+    }
+}
+
+/// Creates a fresh temp file beside `target`, locked: a cleanup
+/// ([`LocalStore::with_temp_cleanup`]) takes an unlocked temp file for one a killed run left
+/// behind (where locks are unsupported, files are left). Errors name the target, the path
+/// the user knows.
+fn open_temp(target: &Path) -> Result<(PathBuf, std::fs::File)> {
+    let parent = target.parent().expect("a key path has a parent");
+    let tmp = parent.join(format!("{TEMP_PREFIX}{:016x}", rand_u64()));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| Error::io(Op::Put, target.display(), e))?;
+    let _ = f.try_lock();
+    Ok((tmp, f))
+}
+
+/// What a written temp file becomes: the target, with its metadata and mtime, durable.
+struct Commit {
+    target: PathBuf,
+    attrs: PutOptions,
+    mtime: Option<SystemTime>,
+    no_xattrs: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Commit {
+    fn run(self, file: std::fs::File, tmp: &Path) -> Result<()> {
+        let target = &self.target;
+        let io = |e| Error::io(Op::Put, target.display(), e);
+        // Before the rename: the file appears with its metadata, never another's.
+        match crate::local_meta::write(&file, &self.attrs) {
+            Ok(true) => {}
+            Ok(false) => {
+                if !self
+                    .no_xattrs
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        "{}: the file system keeps no extended attributes, so Content-Type and metadata are not kept",
+                        target.display()
+                    );
+                }
+            }
+            Err(e) => {
+                let why = format!("could not set its extended attributes: {e}");
+                return Err(io(e).with_detail(why));
+            }
+        }
+        if let Some(t) = self.mtime {
+            file.set_modified(t).map_err(io)?;
+        }
+        file.sync_all().map_err(io)?;
+        // Renamed while still open and locked (Unix allows it), so no cleanup can take the
+        // file for stale in between; elsewhere closed first, as rename requires.
+        #[cfg(not(unix))]
+        drop(file);
+        std::fs::rename(tmp, target).map_err(io)?;
+        #[cfg(unix)]
+        drop(file);
+        // Make the rename itself durable.
+        if let Some(dir) = target.parent() {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
     }
 }
 
