@@ -87,7 +87,12 @@ def s5cmd(src, dst, wide=False):
             "sync", src, dst + "/"]
 
 
-TOOLS = {"larder": larder, "rclone": rclone, "aws": aws, "s3sync": s3sync, "s5cmd": s5cmd}
+def limit(src, dst, wide=False):
+    # The yardstick (crates/larder-store/examples/limit.rs): no checks, no state, no fsync.
+    return [E["LIMIT"], src, dst, "--concurrency", "64" if wide else "32"]
+
+
+TOOLS = {"limit": limit, "larder": larder, "rclone": rclone, "aws": aws, "s3sync": s3sync, "s5cmd": s5cmd}
 
 
 def counters():
@@ -163,7 +168,7 @@ def want(w):
 
 
 def main():
-    tools = [t for t in WANTED if t == "larder" or shutil.which(t)]
+    tools = [t for t in WANTED if t in ("larder", "limit") or shutil.which(t)]
     missing = [t for t in WANTED if t not in tools]
     print(f"garage {ENDPOINT}; tools: {', '.join(tools)}"
           + (f"; not on PATH (left out): {', '.join(missing)}" if missing else ""), flush=True)
@@ -174,9 +179,9 @@ def main():
         f = TOOLS[tool]
         if want("W1"):
             run("W1", tool, f(small, s3(f"{tool}/small")), SMALL, 0)
-        if want("W3"):
+        if want("W3") and tool != "limit":  # the yardstick compares nothing: no re-syncs
             run("W3", tool, f(small, s3(f"{tool}/small")), 0, 0)
-        if want("W7"):
+        if want("W7") and tool != "limit":
             changed = os.path.join(WORK, f"small-{tool}")
             shutil.copytree(small, changed)
             make_files(os.path.join(changed, "d00"), SMALL // 100, 10 << 10, 7)
@@ -204,7 +209,7 @@ def main():
             sys.exit("W6 needs rclone to seed the bucket (apt-get install rclone, or --install)")
         print(f"W6: seeding {TINY} × 1 KiB with rclone", flush=True)
         run("seed", "rclone", rclone(tiny, s3("w6"), True), TINY, 0)
-        for tool in [t for t in tools if t != "larder"] + ["larder"]:
+        for tool in [t for t in tools if t not in ("larder", "limit")] + ["larder"]:
             run("W6", tool, TOOLS[tool](tiny, s3("w6")), 0, 0)
         run("W6b", "larder", larder(tiny, s3("w6")), 0, 0)
         if "s3sync" in tools:

@@ -7,6 +7,9 @@
 #   W6 no-op re-sync of M × 1 KiB that rclone uploaded (larder: first run and second run)
 #   V0-V3 the same prefix as a vault: add, reconcile (LIST), first vault sync, no-op vault sync
 #
+# "limit" is the yardstick: crates/larder-store/examples/limit.rs, the least a client can do
+# with aws-sdk-s3 (no comparison, no verification, no state, no fsync), W1/W2/W4/W5 only.
+#
 # Per run: wall time, client CPU (user+sys), peak RSS, and the S3 requests Garage counted
 # (its /metrics, per API call), then each peer's wall time as a ratio of larder's.
 #
@@ -21,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/garage.sh
 
-SMALL=10000 TINY=100000 BIG_MIB=1024 ONLY="" TOOLS="larder,rclone,aws,s3sync,s5cmd" INSTALL=0
+SMALL=10000 TINY=100000 BIG_MIB=1024 ONLY="" TOOLS="larder,limit,rclone,aws,s3sync,s5cmd" INSTALL=0
 while [ $# -gt 0 ]; do
     case $1 in
         --small) SMALL=$2; shift 2 ;;
@@ -46,7 +49,8 @@ ensure_garage
 start_garage
 trap 'stop_garage; rm -rf "$work"' EXIT
 cargo build --release --quiet -p larder
-export LARDER=$PWD/target/release/larder WORK=$work SMALL TINY BIG_MIB ONLY TOOLS
+cargo build --release --quiet -p larder-store --example limit
+export LARDER=$PWD/target/release/larder LIMIT=$PWD/target/release/examples/limit WORK=$work SMALL TINY BIG_MIB ONLY TOOLS
 export GARAGE_ADMIN_PORT
 GARAGE_ADMIN_PORT=$(sed -n '/^\[admin\]/,$ s/^api_bind_addr = "127.0.0.1:\([0-9]*\)"/\1/p' "$GARAGE_DIR/garage.toml")
 GARAGE_ADMIN_TOKEN=$(sed -n 's/^admin_token = "\(.*\)"/\1/p' "$GARAGE_DIR/garage.toml")
