@@ -187,6 +187,8 @@ pub(crate) struct TransferOptions {
     pub server_side_copy: crate::ServerSideCopy,
     /// Told as the bytes move.
     pub progress: Option<crate::ProgressHandler>,
+    /// What the transfers in flight may hold in memory together.
+    pub memory: Option<Arc<crate::budget::MemoryBudget>>,
 }
 
 impl std::fmt::Debug for TransferOptions {
@@ -211,6 +213,7 @@ impl Default for TransferOptions {
             preprocess: None,
             server_side_copy: Default::default(),
             progress: None,
+            memory: None,
         }
     }
 }
@@ -230,6 +233,10 @@ impl TransferOptions {
             preprocess: opts.preprocess_callback.clone(),
             server_side_copy: opts.server_side_copy,
             progress: opts.on_progress.clone(),
+            memory: Some(Arc::new(crate::budget::MemoryBudget::new(
+                opts.max_buffer_memory,
+                opts.part_size,
+            ))),
         }
     }
 }
@@ -252,6 +259,11 @@ pub(crate) async fn transfer(
     if let Some(t) = crate::server_copy::try_copy(src, dst, entry, dst_entry, opts).await? {
         return Ok(t);
     }
+    // The bytes pass through here: their share of the memory budget first.
+    let _room = match &opts.memory {
+        Some(m) => Some(m.reserve(entry.size).await),
+        None => None,
+    };
     let src_caps = src.capabilities();
     let want_checksum = opts.checksum.filter(|_| src_caps.checksums);
     // A multipart object: its part size first (one HEAD), so the read can be split along

@@ -72,6 +72,7 @@ pub use execute::Verified;
 pub mod rename;
 mod server_copy;
 pub use server_copy::ServerSideCopy;
+mod budget;
 pub mod filter;
 pub mod inspect;
 pub mod march;
@@ -128,6 +129,9 @@ pub struct SyncOptions {
     pub filters: Filters,
     /// Objects in flight at once.
     pub concurrency: usize,
+    /// Bytes the transfers in flight may hold in memory together (bodies of small objects,
+    /// parts of large ones, up to five parts each); a transfer waits for room.
+    pub max_buffer_memory: u64,
     /// Transfers started per second, across all workers (`--rate-limit-objects`).
     pub rate_limit_objects: Option<f64>,
     /// Bytes moved per second, across all workers (`--rate-limit-bandwidth`): every byte
@@ -186,6 +190,7 @@ larder_store::with_setters!(SyncOptions {
     with_dry_run_learns => dry_run_learns: bool,
     with_filters => filters: Filters,
     with_concurrency => concurrency: usize,
+    with_max_buffer_memory => max_buffer_memory: u64,
     with_rate_limit_objects => rate_limit_objects: Option<f64>,
     with_rate_limit_bandwidth => rate_limit_bandwidth: Option<u64>,
     with_server_side_copy => server_side_copy: ServerSideCopy,
@@ -230,7 +235,8 @@ impl Default for SyncOptions {
             dry_run: false,
             dry_run_learns: false,
             filters: Filters::default(),
-            concurrency: 32,
+            concurrency: 128,
+            max_buffer_memory: 64 << 20,
             rate_limit_objects: None,
             rate_limit_bandwidth: None,
             server_side_copy: ServerSideCopy::default(),

@@ -12,7 +12,7 @@ use crate::{Reason, Verified};
 pub type EventHandler = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// How the bytes of the transfers in flight move, for progress bars
-/// ([`SyncOptions::on_progress`]).
+/// ([`SyncOptions::on_progress`](crate::SyncOptions::on_progress)).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "progress", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -175,7 +175,7 @@ pub struct SyncReport {
     /// Transfers whose additional checksum was verified.
     pub checksum_verified: u64,
     /// Of the transferred, objects the server copied (CopyObject / UploadPartCopy) without
-    /// their bytes passing through larder: see [`SyncOptions::server_side_copy`].
+    /// their bytes passing through larder: see [`SyncOptions::server_side_copy`](crate::SyncOptions::server_side_copy).
     pub server_side_copies: u64,
     /// Source entries listed.
     #[serde(rename = "source_listed")]

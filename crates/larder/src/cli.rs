@@ -326,10 +326,17 @@ pub struct SyncArgs {
     #[arg(long, env = "LARDER_POINT_IN_TIME", value_name = "TIME", value_parser = parse_instant)]
     #[arg(help_heading = "Versions")]
     pub point_in_time: Option<std::time::SystemTime>,
-    /// Objects in flight at once (at least 1).
-    #[arg(long, short = 'j', visible_alias = "transfers", env = "LARDER_CONCURRENCY", default_value_t = 32, value_parser = parse_positive)]
+    /// Objects in flight at once (at least 1). Small objects are latency-bound (each local
+    /// file is fsynced), so many in flight pay off; large ones are held back by
+    /// --max-buffer-memory.
+    #[arg(long, short = 'j', visible_alias = "transfers", env = "LARDER_CONCURRENCY", default_value_t = 128, value_parser = parse_positive)]
     #[arg(help_heading = "Performance")]
     pub concurrency: usize,
+    /// Memory the transfers in flight may hold together: each reserves its size, or five
+    /// parts for a large object, and waits for room (`64Mi`, `1Gi`).
+    #[arg(long, env = "LARDER_MAX_BUFFER_MEMORY", value_name = "SIZE", default_value = "64Mi", value_parser = parse_size)]
+    #[arg(help_heading = "Performance")]
+    pub max_buffer_memory: u64,
     /// Start at most N transfers a second, across all workers (s3sync's option; smooth, a
     /// token bucket).
     #[arg(long, env = "LARDER_RATE_LIMIT_OBJECTS", value_name = "N", value_parser = parse_positive)]

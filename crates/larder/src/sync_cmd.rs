@@ -218,6 +218,7 @@ fn sync_options(
         .with_dry_run(a.dry_run)
         .with_filters(filters(&a.pair.filters)?)
         .with_concurrency(a.concurrency)
+        .with_max_buffer_memory(a.max_buffer_memory)
         .with_rate_limit_objects(a.rate_limit_objects.map(|n| n as f64))
         .with_rate_limit_bandwidth(a.rate_limit_bandwidth)
         .with_guess_content_type(!a.no_guess_mime_type)

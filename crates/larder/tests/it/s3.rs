@@ -602,3 +602,58 @@ fn s3_rate_limits_hold_the_pace_across_workers() {
         .arg(&big_url));
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--max-buffer-memory` holds large transfers back: with room for one large object, eight
+/// workers download four 20 MiB objects one at a time (its four ranged GETs at most in flight);
+/// with room for all, they overlap. Small objects are not held back by it.
+#[test]
+fn s3_large_downloads_wait_for_room_in_the_memory_budget() {
+    use larder_testutil::proxy::{Fault, Proxy};
+    let env = larder_testutil::s3_env();
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 253) as u8).collect();
+    for i in 0..4 {
+        std::fs::write(src.join(format!("big{i}.bin")), &big).unwrap();
+    }
+    let url = format!("s3://{}/{}/", env.bucket, larder_testutil::unique("budget"));
+    let (mut c, _) = larder_s3(d.path());
+    let out = run(c.args(["sync", "-q"]).arg(&src).arg(&url));
+    assert_eq!(out.status.code(), Some(0));
+
+    let peak = |budget: &str, dir: &str| {
+        // Never throttles; 150 ms per request, so that requests that may overlap do.
+        let slow = Fault::ThrottleAbove {
+            max: 1000,
+            retry_after: None,
+            latency_ms: 150,
+        };
+        let proxy = Proxy::start(&env.endpoint, slow);
+        let (mut c, _) = larder_s3(d.path());
+        let out = run(c
+            .env("LARDER_ENDPOINT_URL", &proxy.endpoint)
+            .args([
+                "sync",
+                "-q",
+                "--concurrency",
+                "8",
+                "--max-buffer-memory",
+                budget,
+            ])
+            .arg(&url)
+            .arg(d.path().join(dir)));
+        assert_eq!(out.status.code(), Some(0));
+        for i in 0..4 {
+            assert_eq!(
+                std::fs::read(d.path().join(dir).join(format!("big{i}.bin"))).unwrap(),
+                big
+            );
+        }
+        proxy.peak_in_flight()
+    };
+    let tight = peak("40Mi", "tight");
+    assert!(tight <= 4, "one object's four ranges at most, saw {tight}");
+    let roomy = peak("1Gi", "roomy");
+    assert!(roomy > 4, "objects overlap with room for all, saw {roomy}");
+}
