@@ -127,6 +127,9 @@ RESULTS = []
 
 
 def run(workload, tool, cmd, objects, mib):
+    # What earlier runs left dirty (generated data, a download not fsynced) is written out
+    # first, so that its writeback does not land on this run's clock.
+    os.sync()
     before = counters()
     t = time.monotonic()
     with open(os.path.join(WORK, "stderr"), "w+") as err:
