@@ -295,19 +295,12 @@ fn s3_a_put_answered_without_an_etag_is_checked_and_never_a_silent_success() {
     // The server stored the objects but its answers lost their ETags: one HEAD each shows
     // the right object, so the transfers count as verified.
     let strip = Proxy::start(&env.endpoint, Fault::StripPutEtag);
-    let (mut c, _) = larder_s3(d.path());
-    let out = run(c
-        .env("LARDER_ENDPOINT_URL", &strip.endpoint)
-        .args([
-            "sync",
-            "--json",
-            "--multipart-threshold",
-            "5Mi",
-            "--part-size",
-            "5Mi",
-        ])
-        .arg(&src)
-        .arg(&url));
+    let out = run(&mut crate::crash::sync_cmd(
+        d.path(),
+        &strip.endpoint,
+        src.to_str().unwrap(),
+        &url,
+    ));
     assert_eq!(out.status.code(), Some(0));
     let s = summary(&out);
     assert_eq!(
@@ -509,19 +502,12 @@ fn s3_upload_bytes_damaged_in_flight_are_refused_and_sent_again() {
     // Two damaged bodies: whichever requests they hit (a part, the small object) fail with
     // BadDigest and are retried.
     let flip = Proxy::start(&env.endpoint, Fault::FlipPutBodies(2));
-    let (mut c, _) = larder_s3(d.path());
-    let out = run(c
-        .env("LARDER_ENDPOINT_URL", &flip.endpoint)
-        .args([
-            "sync",
-            "--json",
-            "--multipart-threshold",
-            "5Mi",
-            "--part-size",
-            "5Mi",
-        ])
-        .arg(&src)
-        .arg(&url));
+    let out = run(&mut crate::crash::sync_cmd(
+        d.path(),
+        &flip.endpoint,
+        src.to_str().unwrap(),
+        &url,
+    ));
     assert_eq!(out.status.code(), Some(0));
     let s = summary(&out);
     assert_eq!(

@@ -25,7 +25,8 @@ fn slow_proxy(ms: u64) -> Proxy {
     )
 }
 
-fn sync_cmd(home: &Path, endpoint: &str, src: &str, dst: &str) -> std::process::Command {
+/// `larder sync --json` with 5 MiB parts, through `endpoint` (a fault proxy).
+pub(crate) fn sync_cmd(home: &Path, endpoint: &str, src: &str, dst: &str) -> std::process::Command {
     let (mut c, _) = larder_s3(home);
     c.env("LARDER_ENDPOINT_URL", endpoint)
         .args([
