@@ -2,17 +2,13 @@
 //!
 //! Each transfer that moves bytes through larder (not a server-side copy) reserves what it
 //! can hold before it starts: its size, or for a large object the parts it keeps in memory
-//! (the one being filled and those in flight, [`PARTS_HELD`] × the part size). Many small
+//! (those in flight and the one being filled or written). Many small
 //! objects run at full concurrency; large ones wait for room, so peak memory follows the
 //! budget, not `concurrency × part size`.
 //!
 //! [`SyncOptions::max_buffer_memory`]: crate::SyncOptions::max_buffer_memory
 
 use tokio::sync::{Semaphore, SemaphorePermit};
-
-/// Parts a large transfer holds at once: four in flight (the stores' default) and one being
-/// filled or written.
-pub const PARTS_HELD: u64 = 5;
 
 /// Reservations are counted in KiB (a semaphore's permits are `u32`).
 const UNIT: u64 = 1024;
@@ -26,13 +22,13 @@ pub(crate) struct MemoryBudget {
 }
 
 impl MemoryBudget {
-    /// `bytes` in all; one transfer reserves at most `PARTS_HELD × part_size`.
-    pub(crate) fn new(bytes: u64, part_size: u64) -> Self {
+    /// `bytes` in all; one transfer reserves at most `parts_held × part_size`.
+    pub(crate) fn new(bytes: u64, part_size: u64, parts_held: u64) -> Self {
         let total = (bytes / UNIT).clamp(1, u64::from(u32::MAX >> 4)) as u32;
         MemoryBudget {
             permits: Semaphore::new(total as usize),
             total,
-            per_transfer: part_size.saturating_mul(PARTS_HELD),
+            per_transfer: part_size.saturating_mul(parts_held.max(1)),
         }
     }
 
@@ -55,7 +51,7 @@ mod tests {
 
     #[tokio::test]
     async fn small_transfers_share_the_budget_and_a_large_one_waits_for_room() {
-        let b = MemoryBudget::new(64 << 20, 8 << 20);
+        let b = MemoryBudget::new(64 << 20, 8 << 20, 5);
         // A 40 MiB reservation (5 parts of 8 MiB) for a 1 GiB object, and room for 24 MiB
         // of small ones beside it.
         let large = b.reserve(1 << 30).await;
@@ -69,7 +65,7 @@ mod tests {
         assert!(futures::poll!(waiting.as_mut()).is_ready());
         drop(smalls);
         // Bigger than the whole budget: takes it all, never waits forever.
-        let tiny = MemoryBudget::new(4 << 20, 8 << 20);
+        let tiny = MemoryBudget::new(4 << 20, 8 << 20, 5);
         let all = tiny.reserve(1 << 30).await;
         assert_eq!(tiny.permits.available_permits(), 0);
         drop(all);

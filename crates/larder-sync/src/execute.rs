@@ -236,6 +236,7 @@ impl TransferOptions {
             memory: Some(Arc::new(crate::budget::MemoryBudget::new(
                 opts.max_buffer_memory,
                 opts.part_size,
+                opts.parts_in_flight as u64 + 1,
             ))),
         }
     }

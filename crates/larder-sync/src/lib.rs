@@ -130,8 +130,12 @@ pub struct SyncOptions {
     /// Objects in flight at once.
     pub concurrency: usize,
     /// Bytes the transfers in flight may hold in memory together (bodies of small objects,
-    /// parts of large ones, up to five parts each); a transfer waits for room.
+    /// parts of large ones); a transfer waits for room.
     pub max_buffer_memory: u64,
+    /// Parts of one large object the stores keep in flight (their `parts_in_flight`): a
+    /// large transfer reserves one more than this many parts of
+    /// [`SyncOptions::max_buffer_memory`].
+    pub parts_in_flight: usize,
     /// Transfers started per second, across all workers (`--rate-limit-objects`).
     pub rate_limit_objects: Option<f64>,
     /// Bytes moved per second, across all workers (`--rate-limit-bandwidth`): every byte
@@ -191,6 +195,7 @@ larder_store::with_setters!(SyncOptions {
     with_filters => filters: Filters,
     with_concurrency => concurrency: usize,
     with_max_buffer_memory => max_buffer_memory: u64,
+    with_parts_in_flight => parts_in_flight: usize,
     with_rate_limit_objects => rate_limit_objects: Option<f64>,
     with_rate_limit_bandwidth => rate_limit_bandwidth: Option<u64>,
     with_server_side_copy => server_side_copy: ServerSideCopy,
@@ -237,6 +242,7 @@ impl Default for SyncOptions {
             filters: Filters::default(),
             concurrency: 128,
             max_buffer_memory: 64 << 20,
+            parts_in_flight: 4,
             rate_limit_objects: None,
             rate_limit_bandwidth: None,
             server_side_copy: ServerSideCopy::default(),

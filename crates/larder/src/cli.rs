@@ -332,8 +332,8 @@ pub struct SyncArgs {
     #[arg(long, short = 'j', visible_alias = "transfers", env = "LARDER_CONCURRENCY", default_value_t = 128, value_parser = parse_positive)]
     #[arg(help_heading = "Performance")]
     pub concurrency: usize,
-    /// Memory the transfers in flight may hold together: each reserves its size, or five
-    /// parts for a large object, and waits for room (`64Mi`, `1Gi`).
+    /// Memory the transfers in flight may hold together: each reserves its size, or for a
+    /// large object its parts in flight plus one, and waits for room (`64Mi`, `1Gi`).
     #[arg(long, env = "LARDER_MAX_BUFFER_MEMORY", value_name = "SIZE", default_value = "64Mi", value_parser = parse_size)]
     #[arg(help_heading = "Performance")]
     pub max_buffer_memory: u64,

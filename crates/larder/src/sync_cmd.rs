@@ -219,6 +219,8 @@ fn sync_options(
         .with_filters(filters(&a.pair.filters)?)
         .with_concurrency(a.concurrency)
         .with_max_buffer_memory(a.max_buffer_memory)
+        // Downloads keep 4 ranges in flight, uploads --parts-in-flight parts.
+        .with_parts_in_flight(a.parts_in_flight.max(4))
         .with_rate_limit_objects(a.rate_limit_objects.map(|n| n as f64))
         .with_rate_limit_bandwidth(a.rate_limit_bandwidth)
         .with_guess_content_type(!a.no_guess_mime_type)
