@@ -156,7 +156,11 @@ impl Progress {
                 in_flight.insert(key.clone(), (0, own));
             }
             Moved::Bytes { key, done, .. } => {
-                let entry = in_flight.entry(key.clone()).or_default();
+                // Called per chunk: no key copied unless the transfer is new to us.
+                let entry = match in_flight.get_mut(key) {
+                    Some(e) => e,
+                    None => in_flight.entry(key.clone()).or_default(),
+                };
                 // A retry starts again: what its first attempt moved is taken back.
                 if *done >= entry.0 {
                     i.moved.fetch_add(done - entry.0, Ordering::Relaxed);
@@ -171,7 +175,7 @@ impl Progress {
             _ => {}
         }
         drop(in_flight);
-        self.refresh();
+        self.refresh_bytes();
     }
 
     /// One more item counted (a file checked), with no key in flight.
@@ -213,11 +217,19 @@ impl Progress {
         }
     }
 
-    fn refresh(&self) {
+    /// The bar after bytes moved (per chunk: no text is formatted).
+    fn refresh_bytes(&self) {
         let i = &self.0;
         if let Some((_, main)) = &i.bars {
             main.set_length(i.total.load(Ordering::Relaxed));
             main.set_position(i.moved.load(Ordering::Relaxed));
+        }
+    }
+
+    /// The bar after a key finished: its bytes and its counts.
+    fn refresh(&self) {
+        self.refresh_bytes();
+        if let Some((_, main)) = &self.0.bars {
             main.set_message(self.counts());
         }
     }
