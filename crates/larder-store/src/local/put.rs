@@ -93,7 +93,8 @@ impl LocalStore {
         let mut hasher = body_hasher(opts);
         let declared = body.size();
         let mut stream = body.into_stream();
-        let mut writer = Writer::new(std_file, &target);
+        let at = opts.partial.as_ref().map_or(0, |p| p.offset);
+        let mut writer = Writer::new(std_file, at, &target);
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
@@ -119,7 +120,8 @@ impl LocalStore {
 
     /// A body of at most [`SMALL_PUT`] bytes: gathered first (it is verified as it is read,
     /// so a bad one fails here, before any file exists), then every file operation in one
-    /// call on the blocking pool instead of one hop there per operation.
+    /// call on the blocking pool instead of one hop there per operation. A put cancelled
+    /// during that call still completes it: the file lands whole, or not at all.
     async fn put_small(&self, key: &Key, body: Body, opts: &PutOptions) -> Result<PutResult> {
         let target = self.path_of(key.as_str(), Op::Put)?;
         let mut hasher = body_hasher(opts);
@@ -307,7 +309,7 @@ impl Commit {
 /// Writes a put's body to its temp file on the blocking pool, without copying it: chunks
 /// are gathered up to [`WRITE_BATCH`] and written in one blocking call. Every
 /// [`WRITEBACK_STEP`] written, Linux is asked to start writing them to disk
-/// (`sync_file_range`), so the fsync before the rename finds little left to flush and a
+/// ([`start_writeback`]), so the fsync before the rename finds little left to flush and a
 /// large download's disk writes overlap its network reads.
 struct Writer {
     file: Arc<std::fs::File>,
@@ -324,13 +326,14 @@ const WRITE_BATCH: usize = 1 << 20;
 const WRITEBACK_STEP: u64 = 8 << 20;
 
 impl Writer {
-    fn new(file: std::fs::File, target: &Path) -> Self {
+    /// A writer of `file` from its offset `at` (a resumed partial copy's length, else 0).
+    fn new(file: std::fs::File, at: u64, target: &Path) -> Self {
         Writer {
             file: Arc::new(file),
             batch: Vec::new(),
             batched: 0,
-            written: 0,
-            flushed_to: 0,
+            written: at,
+            flushed_to: at,
             target: target.display().to_string(),
         }
     }
