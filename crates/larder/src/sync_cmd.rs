@@ -339,7 +339,6 @@ fn print_summary(report: &SyncReport, o: &Opened, orphans_aborted: u64, out: Out
             v["min_concurrency"] = json!(throttle.min_limit);
             v["orphan_uploads_aborted"] = json!(orphans_aborted);
             v["stale_temps_removed"] = json!(stale);
-            v["elapsed_seconds"] = json!(secs);
             v["objects_per_second"] = json!(report.transferred as f64 / secs);
             v["mib_per_second"] = json!(crate::commands::mib(report.bytes) / secs);
             v
