@@ -11,8 +11,10 @@
 //! in `preprocess`, `content_type` and `metadata` as the source's read told). `upload` has
 //! `content_type`, `cache_control`, `content_encoding`, `content_disposition`,
 //! `content_language`, `expires`, `website_redirect`, `storage_class`, `metadata` (a table
-//! of strings) and `tags` (a table of strings; `nil`: the source's). `event` has `event`
-//! (`transfer`, `skip`, `delete`, `error`), `key`, `size`, `reason`, `dry_run` and `error`.
+//! of strings) and `tags` (a table of strings; `nil`: the source's). `event` has the fields
+//! of `larder sync --json`'s event lines: `event` (`transfer`, `skip`, `delete`, `error`),
+//! `key`, `size`, `reason`, `dry_run`, `adopted`, `etag_verified`, `checksum_verified`,
+//! `server_side`, `done`, `listed`, or, for an error, `error`.
 //!
 //! **Sandbox.** By default a script gets Lua's base, `string`, `table`, `math`, `utf8` and
 //! `coroutine` libraries, no `os`, `io` or `package`, at most [`Limits::memory`] bytes of
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use larder_store::{Entry, ObjectMeta, PutOptions, Tags};
 use larder_sync::callbacks::{CallbackError, FilterCallback, KeyTransform, PreprocessCallback};
-use larder_sync::{Action, Event};
+use larder_sync::Event;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
 /// A script that cannot be used.
@@ -434,36 +436,9 @@ impl LuaEvents {
     pub fn on_event(&self, ev: &Event) -> Result<(), CallbackError> {
         self.0.call(
             |lua| {
-                let t = lua.create_table()?;
-                match ev {
-                    Event::Done {
-                        action,
-                        key,
-                        size,
-                        reason,
-                        dry_run,
-                        ..
-                    } => {
-                        let name = match action {
-                            Action::Transfer => "transfer",
-                            Action::Skip => "skip",
-                            Action::Delete => "delete",
-                        };
-                        t.set("event", name)?;
-                        t.set("key", key.as_str())?;
-                        t.set("size", *size)?;
-                        t.set("reason", reason.to_string())?;
-                        t.set("dry_run", *dry_run)?;
-                    }
-                    Event::Failed { key, error } => {
-                        t.set("event", "error")?;
-                        t.set("key", key.as_str())?;
-                        t.set("error", error.as_str())?;
-                    }
-                    // An event this version does not know: the script still hears of it.
-                    _ => t.set("event", "other")?,
-                }
-                Ok(mlua::MultiValue::from_vec(vec![Value::Table(t)]))
+                // The event's own serde form: the fields of `larder sync --json`'s lines.
+                let t = mlua::LuaSerdeExt::to_value(lua, ev)?;
+                Ok(mlua::MultiValue::from_vec(vec![t]))
             },
             |_, _| Ok(()),
         )
@@ -508,6 +483,51 @@ mod tests {
         assert_eq!(t.transform("other").unwrap(), "other");
         let e = t.transform("odd").unwrap_err().to_string();
         assert!(e.contains("t.lua") && e.contains("string or nil"), "{e}");
+    }
+
+    #[test]
+    fn an_event_script_sees_the_fields_of_the_json_event_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = script(
+            d.path(),
+            "e.lua",
+            r#"function on_event(e)
+                 local ok = (e.event == "transfer" and e.key == "a" and e.size == 3
+                     and e.reason == "missing at destination" and e.dry_run == false
+                     and e.etag_verified == true and e.adopted == false and e.done == 1)
+                   or (e.event == "error" and e.key == "b" and e.error == "boom")
+                 if not ok then error("unexpected event " .. tostring(e.event)) end
+               end"#,
+        );
+        let s = LuaEvents::load(&p, Sandbox::Safe, Limits::default()).unwrap();
+        let done = Event::Done {
+            action: larder_sync::Action::Transfer,
+            key: "a".into(),
+            size: 3,
+            reason: larder_sync::Reason::Missing,
+            dry_run: false,
+            verified: larder_sync::Verified {
+                etag: true,
+                checksum: false,
+                server_side: false,
+            },
+            done: 1,
+            listed: 1,
+        };
+        s.on_event(&done).unwrap();
+        let failed = Event::Failed {
+            key: "b".into(),
+            error: "boom".into(),
+        };
+        s.on_event(&failed).unwrap();
+        let other = Event::Failed {
+            key: "c".into(),
+            error: "boom".into(),
+        };
+        assert!(
+            s.on_event(&other).is_err(),
+            "the script can tell events apart"
+        );
     }
 
     #[test]
