@@ -113,12 +113,7 @@ fn s3_off_a_terminal_a_heartbeat_line_every_stats_interval() {
         run(c
             .arg("sync")
             .args(flags)
-            .args([
-                "--rate-limit-bandwidth",
-                "4Mi",
-                "--stats-interval",
-                "1s",
-            ])
+            .args(["--rate-limit-bandwidth", "4Mi", "--stats-interval", "1s"])
             .arg(&src)
             .arg(format!("{url}{to}")))
     };
