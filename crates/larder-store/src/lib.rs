@@ -237,6 +237,16 @@ pub trait Store: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Makes durable what earlier puts and deletes changed but left to be made durable
+    /// together: a local directory syncs, once each, the directories whose entries its
+    /// renames and removals changed (a put's bytes are durable when it returns, its new name
+    /// after the flush). Stores that defer nothing do nothing. Callers that write many keys
+    /// flush before they report them done; what no flush covered is synced when the store's
+    /// last handle is dropped.
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// A string that names this store's data uniquely (endpoint, bucket, prefix; or path),
     /// for caches of what was seen in it.
     fn identity(&self) -> String {
@@ -287,6 +297,9 @@ where
     }
     async fn partial(&self, key: &Key, tag: &str) -> Result<Option<(u64, ByteStream)>> {
         (**self).partial(key, tag).await
+    }
+    async fn flush(&self) -> Result<()> {
+        (**self).flush().await
     }
     async fn tags(&self, key: &Key) -> Result<Option<Tags>> {
         (**self).tags(key).await

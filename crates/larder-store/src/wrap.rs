@@ -30,6 +30,8 @@ pub struct Counts {
     pub delete: AtomicU64,
     /// `copy` calls.
     pub copy: AtomicU64,
+    /// `flush` calls.
+    pub flush: AtomicU64,
 }
 
 impl Counts {
@@ -110,6 +112,10 @@ impl Store for CountingStore {
     }
     fn identity(&self) -> String {
         self.inner.identity()
+    }
+    async fn flush(&self) -> Result<()> {
+        bump(&self.counts.flush);
+        self.inner.flush().await
     }
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
@@ -204,6 +210,9 @@ impl Store for FaultStore {
     }
     fn identity(&self) -> String {
         self.inner.identity()
+    }
+    async fn flush(&self) -> Result<()> {
+        self.inner.flush().await
     }
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()

@@ -508,6 +508,17 @@ pub async fn sync(
             None => delete_all(&dst, deletes, &opts, &mut report, &emit).await,
         }
     }
+    // What the transfers and deletions left to be made durable together (a local
+    // directory's renames) is, before the run reports them done.
+    if !opts.dry_run {
+        if let Err(e) = dst.flush().await {
+            emit(Event::Failed {
+                key: String::new(),
+                error: e.to_string(),
+            });
+            report.errors.push(failure("", &e));
+        }
+    }
     report.heads = inspector.heads();
     if let Some(c) = &opts.cache {
         c.flush();

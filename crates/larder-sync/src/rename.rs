@@ -316,6 +316,9 @@ impl Store for Renamed {
             self.transform.describe()
         )
     }
+    async fn flush(&self) -> Result<()> {
+        self.inner.flush().await
+    }
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }

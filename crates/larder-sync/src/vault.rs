@@ -212,6 +212,9 @@ impl Store for IndexedRemote {
         self.inner.identity()
     }
 
+    async fn flush(&self) -> larder_store::Result<()> {
+        self.inner.flush().await
+    }
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }

@@ -218,6 +218,9 @@ impl Store for PointInTime {
     fn identity(&self) -> String {
         self.inner.identity()
     }
+    async fn flush(&self) -> Result<()> {
+        self.inner.flush().await
+    }
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }

@@ -32,7 +32,11 @@
 //!
 //! A put streams into a temp file beside the target (`.larder-tmp.<random>`), fsyncs it,
 //! sets its mtime, and renames it over the target, so a reader sees the old file or the
-//! whole new one. A failed or cancelled put removes its temp file.
+//! whole new one. A failed or cancelled put removes its temp file. The directories the
+//! renames (and deletes) changed are synced once each by [`Store::flush`], which the sync
+//! engine calls before it reports a run done, rather than once per file; a crash before it
+//! can lose a new name, never leave a torn file. Directories the store made or found are
+//! remembered, so a put into one of them makes no `mkdir` or `stat`.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -51,6 +55,7 @@ use crate::local_meta::FileMeta;
 use crate::types::*;
 use crate::{Key, Store};
 
+mod dirs;
 mod put;
 
 /// What the walk does with symbolic links.
@@ -72,6 +77,8 @@ pub struct LocalStore {
     cleanup: Option<Arc<TempCleanup>>,
     /// Set once a write found that the file system keeps no extended attributes (warned).
     no_xattrs: Arc<std::sync::atomic::AtomicBool>,
+    /// Directories known to exist, and those to sync at the flush.
+    dirs: Arc<dirs::Dirs>,
 }
 
 /// What [`LocalStore::with_temp_cleanup`] removes, and how many it did.
@@ -96,6 +103,7 @@ impl LocalStore {
             symlinks: SymlinkPolicy::default(),
             cleanup: None,
             no_xattrs: Arc::default(),
+            dirs: Arc::default(),
         }
     }
 
@@ -223,6 +231,8 @@ impl LocalStore {
             if std::fs::remove_dir(d).is_err() {
                 break;
             }
+            self.dirs.forget(d);
+            self.dirs.changed(d.parent());
             dir = d.parent();
         }
     }
@@ -385,6 +395,14 @@ impl Store for LocalStore {
         self.put_inner(key, body, &opts).await
     }
 
+    async fn flush(&self) -> Result<()> {
+        let dirs = self.dirs.clone();
+        tokio::task::spawn_blocking(move || dirs.sync())
+            .await
+            .map_err(|e| Error::new(ErrorKind::Other, Op::Put, self.location("")).with_source(e))?
+            .map_err(|e| Error::io(Op::Put, self.root.display(), e))
+    }
+
     async fn partial(&self, key: &Key, tag: &str) -> Result<Option<(u64, ByteStream)>> {
         let target = self.path_of(key.as_str(), Op::Get)?;
         let path = Self::partial_path(&target, key, tag);
@@ -436,7 +454,10 @@ impl Store for LocalStore {
                 Err(_) => continue, // already gone
             }
             match tokio::fs::remove_file(&path).await {
-                Ok(()) => self.prune_empty_parents(&path),
+                Ok(()) => {
+                    self.dirs.changed(path.parent());
+                    self.prune_empty_parents(&path)
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => report
                     .failed

@@ -78,13 +78,20 @@ impl LocalStore {
         let target = self.path_of(key.as_str(), Op::Put)?;
         let this = self.clone();
         let (t2, k2) = (target.clone(), key.clone());
-        self.blocking(key, move || this.make_parents(&k2, &t2))
-            .await?;
+        self.blocking(key, move || {
+            this.make_parents(&k2, &t2)?;
+            // Refused now rather than after the whole body is written.
+            match this.find_clash(k2.as_str()) {
+                Some(clash) => Err(clash),
+                None => Ok(()),
+            }
+        })
+        .await?;
         let (tmp, std_file) = match &opts.partial {
             // Opened synchronously (one open(2)): with the open on the blocking pool, a put
             // cancelled while the open was pending would drop the guard first, and the open
             // would then create a temp file that nothing removes.
-            None => open_temp(&target)?,
+            None => self.open_temp(&target)?,
             Some(p) => self.open_partial(key, &target, p)?,
         };
         // A partial copy outlives an interrupted put (a later one resumes it); it is removed
@@ -139,13 +146,16 @@ impl LocalStore {
         let commit = self.committer(&target, opts);
         self.blocking(key, move || {
             this.make_parents(&k2, &target)?;
-            let (tmp, mut file) = open_temp(&target)?;
+            let (tmp, mut file) = this.open_temp(&target)?;
             let guard = TempGuard(Some(tmp.clone()));
             for chunk in &chunks {
                 std::io::Write::write_all(&mut file, chunk)
                     .map_err(|e| Error::io(Op::Put, target.display(), e))?;
             }
-            commit.run(file, &tmp)?;
+            // A directory at the target fails the rename: named as the clash it is.
+            commit
+                .run(file, &tmp)
+                .map_err(|e| this.find_clash(k2.as_str()).unwrap_or(e))?;
             guard.disarm();
             Ok(())
         })
@@ -153,23 +163,30 @@ impl LocalStore {
         Ok(put_result(opts, digests))
     }
 
-    /// Creates the target's parent directories; a file in the way, or a directory at the
-    /// target itself, is a conflict naming it.
+    /// Creates the target's parent directories (none when this store knows they exist); a
+    /// file in the way is a conflict naming it.
     fn make_parents(&self, key: &Key, target: &Path) -> Result<()> {
         let parent = target.parent().expect("a key path has a parent");
-        if let Err(e) = std::fs::create_dir_all(parent) {
-            return Err(self
-                .find_clash(key.as_str())
-                .unwrap_or_else(|| Error::io(Op::Put, parent.display(), e)));
+        self.dirs.ensure(parent).map_err(|e| {
+            self.find_clash(key.as_str())
+                .unwrap_or_else(|| Error::io(Op::Put, parent.display(), e))
+        })
+    }
+
+    /// Creates a fresh temp file beside `target` ([`open_temp`]). A parent this store knew
+    /// but that is gone (removed behind its back) is made again, once.
+    fn open_temp(&self, target: &Path) -> Result<(PathBuf, std::fs::File)> {
+        let parent = target.parent().expect("a key path has a parent");
+        match open_temp(target) {
+            Err(e) if e.is_not_found() => {
+                self.dirs.forget(parent);
+                self.dirs
+                    .ensure(parent)
+                    .map_err(|e| Error::io(Op::Put, parent.display(), e))?;
+                open_temp(target)
+            }
+            r => r,
         }
-        // The parents are directories now; the one clash left is a directory at the target.
-        if std::fs::metadata(target).is_ok_and(|m| m.is_dir()) {
-            return Err(
-                Error::new(ErrorKind::Conflict, Op::Put, self.location(key.as_str()))
-                    .with_detail("a directory of the same name is there"),
-            );
-        }
-        Ok(())
     }
 
     /// Runs `f` on the blocking pool.
@@ -209,6 +226,7 @@ impl LocalStore {
             },
             mtime: opts.mtime,
             no_xattrs: self.no_xattrs.clone(),
+            dirs: self.dirs.clone(),
         }
     }
 }
@@ -254,12 +272,14 @@ fn open_temp(target: &Path) -> Result<(PathBuf, std::fs::File)> {
     Ok((tmp, f))
 }
 
-/// What a written temp file becomes: the target, with its metadata and mtime, durable.
+/// What a written temp file becomes: the target, with its metadata and mtime, its bytes
+/// durable (its name too, once the store is flushed).
 struct Commit {
     target: PathBuf,
     attrs: PutOptions,
     mtime: Option<SystemTime>,
     no_xattrs: Arc<std::sync::atomic::AtomicBool>,
+    dirs: Arc<super::dirs::Dirs>,
 }
 
 impl Commit {
@@ -296,12 +316,9 @@ impl Commit {
         std::fs::rename(tmp, target).map_err(io)?;
         #[cfg(unix)]
         drop(file);
-        // Make the rename itself durable.
-        if let Some(dir) = target.parent() {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
+        // The rename itself is made durable with the directory's other changes, at the
+        // store's flush (one directory sync for all the files put there).
+        self.dirs.changed(target.parent());
         Ok(())
     }
 }

@@ -230,3 +230,50 @@ async fn walk_order_matches_s3_byte_order_in_a_deep_tree() {
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     assert_eq!(got, names);
 }
+
+#[tokio::test]
+async fn a_directory_at_the_target_is_a_conflict_for_small_and_large_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+    for size in [10usize, 3 << 20] {
+        let body = Body::from_bytes(Bytes::from(vec![1u8; size]));
+        let err = store
+            .put(&key("a/b"), body, PutOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{size}: {err}");
+        assert!(
+            err.to_string().contains("a directory of the same name"),
+            "{err}"
+        );
+        assert!(dir.path().join("a/b").is_dir());
+    }
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("a")).unwrap().collect();
+    assert_eq!(names.len(), 1, "no temp file is left: {names:?}");
+}
+
+#[tokio::test]
+async fn directories_removed_behind_the_store_or_by_its_deletes_are_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    let put = |k: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .put(&key(k), Body::from_bytes(k), PutOptions::default())
+                .await
+        }
+    };
+    put("d/e/1").await.unwrap();
+    // Removed by someone else: the store knew `d/e`, finds it gone and makes it again.
+    std::fs::remove_dir_all(dir.path().join("d")).unwrap();
+    put("d/e/2").await.unwrap();
+    assert_eq!(std::fs::read(dir.path().join("d/e/2")).unwrap(), b"d/e/2");
+    // Removed by its own delete (the emptied parents are pruned).
+    store.delete(&[key("d/e/2")]).await.unwrap();
+    assert!(!dir.path().join("d").exists());
+    put("d/e/3").await.unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(walk(&store).await.0, ["d/e/3"]);
+}

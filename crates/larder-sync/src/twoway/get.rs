@@ -58,6 +58,7 @@ pub async fn vault_get(o: &VaultSyncOptions, key: &str) -> Result<PathBuf, Vault
         ..Default::default()
     };
     with_retries(3, || transfer(&remote, &local, &entry, None, &opts)).await?;
+    local.flush().await?;
     let path = dir.join(&row.key);
     let m = std::fs::metadata(&path)
         .map_err(|e| larder_store::Error::io(larder_store::Op::Get, path.display(), e))?;

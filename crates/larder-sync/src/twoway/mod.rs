@@ -274,6 +274,10 @@ async fn run(o: VaultSyncOptions, mode: Mode<'_>) -> Result<TwoWayReport, VaultE
         .buffer_unordered(8)
         .collect()
         .await;
+    // The local renames and removals, made durable before they are settled as the base.
+    if let Err(e) = sides.local.flush().await {
+        report.failed.push((String::new(), e.to_string()));
+    }
     let (mut settled, mut forgotten, mut found) = (Vec::new(), Vec::new(), Vec::new());
     let mut stale = Vec::new();
     for (key, step, res) in results {

@@ -472,3 +472,29 @@ async fn reports_events_and_progress_serialize_for_logs() {
         .iter()
         .any(|e| e["progress"] == "started" && e["size"] == 4));
 }
+
+#[tokio::test]
+async fn a_run_flushes_its_target_once_and_a_dry_run_never() {
+    let src = Arc::new(MemoryStore::new());
+    for k in ["a/1", "a/2", "b/3"] {
+        put(&*src, k, k, t(1)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dst = Arc::new(larder_store::wrap::CountingStore::new(Arc::new(
+        larder_store::LocalStore::new(dir.path()),
+    )));
+    let flushes = || {
+        dst.counts()
+            .flush
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let dry = sync(src.clone(), dst.clone(), opts().with_dry_run(true))
+        .await
+        .unwrap();
+    // A dry run counts what it would transfer, writes nothing and so flushes nothing.
+    assert_eq!((dry.transferred, flushes()), (3, 0));
+    assert!(!dir.path().join("a").exists());
+    let run = sync(src.clone(), dst.clone(), opts()).await.unwrap();
+    assert_eq!((run.transferred, flushes()), (3, 1));
+    assert_eq!(std::fs::read(dir.path().join("b/3")).unwrap(), b"b/3");
+}
