@@ -267,6 +267,15 @@ pub fn md5(data: &[u8]) -> [u8; 16] {
     Md5::digest(data).into()
 }
 
+/// The MD5 of `chunks` one after the other.
+pub fn md5_of_chunks(chunks: &[bytes::Bytes]) -> [u8; 16] {
+    let mut h = Md5::new();
+    for c in chunks {
+        h.update(c);
+    }
+    h.finalize().into()
+}
+
 /// The hex MD5 of `data`.
 pub fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))

@@ -2,6 +2,7 @@
 //! on its own.
 
 use super::*;
+use futures::stream::TryStreamExt as _;
 
 impl S3Store {
     pub(super) async fn get_object(&self, key: &Key, opts: GetOptions) -> Result<GetResult> {
@@ -63,6 +64,8 @@ impl S3Store {
                     let buf = collect_range(first_body, 0, len, &loc).await?;
                     hash_part(buf, 0, &m).await
                 })
+                .map_ok(chunks_stream)
+                .try_flatten()
                 .boxed()
             }
             None => first_body,
@@ -118,7 +121,9 @@ impl S3Store {
             .map(move |joined| match joined {
                 Ok(r) => r,
                 Err(e) => Err(Error::new(ErrorKind::Other, Op::Get, "parallel get").with_source(e)),
-            });
+            })
+            .map_ok(chunks_stream)
+            .try_flatten();
         Ok(GetResult {
             meta,
             range: 0..total,
@@ -166,32 +171,47 @@ impl S3Store {
 /// Parts larger than this are not read as aligned ranges (a few are held in memory at once).
 const MAX_ALIGNED_PART: u64 = 16 * MIB;
 
-/// Reads a range's body whole, checking its length.
-async fn collect_range(mut body: ByteStream, start: u64, len: u64, loc: &str) -> Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(len as usize);
+/// Reads a range's body whole, as the chunks it arrived in (not copied), checking its
+/// length.
+async fn collect_range(
+    mut body: ByteStream,
+    start: u64,
+    len: u64,
+    loc: &str,
+) -> Result<Vec<Bytes>> {
+    let mut chunks = Vec::new();
+    let mut got = 0u64;
     while let Some(chunk) = body.next().await {
-        buf.extend_from_slice(&chunk?);
+        let chunk = chunk?;
+        got += chunk.len() as u64;
+        chunks.push(chunk);
     }
-    if buf.len() as u64 != len {
+    if got != len {
         return Err(
             Error::new(ErrorKind::Integrity, Op::Get, loc).with_detail(format!(
-                "range {start}..{} returned {} bytes",
+                "range {start}..{} returned {got} bytes",
                 start + len,
-                buf.len()
             )),
         );
     }
-    Ok(buf.freeze())
+    Ok(chunks)
 }
 
 /// Hashes one part on the blocking pool (the parts in flight hash on as many cores) and
 /// records its MD5.
-async fn hash_part(buf: Bytes, index: u64, md5s: &PartMd5s) -> Result<Bytes> {
-    let (b, m) = (buf.clone(), md5s.clone());
-    tokio::task::spawn_blocking(move || m.insert(index, integrity::md5(&b)))
-        .await
-        .map_err(|e| Error::new(ErrorKind::Other, Op::Get, "part hash").with_source(e))?;
-    Ok(buf)
+async fn hash_part(chunks: Vec<Bytes>, index: u64, md5s: &PartMd5s) -> Result<Vec<Bytes>> {
+    let m = md5s.clone();
+    tokio::task::spawn_blocking(move || {
+        m.insert(index, integrity::md5_of_chunks(&chunks));
+        chunks
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Other, Op::Get, "part hash").with_source(e))
+}
+
+/// A part's chunks as body items.
+fn chunks_stream(chunks: Vec<Bytes>) -> impl futures::Stream<Item = Result<Bytes>> {
+    stream::iter(chunks.into_iter().map(Ok))
 }
 
 /// Parses `bytes START-END/TOTAL`.

@@ -349,7 +349,16 @@ fn s3_a_killed_download_resumes_from_its_partial_copy_and_a_damaged_one_is_refus
         while slow.requests() < after_gets && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // The parts are written as their chunks arrive: killed once the partial copy holds
+        // the first whole part (5 MiB), while later ones are still on their way.
+        let first_part_kept = || {
+            partials(&back)
+                .iter()
+                .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() >= 5 << 20))
+        };
+        while !first_part_kept() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         child.kill().unwrap();
         child.wait().unwrap();
     };
