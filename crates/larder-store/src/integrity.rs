@@ -59,6 +59,14 @@ impl ChecksumAlgorithm {
         }
     }
 
+    /// Whether this is a CRC: cheap enough (many GB/s) to verify a whole read serially.
+    pub fn is_crc(self) -> bool {
+        matches!(
+            self,
+            ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c | ChecksumAlgorithm::Crc64Nvme
+        )
+    }
+
     /// Whether S3 can combine the part checksums of a multipart upload into a composite
     /// checksum (`…-N`). CRC64NVME exists only as a full-object checksum.
     pub fn supports_composite(self) -> bool {

@@ -58,8 +58,8 @@ pub use memory::MemoryStore;
 pub use s3::{S3Options, S3Store, S3Url, ServerFeatures, Sse, SseCustomerKey};
 pub use types::{
     Body, ByteStream, Capabilities, CopyFrom, CopyOptions, CopySource, DeleteReport, Entry,
-    GetOptions, GetRange, GetResult, Headers, ObjectMeta, PartMd5s, Partial, PutOptions, PutResult,
-    Tags, Version, WriteCondition, SSE_C,
+    FirstPart, GetOptions, GetRange, GetResult, Headers, ObjectMeta, PartMd5s, Partial, PutOptions,
+    PutResult, Tags, Version, WriteCondition, SSE_C,
 };
 
 /// The user-metadata name under which larder records a source's modification time.
@@ -166,6 +166,19 @@ pub trait Store: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static {
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
         let _ = key;
         Ok(None)
+    }
+
+    /// [`Store::first_part_size`], plus the whole-object CRC the same lookup reports, where
+    /// the backend reports one: one request for both on S3.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Store::head`].
+    async fn first_part(&self, key: &Key) -> Result<FirstPart> {
+        Ok(FirstPart {
+            size: self.first_part_size(key).await?,
+            ..FirstPart::default()
+        })
     }
 
     /// The object's tags; `None` where the backend keeps none (or the server does not
@@ -294,6 +307,9 @@ where
     }
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
         (**self).first_part_size(key).await
+    }
+    async fn first_part(&self, key: &Key) -> Result<FirstPart> {
+        (**self).first_part(key).await
     }
     async fn partial(&self, key: &Key, tag: &str) -> Result<Option<(u64, ByteStream)>> {
         (**self).partial(key, tag).await

@@ -240,6 +240,22 @@ crate::with_setters!(GetOptions {
     with_version_id => version_id: Option<String>,
 });
 
+/// What one lookup of part 1 of an object tells ([`Store::first_part`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FirstPart {
+    /// The size of part 1, as [`Store::first_part_size`] gives it.
+    ///
+    /// [`Store::first_part_size`]: crate::Store::first_part_size
+    pub size: Option<u64>,
+    /// The ETag of the object the lookup found (normalized), to pin what follows to it.
+    pub etag: Option<String>,
+    /// The whole object's CRC (CRC32, CRC32C or CRC64NVME, stored as a full-object checksum),
+    /// where the server reported one with the part: it covers every byte, so a read can be
+    /// verified by it instead of by recomputing part MD5s.
+    pub full_crc: Option<Checksum>,
+}
+
 /// The MD5 of each part of a read, by part index; complete once the body has ended.
 #[derive(Debug, Clone, Default)]
 pub struct PartMd5s(std::sync::Arc<std::sync::Mutex<BTreeMap<u64, [u8; 16]>>>);

@@ -110,6 +110,10 @@ impl Store for CountingStore {
         bump(&self.counts.head);
         self.inner.first_part_size(key).await
     }
+    async fn first_part(&self, key: &Key) -> Result<FirstPart> {
+        bump(&self.counts.head);
+        self.inner.first_part(key).await
+    }
     fn identity(&self) -> String {
         self.inner.identity()
     }
@@ -207,6 +211,9 @@ impl Store for FaultStore {
     }
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
         self.inner.first_part_size(key).await
+    }
+    async fn first_part(&self, key: &Key) -> Result<FirstPart> {
+        self.inner.first_part(key).await
     }
     fn identity(&self) -> String {
         self.inner.identity()

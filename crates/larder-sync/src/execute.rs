@@ -274,10 +274,17 @@ pub(crate) async fn transfer(
         .as_deref()
         .and_then(etag_part_count)
         .filter(|n| *n > 1);
-    let part_size = match listed_parts {
-        Some(_) if src_caps.etag_md5 => src.first_part_size(&entry.key).await?,
-        _ => None,
+    let first = match listed_parts {
+        Some(_) if src_caps.etag_md5 => src.first_part(&entry.key).await?,
+        _ => larder_store::FirstPart::default(),
     };
+    let part_size = first.size;
+    // A whole-object CRC stored with the version listed (the same lookup reports it) covers
+    // every byte: the read is verified by it, at memory speed, instead of by part MD5s.
+    let listed_etag = entry.etag.as_deref().map(normalize_etag);
+    let by_crc = first
+        .full_crc
+        .filter(|c| first.etag == listed_etag && want_checksum.is_none_or(|a| a == c.algorithm));
     // A large read into a store that keeps partial copies goes through one, so a failed or
     // killed run is resumed from the whole parts it wrote; the bytes kept are hashed again
     // with the rest, so the source's ETag still vouches for every byte.
@@ -310,9 +317,13 @@ pub(crate) async fn transfer(
             GetOptions::default()
                 .with_range((offset > 0).then_some(larder_store::GetRange::From(offset)))
                 .with_size_hint(Some(entry.size))
-                .with_checksum(want_checksum.is_some())
+                .with_checksum(want_checksum.is_some() && by_crc.is_none())
                 .with_if_match(entry.etag.clone().map(|e| format!("\"{e}\"")))
-                .with_part_md5s(if offset > 0 { None } else { part_size }),
+                .with_part_md5s(if offset > 0 || by_crc.is_some() {
+                    None
+                } else {
+                    part_size
+                }),
         )
         .await?;
     let part_md5s = got.part_md5s.clone();
@@ -321,7 +332,7 @@ pub(crate) async fn transfer(
         size: meta.size,
         ..Default::default()
     };
-    if src_caps.etag_md5 {
+    if src_caps.etag_md5 && by_crc.is_none() {
         if let Some(etag) = meta.etag.as_deref().map(normalize_etag) {
             match etag_part_count(&etag) {
                 None if etag.len() == 32 => expect.md5 = Some(etag),
@@ -355,7 +366,10 @@ pub(crate) async fn transfer(
         hasher = hasher.with_part_size(*p);
     }
     let mut composite = None;
-    if let (Some(a), Some(c)) = (want_checksum, meta.checksum.clone()) {
+    if let Some(c) = by_crc {
+        hasher = hasher.with_checksum(c.algorithm);
+        expect.checksum = Some(c);
+    } else if let (Some(a), Some(c)) = (want_checksum, meta.checksum.clone()) {
         if c.algorithm == a {
             hasher = hasher.with_checksum(a);
             if c.is_composite() {

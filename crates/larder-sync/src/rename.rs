@@ -306,6 +306,9 @@ impl Store for Renamed {
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>> {
         self.inner.first_part_size(&self.origin(key)).await
     }
+    async fn first_part(&self, key: &Key) -> Result<larder_store::FirstPart> {
+        self.inner.first_part(&self.origin(key)).await
+    }
     async fn tags(&self, key: &Key) -> Result<Option<Tags>> {
         self.inner.tags(&self.origin(key)).await
     }

@@ -724,6 +724,10 @@ impl Store for S3Store {
         self.part_size_of(key, None).await
     }
 
+    async fn first_part(&self, key: &Key) -> Result<FirstPart> {
+        self.part_lookup(key, None, true).await
+    }
+
     fn identity(&self) -> String {
         format!(
             "{} at {}",

@@ -200,17 +200,32 @@ impl S3Store {
         key: &Key,
         version_id: Option<&str>,
     ) -> Result<Option<u64>> {
+        Ok(self.part_lookup(key, version_id, false).await?.size)
+    }
+
+    /// HEAD of part 1: its size, the object's ETag and, with `crc`, the whole-object CRC the
+    /// server reports with it (`x-amz-checksum-type: FULL_OBJECT`).
+    pub(super) async fn part_lookup(
+        &self,
+        key: &Key,
+        version_id: Option<&str>,
+        crc: bool,
+    ) -> Result<FirstPart> {
         let i = &self.inner;
         if !i.features().part_numbers {
-            return Ok(None);
+            return Ok(FirstPart::default());
         }
-        let req = i
+        let mut req = i
             .client
             .head_object()
             .bucket(&i.url.bucket)
             .key(self.full_key(key.as_str()))
             .part_number(1)
             .set_version_id(version_id.map(str::to_owned));
+        let crc = crc && i.features().checksums;
+        if crc {
+            req = req.checksum_mode(ChecksumMode::Enabled);
+        }
         let out = with_sse_c!(req, &i.opts).send().await.map_err(|e| {
             map_sdk_error(
                 &self.inner.endpoint,
@@ -219,7 +234,21 @@ impl S3Store {
                 self.location(key.as_str()),
             )
         })?;
-        Ok(match out.parts_count() {
+        let full = matches!(
+            out.checksum_type(),
+            Some(aws_sdk_s3::types::ChecksumType::FullObject)
+        );
+        let full_crc = response_checksums!(&out)
+            .into_iter()
+            .filter(|(a, _)| a.is_crc())
+            .find_map(|(algorithm, v)| {
+                v.map(|v| Checksum {
+                    algorithm,
+                    value: v.to_owned(),
+                })
+            })
+            .filter(|c| crc && full && !c.is_composite());
+        let size = match out.parts_count() {
             Some(n) if n > 1 => out.content_length().map(|l| l.max(0) as u64),
             _ => {
                 // A multipart ETag without a part count: the server ignored `partNumber`
@@ -234,6 +263,11 @@ impl S3Store {
                 }
                 None
             }
+        };
+        Ok(FirstPart {
+            size,
+            etag: out.e_tag().map(|e| normalize_etag(e).to_string()),
+            full_crc,
         })
     }
 }

@@ -426,6 +426,18 @@ fn a_download_whose_body_stalls_times_out_naming_the_key() {
 
 #[test]
 fn s3_a_byte_flipped_on_the_wire_in_a_parallel_part_download_is_caught_and_retried() {
+    // Verified by the multipart ETag, recomputed from part MD5s.
+    flipped_download_is_caught(&[], "etag_verified");
+}
+
+/// An object stored with a whole-object CRC64NVME is verified by it instead of by part MD5s
+/// (a fraction of the CPU), and a flipped byte is caught all the same.
+#[test]
+fn s3_a_byte_flipped_in_a_download_verified_by_its_full_object_crc_is_caught_and_retried() {
+    flipped_download_is_caught(&["--checksum-algorithm", "crc64nvme"], "checksum_verified");
+}
+
+fn flipped_download_is_caught(upload_args: &[&str], verified_by: &str) {
     use larder_testutil::proxy::{Fault, Proxy};
     let env = larder_testutil::s3_env();
     let d = tempfile::tempdir().unwrap();
@@ -443,12 +455,13 @@ fn s3_a_byte_flipped_on_the_wire_in_a_parallel_part_download_is_caught_and_retri
             "--part-size",
             "5Mi",
         ])
+        .args(upload_args)
         .arg(&src)
         .arg(&url));
     assert_eq!(out.status.code(), Some(0));
 
-    // Every attempt corrupted: the multipart ETag recomputed from the part MD5s differs, the
-    // key fails as an integrity error, and nothing is written.
+    // Every attempt corrupted: the digest recomputed differs, the key fails as an integrity
+    // error, and nothing is written.
     let flip = Proxy::start(&env.endpoint, Fault::FlipRangedGetBodies(u64::MAX));
     let back = d.path().join("back");
     let (mut c, _) = larder_s3(d.path());
@@ -476,7 +489,13 @@ fn s3_a_byte_flipped_on_the_wire_in_a_parallel_part_download_is_caught_and_retri
         .arg(&url)
         .arg(&back));
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(summary(&out)["etag_verified"], 1);
+    let s = summary(&out);
+    assert_eq!(s[verified_by], 1, "{s}");
+    assert_eq!(
+        s["etag_verified"].as_u64().unwrap() + s["checksum_verified"].as_u64().unwrap(),
+        1,
+        "verified one way: {s}"
+    );
     assert_eq!(once.faulted(), 1);
     assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), data);
 }
