@@ -274,17 +274,32 @@ pub(crate) async fn transfer(
         .as_deref()
         .and_then(etag_part_count)
         .filter(|n| *n > 1);
-    let first = match listed_parts {
-        Some(_) if src_caps.etag_md5 => src.first_part(&entry.key).await?,
-        _ => larder_store::FirstPart::default(),
+    let (part_size, seen_etag, full_crc) = match listed_parts {
+        Some(_) if src_caps.etag_md5 => {
+            let f = src.first_part(&entry.key).await?;
+            (f.size, f.etag, f.full_crc)
+        }
+        // A large single-part object: whether it carries a whole-object CRC (AWS stores a
+        // CRC64NVME with every new object) is worth one HEAD, which spares a serial MD5 of
+        // every byte.
+        None if src_caps.etag_md5 && src_caps.checksums && entry.size >= CRC_LOOKUP_MIN => {
+            match src.head(&entry.key).await? {
+                Some(m) => (
+                    None,
+                    m.etag.as_deref().map(normalize_etag),
+                    m.checksum
+                        .filter(|c| c.algorithm.is_crc() && !c.is_composite()),
+                ),
+                None => (None, None, None),
+            }
+        }
+        _ => (None, None, None),
     };
-    let part_size = first.size;
-    // A whole-object CRC stored with the version listed (the same lookup reports it) covers
-    // every byte: the read is verified by it, at memory speed, instead of by part MD5s.
+    // A whole-object CRC stored with the version listed covers every byte: the read is
+    // verified by it, at memory speed, instead of by MD5s.
     let listed_etag = entry.etag.as_deref().map(normalize_etag);
-    let by_crc = first
-        .full_crc
-        .filter(|c| first.etag == listed_etag && want_checksum.is_none_or(|a| a == c.algorithm));
+    let by_crc = full_crc
+        .filter(|c| seen_etag == listed_etag && want_checksum.is_none_or(|a| a == c.algorithm));
     // A large read into a store that keeps partial copies goes through one, so a failed or
     // killed run is resumed from the whole parts it wrote; the bytes kept are hashed again
     // with the rest, so the source's ETag still vouches for every byte.
@@ -496,6 +511,9 @@ pub(crate) fn put_options(
     }
     Ok(put_opts)
 }
+
+/// A single-part read at least this large looks for a whole-object CRC first (one HEAD).
+const CRC_LOOKUP_MIN: u64 = 16 << 20;
 
 /// Reads at least this large are written through a partial copy, to be resumed.
 const RESUME_MIN: u64 = 16 << 20;

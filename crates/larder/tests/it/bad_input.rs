@@ -427,14 +427,37 @@ fn a_download_whose_body_stalls_times_out_naming_the_key() {
 #[test]
 fn s3_a_byte_flipped_on_the_wire_in_a_parallel_part_download_is_caught_and_retried() {
     // Verified by the multipart ETag, recomputed from part MD5s.
-    flipped_download_is_caught(&[], "etag_verified");
+    flipped_download_is_caught(&["--multipart-threshold", "5Mi"], "etag_verified");
 }
 
 /// An object stored with a whole-object CRC64NVME is verified by it instead of by part MD5s
 /// (a fraction of the CPU), and a flipped byte is caught all the same.
 #[test]
 fn s3_a_byte_flipped_in_a_download_verified_by_its_full_object_crc_is_caught_and_retried() {
-    flipped_download_is_caught(&["--checksum-algorithm", "crc64nvme"], "checksum_verified");
+    flipped_download_is_caught(
+        &[
+            "--multipart-threshold",
+            "5Mi",
+            "--checksum-algorithm",
+            "crc64nvme",
+        ],
+        "checksum_verified",
+    );
+}
+
+/// The same for a large object sent in one PutObject: one HEAD finds its whole-object CRC,
+/// which then stands for the serial MD5 of the ETag.
+#[test]
+fn s3_a_byte_flipped_in_a_single_part_download_verified_by_its_crc_is_caught_and_retried() {
+    flipped_download_is_caught(
+        &[
+            "--multipart-threshold",
+            "64Mi",
+            "--checksum-algorithm",
+            "crc32c",
+        ],
+        "checksum_verified",
+    );
 }
 
 fn flipped_download_is_caught(upload_args: &[&str], verified_by: &str) {
@@ -442,19 +465,12 @@ fn flipped_download_is_caught(upload_args: &[&str], verified_by: &str) {
     let env = larder_testutil::s3_env();
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("src");
-    // 4 parts of 5 MiB: downloaded as 4 aligned ranges, each hashed on its own.
+    // 20 MiB: read as parallel ranges (along its 5 MiB parts when it has them).
     let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 253) as u8).collect();
     write(&src.join("big.bin"), &data);
     let (mut c, url) = larder_s3(d.path());
     let out = run(c
-        .args([
-            "sync",
-            "-q",
-            "--multipart-threshold",
-            "5Mi",
-            "--part-size",
-            "5Mi",
-        ])
+        .args(["sync", "-q", "--part-size", "5Mi"])
         .args(upload_args)
         .arg(&src)
         .arg(&url));
