@@ -125,6 +125,12 @@ impl Checksum {
     pub fn is_composite(&self) -> bool {
         self.value.contains('-')
     }
+
+    /// Whether this is a whole-object CRC: cheap to recompute over a whole read, so it can
+    /// stand for the MD5s of the ETag.
+    pub fn is_full_crc(&self) -> bool {
+        self.algorithm.is_crc() && !self.is_composite()
+    }
 }
 
 impl fmt::Display for Checksum {

@@ -274,32 +274,27 @@ pub(crate) async fn transfer(
         .as_deref()
         .and_then(etag_part_count)
         .filter(|n| *n > 1);
-    let (part_size, seen_etag, full_crc) = match listed_parts {
-        Some(_) if src_caps.etag_md5 => {
-            let f = src.first_part(&entry.key).await?;
-            (f.size, f.etag, f.full_crc)
-        }
-        // A large single-part object: whether it carries a whole-object CRC (AWS stores a
-        // CRC64NVME with every new object) is worth one HEAD, which spares a serial MD5 of
-        // every byte.
-        None if src_caps.etag_md5 && src_caps.checksums && entry.size >= CRC_LOOKUP_MIN => {
-            match src.head(&entry.key).await? {
-                Some(m) => (
-                    None,
-                    m.etag.as_deref().map(normalize_etag),
-                    m.checksum
-                        .filter(|c| c.algorithm.is_crc() && !c.is_composite()),
-                ),
-                None => (None, None, None),
-            }
-        }
-        _ => (None, None, None),
+    let first = match listed_parts {
+        Some(_) if src_caps.etag_md5 => src.first_part(&entry.key).await?,
+        _ => larder_store::FirstPart::default(),
     };
+    let part_size = first.size;
     // A whole-object CRC stored with the version listed covers every byte: the read is
-    // verified by it, at memory speed, instead of by MD5s.
+    // verified by it, at memory speed, instead of by MD5s. A multipart object's comes with
+    // the part-size lookup; a large single-part object's with the read itself (below).
+    let crc_stands =
+        |c: &Checksum| c.is_full_crc() && want_checksum.is_none_or(|a| a == c.algorithm);
     let listed_etag = entry.etag.as_deref().map(normalize_etag);
-    let by_crc = full_crc
-        .filter(|c| seen_etag == listed_etag && want_checksum.is_none_or(|a| a == c.algorithm));
+    let mut by_crc = first
+        .full_crc
+        .filter(|c| first.etag == listed_etag && crc_stands(c));
+    // AWS stores a CRC64NVME with every new object: for a large single-part one the read
+    // asks for the stored checksum (in the GET's headers, or the one HEAD a parallel read
+    // makes for it), which then spares a serial MD5 of every byte.
+    let single_crc = listed_parts.is_none()
+        && src_caps.etag_md5
+        && src_caps.checksums
+        && entry.size >= CRC_LOOKUP_MIN;
     // A large read into a store that keeps partial copies goes through one, so a failed or
     // killed run is resumed from the whole parts it wrote; the bytes kept are hashed again
     // with the rest, so the source's ETag still vouches for every byte.
@@ -332,7 +327,7 @@ pub(crate) async fn transfer(
             GetOptions::default()
                 .with_range((offset > 0).then_some(larder_store::GetRange::From(offset)))
                 .with_size_hint(Some(entry.size))
-                .with_checksum(want_checksum.is_some() && by_crc.is_none())
+                .with_checksum((want_checksum.is_some() || single_crc) && by_crc.is_none())
                 .with_if_match(entry.etag.clone().map(|e| format!("\"{e}\"")))
                 .with_part_md5s(if offset > 0 || by_crc.is_some() {
                     None
@@ -343,6 +338,10 @@ pub(crate) async fn transfer(
         .await?;
     let part_md5s = got.part_md5s.clone();
     let meta = got.meta;
+    if single_crc && by_crc.is_none() {
+        // The read pinned its checksum to the version it read (conditional on the ETag).
+        by_crc = meta.checksum.clone().filter(|c| crc_stands(c));
+    }
     let mut expect = Expect {
         size: meta.size,
         ..Default::default()
@@ -512,7 +511,8 @@ pub(crate) fn put_options(
     Ok(put_opts)
 }
 
-/// A single-part read at least this large looks for a whole-object CRC first (one HEAD).
+/// A single-part read at least this large asks for the object's stored checksum, to be
+/// verified by a whole-object CRC where there is one.
 const CRC_LOOKUP_MIN: u64 = 16 << 20;
 
 /// Reads at least this large are written through a partial copy, to be resumed.

@@ -238,16 +238,8 @@ impl S3Store {
             out.checksum_type(),
             Some(aws_sdk_s3::types::ChecksumType::FullObject)
         );
-        let full_crc = response_checksums!(&out)
-            .into_iter()
-            .filter(|(a, _)| a.is_crc())
-            .find_map(|(algorithm, v)| {
-                v.map(|v| Checksum {
-                    algorithm,
-                    value: v.to_owned(),
-                })
-            })
-            .filter(|c| crc && full && !c.is_composite());
+        let full_crc =
+            checksum_of(None, response_checksums!(&out)).filter(|c| crc && full && c.is_full_crc());
         let size = match out.parts_count() {
             Some(n) if n > 1 => out.content_length().map(|l| l.max(0) as u64),
             _ => {

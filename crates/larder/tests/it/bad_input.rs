@@ -445,8 +445,8 @@ fn s3_a_byte_flipped_in_a_download_verified_by_its_full_object_crc_is_caught_and
     );
 }
 
-/// The same for a large object sent in one PutObject: one HEAD finds its whole-object CRC,
-/// which then stands for the serial MD5 of the ETag.
+/// The same for a large object sent in one PutObject: the read asks for its stored
+/// checksum, and its whole-object CRC then stands for the serial MD5 of the ETag.
 #[test]
 fn s3_a_byte_flipped_in_a_single_part_download_verified_by_its_crc_is_caught_and_retried() {
     flipped_download_is_caught(
