@@ -6,11 +6,17 @@
 //! A put's bytes are durable before its rename (the temp file is fsynced first), so a crash
 //! before the directory sync leaves the old file or the whole new one, never a torn one; the
 //! flush only makes the new names themselves durable.
+//!
+//! Memory stays bounded whatever the tree: the known set is a cache, emptied when it
+//! reaches [`MAX_DIRS`]; the set to sync is synced early when it does.
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// Entries either set holds at most.
+const MAX_DIRS: usize = 16_384;
 
 #[derive(Debug, Default)]
 pub(super) struct Dirs {
@@ -30,7 +36,7 @@ impl Dirs {
 
     fn create(&self, dir: &Path) -> io::Result<()> {
         match std::fs::create_dir(dir) {
-            Ok(()) => self.changed(dir.parent()),
+            Ok(()) => self.changed(dir.parent())?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 if !std::fs::metadata(dir)?.is_dir() {
                     return Err(e);
@@ -42,7 +48,7 @@ impl Dirs {
                 };
                 self.create(parent)?;
                 match std::fs::create_dir(dir) {
-                    Ok(()) => self.changed(Some(parent)),
+                    Ok(()) => self.changed(Some(parent))?,
                     // Made meanwhile by another writer.
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
                     Err(e) => return Err(e),
@@ -50,7 +56,11 @@ impl Dirs {
             }
             Err(e) => return Err(e),
         }
-        lock(&self.known).insert(dir.to_path_buf());
+        let mut known = lock(&self.known);
+        if known.len() >= MAX_DIRS {
+            known.clear();
+        }
+        known.insert(dir.to_path_buf());
         Ok(())
     }
 
@@ -60,11 +70,21 @@ impl Dirs {
         lock(&self.known).remove(dir);
     }
 
-    /// An entry of `dir` was added, renamed or removed.
-    pub(super) fn changed(&self, dir: Option<&Path>) {
-        if let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-            lock(&self.unsynced).insert(d.to_path_buf());
+    /// An entry of `dir` was added, renamed or removed. Called on the blocking pool: when
+    /// the set is full, it is synced here.
+    pub(super) fn changed(&self, dir: Option<&Path>) -> io::Result<()> {
+        let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) else {
+            return Ok(());
+        };
+        let full = {
+            let mut unsynced = lock(&self.unsynced);
+            unsynced.insert(d.to_path_buf());
+            unsynced.len() >= MAX_DIRS
+        };
+        if full {
+            self.sync()?;
         }
+        Ok(())
     }
 
     /// Syncs every directory with changed entries. A directory that is gone meanwhile needs
@@ -141,13 +161,26 @@ mod tests {
     }
 
     #[test]
+    fn the_directories_to_sync_are_synced_early_when_they_reach_the_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = Dirs::default();
+        for i in 0..MAX_DIRS - 1 {
+            dirs.changed(Some(&tmp.path().join(format!("d{i}"))))
+                .unwrap();
+        }
+        assert_eq!(lock(&dirs.unsynced).len(), MAX_DIRS - 1);
+        dirs.changed(Some(tmp.path())).unwrap();
+        assert!(lock(&dirs.unsynced).is_empty(), "synced at the bound");
+    }
+
+    #[test]
     fn a_file_in_the_way_is_an_error_and_a_vanished_directory_syncs_as_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let dirs = Dirs::default();
         std::fs::write(tmp.path().join("f"), b"x").unwrap();
         assert!(dirs.ensure(&tmp.path().join("f")).is_err());
         assert!(dirs.ensure(&tmp.path().join("f/g")).is_err());
-        dirs.changed(Some(&tmp.path().join("gone")));
+        dirs.changed(Some(&tmp.path().join("gone"))).unwrap();
         dirs.sync().unwrap();
     }
 }

@@ -220,9 +220,26 @@ impl LocalStore {
         }
     }
 
+    /// Removes the object file at `path` (a directory, or nothing, is no object: left
+    /// alone) and the directories it leaves empty, recording the directories changed.
+    /// Blocking.
+    fn remove_object(&self, path: &Path) -> std::io::Result<()> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if !m.is_dir() => {}
+            _ => return Ok(()),
+        }
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        self.dirs.changed(path.parent())?;
+        self.prune_empty_parents(path)
+    }
+
     /// Removes the directories left empty between `path` and the root, as S3 has no empty
     /// prefixes; otherwise a later put of key `a` would clash with an empty directory `a`.
-    fn prune_empty_parents(&self, path: &Path) {
+    fn prune_empty_parents(&self, path: &Path) -> std::io::Result<()> {
         let mut dir = path.parent();
         while let Some(d) = dir {
             if d == self.root.as_path() || !d.starts_with(&*self.root) {
@@ -232,9 +249,10 @@ impl LocalStore {
                 break;
             }
             self.dirs.forget(d);
-            self.dirs.changed(d.parent());
+            self.dirs.changed(d.parent())?;
             dir = d.parent();
         }
+        Ok(())
     }
 }
 
@@ -448,20 +466,18 @@ impl Store for LocalStore {
                     continue;
                 }
             };
-            match tokio::fs::symlink_metadata(&path).await {
-                Ok(m) if m.is_dir() => continue, // not an object
-                Ok(_) => {}
-                Err(_) => continue, // already gone
-            }
-            match tokio::fs::remove_file(&path).await {
-                Ok(()) => {
-                    self.dirs.changed(path.parent());
-                    self.prune_empty_parents(&path)
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => report
-                    .failed
-                    .push((key.clone(), Error::io(Op::Delete, path.display(), e))),
+            // One hop to the blocking pool per key: the removal, the pruning of what it
+            // emptied, and a sync of the changed directories when enough are pending.
+            let (this, p) = (self.clone(), path.clone());
+            let removed = match tokio::task::spawn_blocking(move || this.remove_object(&p)).await {
+                Ok(r) => r.map_err(|e| Error::io(Op::Delete, path.display(), e)),
+                Err(e) => Err(
+                    Error::new(ErrorKind::Other, Op::Delete, path.display().to_string())
+                        .with_source(e),
+                ),
+            };
+            if let Err(e) = removed {
+                report.failed.push((key.clone(), e));
             }
         }
         Ok(report)

@@ -315,8 +315,7 @@ impl Commit {
         drop(file);
         // The rename itself is made durable with the directory's other changes, at the
         // store's flush (one directory sync for all the files put there).
-        self.dirs.changed(target.parent());
-        Ok(())
+        self.dirs.changed(target.parent()).map_err(io)
     }
 }
 
@@ -402,6 +401,8 @@ fn write_chunks(mut file: &std::fs::File, chunks: &[bytes::Bytes]) -> std::io::R
     for group in chunks.chunks(MAX_SLICES) {
         let mut slices: Vec<IoSlice<'_>> = group.iter().map(|c| IoSlice::new(c)).collect();
         let mut rest = &mut slices[..];
+        // Drops leading empty slices: a group of only empty chunks writes nothing (a
+        // `writev` of them would return 0, read as WriteZero below).
         IoSlice::advance_slices(&mut rest, 0);
         while !rest.is_empty() {
             match file.write_vectored(rest) {
