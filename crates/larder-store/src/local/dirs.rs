@@ -98,7 +98,13 @@ impl Dirs {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
                     first.get_or_insert_with(|| {
-                        io::Error::new(e.kind(), format!("{}: {e}", d.display()))
+                        io::Error::new(
+                            e.kind(),
+                            format!(
+                                "syncing the directory {} (to make its new entries durable): {e}",
+                                d.display()
+                            ),
+                        )
                     });
                 }
             }

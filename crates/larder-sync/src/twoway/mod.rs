@@ -275,9 +275,8 @@ async fn run(o: VaultSyncOptions, mode: Mode<'_>) -> Result<TwoWayReport, VaultE
         .collect()
         .await;
     // The local renames and removals, made durable before they are settled as the base.
-    if let Err(e) = sides.local.flush().await {
-        report.failed.push((String::new(), e.to_string()));
-    }
+    // Failing that, nothing is settled: the next run finds the files and plans again.
+    sides.local.flush().await.map_err(VaultError::Store)?;
     let (mut settled, mut forgotten, mut found) = (Vec::new(), Vec::new(), Vec::new());
     let mut stale = Vec::new();
     for (key, step, res) in results {
