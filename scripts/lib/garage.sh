@@ -25,15 +25,14 @@ ensure_garage() {
     [ -x "$(garage_bin)" ] || { echo "garage install failed" >&2; return 1; }
 }
 
-_port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+# shellcheck source=ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 start_garage() {
     local bin port dir tries=0
     bin=$(garage_bin)
     while :; do
-        port=$(( 20000 + RANDOM % 30000 ))
+        port=$(_random_port)
         if _port_free "$port" && _port_free $((port + 1)) && _port_free $((port + 2)); then
             break
         fi

@@ -12,12 +12,8 @@
 # The start sequence follows shared/reference/servers/start-radosgw.sh (Ceph 16 "Pacific" on
 # Debian 12), which is known to work on these machines; about 20 s.
 
-# Shared with garage.sh; defined here too so this file can be sourced alone.
-if ! declare -F _port_free >/dev/null; then
-    _port_free() {
-        ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-    }
-fi
+# shellcheck source=ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 ensure_radosgw() {
     local missing=0 b
@@ -55,7 +51,7 @@ _rgw_fail() {
 start_radosgw() {
     local port tries=0
     while :; do
-        port=$(( 20000 + RANDOM % 30000 ))
+        port=$(_random_port)
         if _port_free "$port" && _port_free $((port + 1)); then break; fi
         tries=$((tries + 1))
         [ "$tries" -lt 50 ] || { echo "start_radosgw: no free port on 127.0.0.1" >&2; return 1; }
